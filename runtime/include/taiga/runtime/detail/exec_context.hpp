@@ -1,0 +1,25 @@
+// Installed because tasklet_core (below the public templates) embeds it.
+// Users must not name anything in taiga::detail.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace taiga::detail {
+
+/// One execution context: a tasklet's root stack, a fiber's stack, or the
+/// original stack of an OS thread. The layout is the same in every build so
+/// that sanitizer and plain translation units can be mixed.
+struct exec_context {
+  void* fctx = nullptr;                    // saved Boost.Context fcontext while suspended
+  void* stack_lo = nullptr;                // lowest usable address (above any guard page)
+  std::size_t stack_size = 0;              // usable bytes
+  void* asan_fake_stack = nullptr;         // ASan's fake-stack handle while suspended
+  void* tsan_fiber = nullptr;              // TSan fiber id for this context
+  void (*entry)(void* payload) = nullptr;  // first function run on a fresh context
+  void* owner = nullptr;                   // tasklet_core* or fiber state, for diagnostics
+  std::uint64_t* canary = nullptr;         // canary word checked at each switch (canary mode)
+  std::uint8_t kind = 0;                   // 0 thread, 1 tasklet, 2 fiber
+};
+
+}  // namespace taiga::detail

@@ -1,0 +1,66 @@
+// The parking API: the one way a taiga primitive (join, sleep, channels,
+// locks, I/O completions) makes a tasklet or a plain thread wait and wakes
+// it. Installed because channel templates use it; users must not name
+// anything in taiga::detail. The protocol is described in
+// runtime/src/scheduler.cpp ("Parking").
+//
+// Waiter side:
+//     wait_point w;
+//     prepare_wait(w, "channel receive", this);  // may throw (kill pending)
+//     { lock list; publish &w; unlock; }
+//     wake_status s = wait(w, deadline);           // parks; the lock is NOT held
+//     if (s != wake_status::signaled) { lock list; remove &w if still there; unlock; }
+//     if (s == wake_status::interrupted) throw_interrupt();   // tasklet_exit etc.
+//
+// Waker side (holding the lock of the list where it found w):
+//     if (claim(w)) { write the value into the waiter's slot; complete(w); }
+//     else          { skip w: it already woke for another reason (timeout, kill) }
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <taiga/runtime/detail/tasklet_core.hpp>
+
+namespace taiga::detail {
+
+enum class wake_status : std::uint8_t {
+  signaled,     // a waker claimed and completed this wait
+  timeout,      // the deadline passed first
+  interrupted,  // kill(), throw_into() or deadlock: call throw_interrupt()
+};
+
+/// A waiting party, on the waiter's stack. A tasklet parks; a plain thread
+/// blocks on a futex.
+struct wait_point {
+  tasklet_core* tasklet = nullptr;     // set by prepare_wait; null for threads
+  std::atomic<std::uint32_t> word{0};  // threads only: the claim word
+  wait_point* next = nullptr;          // free for the wait list's use
+  wait_point* prev = nullptr;
+  void* slot = nullptr;   // free for the primitive's use (value hand-off)
+  std::uint32_t tag = 0;  // free for the primitive's use
+};
+
+/// Arms the caller's wait. Throws (tasklet_exit, or the pending exception) if
+/// a kill or throw_into is already pending for the calling tasklet.
+void prepare_wait(wait_point& w, const char* what, const void* object);
+/// Disarms a prepared wait that will not be waited on (the condition
+/// turned out to hold already).
+void cancel_wait(wait_point& w) noexcept;
+/// Parks/blocks until completed, the deadline passes, or interrupted.
+wake_status wait(wait_point& w, const std::chrono::steady_clock::time_point* deadline = nullptr);
+/// Waker: wins the right to complete `w` (false: someone else did).
+bool claim(wait_point& w) noexcept;
+/// Waker: after a successful claim and after writing any data: makes the
+/// waiter runnable. `next` asks to run it next on this worker (hand-off).
+void complete(wait_point& w, bool next = false) noexcept;
+/// claim + complete.
+inline bool wake(wait_point& w, bool next = false) noexcept {
+  if (!claim(w)) return false;
+  complete(w, next);
+  return true;
+}
+/// Raises the pending interruption of the calling tasklet.
+[[noreturn]] void throw_interrupt();
+
+}  // namespace taiga::detail

@@ -1,0 +1,184 @@
+// Installed because the spawn templates build tasklet blocks. Users must not
+// name anything in taiga::detail; runtime/src/scheduler.cpp owns the protocol.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <new>
+#include <string>
+#include <taiga/runtime/config.hpp>
+#include <taiga/runtime/detail/exec_context.hpp>
+#include <taiga/runtime/errors.hpp>
+#include <taiga/runtime/source_location.hpp>
+#include <utility>
+
+namespace taiga {
+class runtime;
+}
+
+namespace taiga::detail {
+
+struct tasklet_core;
+struct runtime_impl;
+
+/// Public life-cycle states (tasklet::state()).
+enum class tasklet_state : std::uint8_t {
+  created,  // spawned, never run; in one ready queue (or a timer for call_later)
+  ready,    // started, in one ready queue
+  running,  // on one worker; only that worker changes this state
+  parked,   // waiting; whoever holds the wait list or timer wakes it
+  done,     // finished (returned, threw, or killed)
+};
+
+struct tasklet_vtable {
+  /// Runs the body and stores its result (skip = killed before it started:
+  /// destroy the callable unrun). Exceptions propagate to the caller.
+  void (*run)(tasklet_core*, bool skip);
+  /// Destroys the block (callable, result) and frees its memory.
+  void (*destroy)(tasklet_core*) noexcept;
+};
+
+/// A tiny test-and-test-and-set lock for short critical sections that never
+/// span a switch.
+class spinlock {
+ public:
+  void lock() noexcept {
+    for (unsigned spins = 0;; ++spins) {
+      if (!flag_.exchange(true, std::memory_order_acquire)) return;
+      while (flag_.load(std::memory_order_relaxed)) {
+        if (spins++ > 64) {
+          yield_thread();
+        } else {
+          __builtin_ia32_pause();
+        }
+      }
+    }
+  }
+  bool try_lock() noexcept {
+    return !flag_.load(std::memory_order_relaxed) &&
+           !flag_.exchange(true, std::memory_order_acquire);
+  }
+  void unlock() noexcept { flag_.store(false, std::memory_order_release); }
+
+ private:
+  static void yield_thread() noexcept;
+  std::atomic<bool> flag_{false};
+};
+
+struct tasklet_locals;
+
+/// The control block of a tasklet. Allocated together with the callable and
+/// the result (tasklet_block<R, F> below); reference counted: the handle
+/// holds one reference and the runtime one while the tasklet is alive.
+struct tasklet_core {
+  const tasklet_vtable* vt = nullptr;
+  exec_context ctx;                  // the tasklet's root stack
+  exec_context* active = &ctx;       // the context to resume (a fiber's, inside it)
+  tasklet_core* next = nullptr;      // ready-queue link (owned by the queue it is in)
+  tasklet_core* reg_prev = nullptr;  // registry links (owned by the registry shard)
+  tasklet_core* reg_next = nullptr;
+  runtime_impl* rt = nullptr;
+  std::uint64_t id = 0;
+  taiga::source_location site;
+  void* stack_base = nullptr;  // pooled stack (scheduler.cpp)
+  std::uint32_t stack_total = 0;
+  std::uint32_t stack_request = 0;  // usable bytes asked for; 0 = default
+  std::atomic<std::uint32_t> refs{1};
+  std::atomic<std::uint32_t> wait_word{0};  // park protocol word (scheduler.cpp)
+  std::atomic<tasklet_state> state{tasklet_state::created};
+  std::atomic<std::uint8_t> flags{0};  // flag_* below
+  std::uint8_t stack_guard = 0;
+  std::uint8_t registry_shard = 0;
+  std::int16_t home = -1;                     // worker it must run on (pinned or spawn_on)
+  std::atomic<std::int16_t> last_worker{-1};  // diagnostics (relaxed)
+  spinlock lock;                              // guards: joiner, pending, name, locals
+  void* joiner = nullptr;                     // a wait_point* of the one joiner
+  std::exception_ptr pending;                 // throw_into, delivered at the next park point
+  std::exception_ptr error;                   // how it ended, if it threw
+  std::string* name = nullptr;
+  tasklet_locals* locals = nullptr;
+  std::atomic<const char*> park_what{nullptr};  // what it is parked on (reports; relaxed)
+  std::atomic<const void*> park_object{nullptr};
+
+  static constexpr std::uint8_t flag_kill = 1;      // kill requested
+  static constexpr std::uint8_t flag_pinned = 2;    // never migrates
+  static constexpr std::uint8_t flag_detached = 4;  // no handle left
+  static constexpr std::uint8_t flag_killed = 8;    // ended by tasklet_exit
+  static constexpr std::uint8_t flag_started = 16;
+  static constexpr std::uint8_t flag_main = 32;   // the runtime's main tasklet
+  static constexpr std::uint8_t flag_throw = 64;  // `pending` holds an exception
+};
+
+// Library entry points used by the public templates.
+void* allocate_block(std::size_t size);
+void free_block(void* p, std::size_t size) noexcept;
+void release(tasklet_core* t) noexcept;  // drops one reference
+/// Registers and enqueues a new tasklet. `rt` may be null: the current runtime.
+void submit(tasklet_core* t, runtime* rt, const spawn_options* opts);
+tasklet_core* current_tasklet() noexcept;
+/// Waits until `t` is done (parks a tasklet, blocks a plain thread).
+void wait_done(tasklet_core* t);
+void rethrow_if_failed(tasklet_core* t);  // after done: rethrow error / tasklet_killed
+void kill(tasklet_core* t);
+void detach(tasklet_core* t);  // drops the handle's reference
+bool throw_into(tasklet_core* t, std::exception_ptr e);
+std::string name_of(const tasklet_core* t);
+void set_name(tasklet_core* t, std::string name);
+
+template <class R>
+struct result_core : tasklet_core {
+  alignas(R) unsigned char storage[sizeof(R)];
+  bool has_value = false;
+  R take() {
+    R* p = std::launder(reinterpret_cast<R*>(storage));
+    R r = std::move(*p);
+    return r;
+  }
+  ~result_core() {
+    if (has_value) std::launder(reinterpret_cast<R*>(storage))->~R();
+  }
+};
+template <>
+struct result_core<void> : tasklet_core {
+  void take() {}
+};
+
+template <class R, class F>
+struct tasklet_block final : result_core<R> {
+  union {
+    F fn;
+  };
+  explicit tasklet_block(F&& f) { ::new (static_cast<void*>(&fn)) F(std::move(f)); }
+  ~tasklet_block() {}
+
+  static void run(tasklet_core* c, bool skip) {
+    auto* self = static_cast<tasklet_block*>(c);
+    struct destroy_fn {
+      F& f;
+      ~destroy_fn() { f.~F(); }
+    } guard{self->fn};
+    if (skip) return;
+    if constexpr (std::is_void_v<R>) {
+      std::move(self->fn)();
+    } else {
+      ::new (static_cast<void*>(self->storage)) R(std::move(self->fn)());
+      self->has_value = true;
+    }
+  }
+  static void destroy(tasklet_core* c) noexcept {
+    auto* self = static_cast<tasklet_block*>(c);
+    self->~tasklet_block();
+    free_block(self, sizeof(tasklet_block));
+  }
+  static constexpr tasklet_vtable vtable{&run, &destroy};
+
+  static tasklet_block* make(F&& f) {
+    void* mem = allocate_block(sizeof(tasklet_block));
+    auto* b = ::new (mem) tasklet_block(std::move(f));
+    b->vt = &vtable;
+    return b;
+  }
+};
+
+}  // namespace taiga::detail

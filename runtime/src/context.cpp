@@ -1,0 +1,206 @@
+// context.cpp: every Boost.Context call and every sanitizer fiber hook lives here.
+//
+// What: a tiny layer over Boost.Context's fcontext primitives (make_fcontext,
+// jump_fcontext) that switches between exec_contexts and hands a payload
+// pointer across each switch.
+//
+// Why fcontext and not boost::context::fiber or ucontext: a jump_fcontext is a
+// handful of instructions (save six callee-saved registers, swap stack
+// pointers), while `fiber` adds a heap record and a resume-with-lambda
+// protocol we would only wrap again, and ucontext saves signal masks with a
+// syscall on every switch (~1.2 us on our machines, 30x the target switch
+// cost). Boost 1.81 only annotates its ucontext backend for sanitizers, so we
+// annotate the fcontext switch ourselves; that keeps one switch path for
+// every build (reliability.md part B: hand annotations around fcontext are
+// clean under ASan and clang's TSan).
+//
+// Protocol of one switch (from -> to, payload p):
+//  1. The switcher records where the thread is going (running_context = to),
+//     tells ASan which stack it is about to run on and TSan which fiber.
+//  2. jump_fcontext(to.fctx, msg{&from, p}) saves from's registers on from's
+//     stack and resumes `to`.
+//  3. The resumed side, in its own frame, stores the fcontext that jump
+//     returned into msg.from->fctx. Only now is `from` resumable: nobody may
+//     publish `from` to another thread before this store, which is why every
+//     "make the previous tasklet ready" action runs on the resumed side
+//     (scheduler.cpp, after_switch).
+//  4. The resumed side finishes the ASan switch and returns p.
+//
+// Invariants:
+//  X1 a context is resumed at most once per suspension (owners guarantee it).
+//  X2 `from->fctx` is written only by the side that resumes after `from`
+//     suspended, before anything can resume `from` again.
+//  X3 a context's stack is recycled only after a switch away from it has
+//     completed (exit_context, then destroy_context on the resumed side).
+#include "context.hpp"
+
+#include <pthread.h>
+
+#include <boost/context/detail/fcontext.hpp>
+#include <cstdio>
+#include <cstdlib>
+
+#if defined(TAIGA_SANITIZE_ADDRESS)
+#include <sanitizer/common_interface_defs.h>
+#endif
+#if defined(TAIGA_SANITIZE_THREAD)
+#include <sanitizer/tsan_interface.h>
+#endif
+
+// A sanitizer build without the matching annotations would report false
+// stack overflows (ASan) or crash once tasklets migrate (TSan).
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) && !defined(TAIGA_SANITIZE_ADDRESS)
+#error "ASan build without TAIGA_SANITIZE_ADDRESS: fiber switches would be unannotated"
+#endif
+#if __has_feature(thread_sanitizer) && !defined(TAIGA_SANITIZE_THREAD)
+#error "TSan build without TAIGA_SANITIZE_THREAD: fiber switches would be unannotated"
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) && !defined(TAIGA_SANITIZE_ADDRESS)
+#error "ASan build without TAIGA_SANITIZE_ADDRESS: fiber switches would be unannotated"
+#endif
+#if defined(__SANITIZE_THREAD__) && !defined(TAIGA_SANITIZE_THREAD)
+#error "TSan build without TAIGA_SANITIZE_THREAD: fiber switches would be unannotated"
+#endif
+
+namespace bctx = boost::context::detail;
+
+namespace taiga::internal {
+namespace {
+
+struct switch_msg {
+  exec_context* from;
+  void* payload;
+};
+
+thread_local exec_context* tls_running = nullptr;
+
+// Both helpers are always inlined into the function that jumps. Under TSan
+// that is required, not an optimisation: clang instruments every function
+// with __tsan_func_entry/__tsan_func_exit on the *current* TSan fiber, so a
+// separate before_switch frame would push its entry on `from`'s shadow stack
+// and, after __tsan_switch_to_fiber, pop it from `to`'s. Each such switch
+// leaked one shadow frame on `from` and underflowed `to` by one; the thread's
+// own shadow stack ran off its start after a few fibers had exited and TSan
+// crashed in StackDepot::Put / CurrentStackId (exit_context's call to
+// before_switch was not inlined at -O1; switch_context's was). The frame
+// that calls __tsan_switch_to_fiber must be the frame that jumps: its entry
+// is pushed on `from` and its exit runs when `from` is resumed, on `from`.
+[[gnu::always_inline]] inline void before_switch([[maybe_unused]] exec_context& from,
+                                                 [[maybe_unused]] exec_context& to,
+                                                 [[maybe_unused]] bool from_exits) {
+  tls_running = &to;
+#if defined(TAIGA_SANITIZE_ADDRESS)
+  __sanitizer_start_switch_fiber(from_exits ? nullptr : &from.asan_fake_stack, to.stack_lo,
+                                 to.stack_size);
+#endif
+#if defined(TAIGA_SANITIZE_THREAD)
+  __tsan_switch_to_fiber(to.tsan_fiber, 0);
+#endif
+}
+
+[[gnu::always_inline]] inline void* after_switch(bctx::transfer_t t,
+                                                 [[maybe_unused]] exec_context* self) {
+#if defined(TAIGA_SANITIZE_ADDRESS)
+  const void* old_lo = nullptr;
+  std::size_t old_size = 0;
+  __sanitizer_finish_switch_fiber(self ? self->asan_fake_stack : nullptr, &old_lo, &old_size);
+#endif
+  auto* msg = static_cast<switch_msg*>(t.data);
+  msg->from->fctx = t.fctx;
+#if defined(TAIGA_SANITIZE_ADDRESS)
+  if (msg->from->stack_lo == nullptr) {
+    msg->from->stack_lo = const_cast<void*>(old_lo);
+    msg->from->stack_size = old_size;
+  }
+#endif
+  return msg->payload;
+}
+
+void trampoline(bctx::transfer_t t) {
+  exec_context* self = tls_running;
+  void* payload = after_switch(t, nullptr);
+  self->entry(payload);
+  // entry functions leave through exit_context and never return here.
+  std::fputs("taiga: a context's entry function returned\n", stderr);
+  std::abort();
+}
+
+}  // namespace
+
+void init_thread_context(exec_context& ctx) {
+  ctx.kind = 0;
+  pthread_attr_t attr;
+  if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+    void* addr = nullptr;
+    std::size_t size = 0;
+    if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
+      ctx.stack_lo = addr;
+      ctx.stack_size = size;
+    }
+    pthread_attr_destroy(&attr);
+  }
+#if defined(TAIGA_SANITIZE_THREAD)
+  ctx.tsan_fiber = __tsan_get_current_fiber();
+#endif
+  if (tls_running == nullptr) tls_running = &ctx;
+}
+
+void make_context(exec_context& ctx, void* lo, std::size_t size) {
+  ctx.stack_lo = lo;
+  ctx.stack_size = size;
+  ctx.asan_fake_stack = nullptr;
+  ctx.fctx = bctx::make_fcontext(static_cast<char*>(lo) + size, size, &trampoline);
+#if defined(TAIGA_SANITIZE_THREAD)
+  // One TSan fiber per context, destroyed by destroy_context once the context
+  // has exited. A fiber cannot be reused for the next context on the same
+  // stack: an exited context leaves its frames (trampoline, entry, ...,
+  // exit_context) on the fiber's shadow stack forever, and there is no API to
+  // reset it, so a reused fiber's shadow stack (64Ki entries) would overflow
+  // after ~10k tasklets had run on that stack slot.
+  ctx.tsan_fiber = __tsan_create_fiber(0);
+#endif
+}
+
+void* switch_context(exec_context& from, exec_context& to, void* payload) {
+  switch_msg msg{&from, payload};
+  bctx::fcontext_t target = to.fctx;  // read before TSan moves to `to`'s fiber
+  before_switch(from, to, false);
+  bctx::transfer_t t = bctx::jump_fcontext(target, &msg);
+  return after_switch(t, &from);
+}
+
+void exit_context(exec_context& from, exec_context& to, void* payload) {
+  switch_msg msg{&from, payload};
+  bctx::fcontext_t target = to.fctx;
+  before_switch(from, to, true);
+  bctx::jump_fcontext(target, &msg);
+  std::fputs("taiga: an exited context was resumed\n", stderr);
+  std::abort();
+}
+
+void destroy_context([[maybe_unused]] exec_context& ctx) {
+#if defined(TAIGA_SANITIZE_THREAD)
+  // Runs on the resumed side, so `ctx`'s fiber is not the running one.
+  if (ctx.tsan_fiber != nullptr && ctx.kind != 0) __tsan_destroy_fiber(ctx.tsan_fiber);
+#endif
+  ctx.tsan_fiber = nullptr;
+  ctx.fctx = nullptr;
+}
+
+exec_context* running_context() noexcept {
+  return tls_running;
+}
+
+const char* sanitizer_annotations() noexcept {
+#if defined(TAIGA_SANITIZE_ADDRESS)
+  return "asan";
+#elif defined(TAIGA_SANITIZE_THREAD)
+  return "tsan";
+#else
+  return "none";
+#endif
+}
+
+}  // namespace taiga::internal

@@ -1,0 +1,923 @@
+// scheduler.cpp: per-core fiber loops, work stealing, parking and waking.
+//
+// ---------------------------------------------------------------------------
+// What
+//
+// A runtime owns N workers (one OS thread each; zero threads in embedded
+// mode, where the host thread drives worker 0). Each worker runs tasklets
+// from, in order of preference:
+//   1. its "next" slot: the tasklet it just spawned or handed a value to
+//      (LIFO, so spawn trees grow depth first and a channel hand-off runs
+//      the receiver while the data is hot in cache);
+//   2. its local ready queue (run_queue.hpp, FIFO, 256 slots, stealable);
+//   3. its private queue (pinned tasklets, never stolen);
+//   4. its remote queue (tasklets other threads put on this worker: spawn_on,
+//      pinned tasklets woken elsewhere);
+//   5. the runtime's inject queue (tasklets spawned or woken from threads
+//      that are not workers, and the overflow of full local queues);
+//   6. due timers;
+//   7. other workers' queues (steal half of a random victim's queue).
+// Every 61st pick starts at (4)-(6) so a flood of local work cannot starve
+// outside work or timers (Go's schedtick % 61). The next slot may serve at
+// most 16 picks in a row, so two tasklets handing a value back and forth
+// cannot starve the rest of the queue (tokio's LIFO-slot limit).
+//
+// Switching. A tasklet that parks, yields or ends switches *directly* to the
+// next tasklet when one is at hand (pick_fast: slots 1-3 only, so the
+// parking tasklet's stack stays shallow: a parked tasklet must fit in the
+// one page it touches). Otherwise it switches to the worker's main context,
+// which runs the heavy part of the loop (find_work). What happens to the
+// previous tasklet (requeue it, mark it parked, free its stack) is done by
+// the *resumed* side in after_switch(): until the switch has completed, the
+// previous tasklet's registers are not saved and no other thread may resume
+// it (context.cpp, X2).
+//
+// ---------------------------------------------------------------------------
+// Parking (wait_word protocol)
+//
+// A park can end for several reasons that race: the primitive it waits on
+// (a channel hands over a value, a joined tasklet ends), its timeout, a kill
+// or throw_into, a deadlock report. Exactly one must win, and the winner
+// must not make the tasklet runnable before it has switched away. Each
+// tasklet has a wait_word:
+//
+//   ww_idle      not parked: nothing to claim
+//   0            armed by prepare_wait (the tasklet may still be running)
+//   | claimed    a waker won the right to complete this park (and the reason,
+//                in bits 8-15)
+//   | released   the winner has written its data (if any)
+//   | switched   the tasklet has switched away (set in after_switch)
+//
+// Steps:
+//   P1 the tasklet stores 0 (seq_cst), then loads its kill and throw flags
+//      (seq_cst); a killer or thrower stores its flag (seq_cst), then tries
+//      to claim. One of them
+//      sees the other (Dekker), so a kill is never lost between the check
+//      and the park.
+//   P2 the tasklet publishes itself to wakers (a wait list under that list's
+//      lock, a timer node under the heap's lock) and switches away; the
+//      resumed side sets `switched`.
+//   P3 a waker claims with a CAS that fails if `claimed` is set, writes its
+//      data, then sets `released`. Timers, kills and interrupts claim and
+//      release in the same CAS (they carry no data).
+//   P4 whoever of (P2's `switched`, P3's `released`) comes second makes the
+//      tasklet ready. Exactly one of them sees the other's bit.
+//   P5 the resumed tasklet reads the reason, cancels its timer (under the
+//      heap's lock: a timer firing concurrently is done with the node once
+//      the lock is ours) and, if it did not win by the primitive, removes
+//      itself from the wait list under the list's lock. It stores ww_idle.
+// A waker only finds the tasklet through a list or heap that the tasklet
+// leaves (under the same lock) before it can park again, so a claim can never
+// hit a later park. Kills and interrupts are not in any list: they claim
+// whatever park is current, which is what they mean.
+//
+// ---------------------------------------------------------------------------
+// Idle workers (the lost wake-up problem)
+//
+// Goal: no worker burns CPU while there is nothing to do, and no runnable
+// tasklet waits while a worker sleeps. The protocol is Go's "spinning M":
+//   I1 nspinning counts workers looking for work without sleeping; npidle
+//      counts workers asleep (in rt->idle).
+//   I2 whoever publishes work (a push to any queue) then, after a seq_cst
+//      fence, checks: if npidle > 0 and nspinning == 0, wake one sleeper
+//      (wake_one), which becomes a spinner. wake_one's CAS of nspinning 0->1
+//      keeps it to one at a time: a spinner is enough, it will find the work.
+//   I3 a spinner that finds work stops spinning; if it was the last spinner
+//      it wakes another (there may be more work than one worker can take).
+//   I4 a worker going to sleep first puts itself in rt->idle (npidle + 1),
+//      then stops spinning (nspinning - 1), then issues a seq_cst fence and
+//      checks every queue once more. If work is visible it leaves the idle
+//      list and goes back to work.
+// Why no wake-up is lost: take a publisher P and a worker W going to sleep.
+// With the fences, either W's final check follows P's push (W sees the work)
+// or P's check of the counters follows W's npidle/nspinning update (P sees a
+// sleeper and no spinner, and wakes someone, who can steal the work). The
+// "last spinner wakes another" rule covers work published while a spinner
+// existed (P did not wake anyone) that the spinner does not take itself.
+// Work for one particular worker (remote queue) wakes that worker directly.
+// A sleeping worker also wakes at its earliest timer.
+//
+// ---------------------------------------------------------------------------
+// sysmon
+//
+// One background thread per threaded runtime wakes every 10 ms (100 ms when
+// everything is idle) to: report tasklets that ran longer than the watchdog
+// threshold without parking (they cannot be preempted); wake an idle worker
+// when a busy worker's timers are overdue (idle workers run other workers'
+// due timers); and detect deadlock: all workers asleep, no timer, no blocking
+// call, no keep-alive guard, nothing queued, some tasklet alive, and nothing
+// changed since the previous check.
+#include "scheduler.hpp"
+
+// GCC 12 reports a false -Wstringop-overflow inside moodycamel's
+// enqueue_bulk once it is inlined here (GCC bug 106199 family).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wstringop-overflow"
+#endif
+
+#include <linux/futex.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <sstream>
+
+#include "blocking_pool.hpp"
+#include "stack_pool.hpp"
+
+namespace taiga::detail {
+void spinlock::yield_thread() noexcept {
+  std::this_thread::yield();
+}
+}  // namespace taiga::detail
+
+namespace taiga::internal {
+
+using detail::wake_status;
+
+namespace {
+
+thread_local worker* tls_worker = nullptr;
+
+long futex(std::atomic<std::uint32_t>* addr, int op, std::uint32_t val,
+           const struct timespec* ts = nullptr) {
+  return ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(addr), op | FUTEX_PRIVATE_FLAG, val,
+                   ts, nullptr, 0);
+}
+
+// Owner-written counters: a plain load and store, not a locked add (other
+// threads only read them).
+inline void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) {
+  c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
+std::uint64_t xorshift(std::uint64_t& s) {
+  s ^= s << 13;
+  s ^= s >> 7;
+  s ^= s << 17;
+  return s;
+}
+
+constexpr std::uint32_t park_empty = 0, park_notified = 1, park_sleeping = 2;
+
+}  // namespace
+
+// Not inlined and opaque to the optimizer: a tasklet can resume on another
+// thread after any switch, and a cached thread_local address would then be
+// the old worker's (docs/hacking.md, "thread_local and migration").
+[[gnu::noinline]] worker* this_worker() noexcept {
+  asm volatile("" ::: "memory");
+  return tls_worker;
+}
+
+void set_this_worker(worker* w) noexcept {
+  tls_worker = w;
+}
+
+worker::worker(runtime_impl* r, unsigned i) : rt(r), index(i), remote(64) {
+  rng = 0x9E3779B97F4A7C15ULL * (i + 1);
+  inject_ptok = new moodycamel::ProducerToken(rt->inject);
+  inject_ctok = new moodycamel::ConsumerToken(rt->inject);
+}
+
+// ---- queues -------------------------------------------------------------
+
+void worker::push_local(tasklet_core* t, bool next) {
+  if (next) {
+    t = next_slot.exchange(t, std::memory_order_acq_rel);
+    if (t == nullptr) return;
+  }
+  while (!rq.push(t)) {
+    // Full: move half of the queue to the inject queue in one batch.
+    tasklet_core* batch[run_queue::capacity / 2];
+    std::uint32_t n = rq.grab_half_for_overflow(batch);
+    if (n > 0) rt->inject.enqueue_bulk(*inject_ptok, batch, n);
+  }
+}
+
+void worker::push_private(tasklet_core* t) {
+  t->next = nullptr;
+  if (priv_tail) {
+    priv_tail->next = t;
+  } else {
+    priv_head = t;
+  }
+  priv_tail = t;
+}
+
+tasklet_core* worker::pop_private() {
+  tasklet_core* t = priv_head;
+  if (t) {
+    priv_head = t->next;
+    if (!priv_head) priv_tail = nullptr;
+    t->next = nullptr;
+  }
+  return t;
+}
+
+tasklet_core* worker::pick_fast() {
+  ++tick;
+  if (no_chain) return nullptr;
+  if (tick % 61 == 0) return nullptr;  // let the main context look outside
+  // Load first: an exchange is a locked instruction and the slot is usually
+  // empty. Thieves exchange it too, so the exchange decides.
+  if (next_slot.load(std::memory_order_relaxed) != nullptr) {
+    if (tasklet_core* t = next_slot.exchange(nullptr, std::memory_order_acq_rel)) {
+      if (next_streak < 16) {
+        ++next_streak;
+        return t;
+      }
+      push_local(t, false);  // streak over: the slot's tasklet waits its turn
+    }
+  }
+  next_streak = 0;
+  tasklet_core* t;
+  if (tick & 1) {
+    t = pop_private();
+    if (!t) t = rq.pop();
+  } else {
+    t = rq.pop();
+    if (!t) t = pop_private();
+  }
+  return t;
+}
+
+bool worker::run_timers() {
+  std::int64_t now = now_ns();
+  bool fired = timers.run_expired(now) > 0;
+  return fired;
+}
+
+tasklet_core* worker::pick_heavy() {
+  // Outside work first every time we get here through the fairness tick.
+  run_timers();
+  tasklet_core* t = nullptr;
+  if (remote.try_dequeue(t)) {
+    if (t->home >= 0) return t;  // pinned or placed: stays here
+    return t;
+  }
+  if (tick % 61 == 0) {
+    ++tick;
+    if (rt->inject.try_dequeue(*inject_ctok, t)) return t;
+  }
+  if ((t = pick_fast())) return t;
+  if ((t = pick_fast())) return t;  // pick_fast declines every 61st tick
+  // Take a batch from the inject queue: one to run, the rest queued here.
+  tasklet_core* batch[32];
+  std::size_t n = rt->inject.try_dequeue_bulk(*inject_ctok, batch, 32);
+  if (n > 0) {
+    for (std::size_t i = 1; i < n; ++i) push_local(batch[i], false);
+    if (n > 1) rt->notify_work();
+    return batch[0];
+  }
+  return nullptr;
+}
+
+tasklet_core* worker::steal_from_others() {
+  unsigned n = rt->nworkers;
+  if (n <= 1) return nullptr;
+  tasklet_core* batch[run_queue::capacity / 2];
+  unsigned start = static_cast<unsigned>(xorshift(rng) % n);
+  for (unsigned k = 0; k < n; ++k) {
+    worker* v = rt->workers[(start + k) % n].get();
+    if (v == this) continue;
+    std::uint32_t got = v->rq.steal_half(batch);
+    if (got == 0) {
+      // An idle victim's next slot is fair game too (Go's runqsteal).
+      if (tasklet_core* t = v->next_slot.exchange(nullptr, std::memory_order_acq_rel)) {
+        bump(stats.steals);
+        v->stats.stolen.fetch_add(1, std::memory_order_relaxed);
+        return t;
+      }
+      continue;
+    }
+    for (std::uint32_t i = 1; i < got; ++i) push_local(batch[i], false);
+    bump(stats.steals, got);
+    v->stats.stolen.fetch_add(got, std::memory_order_relaxed);
+    return batch[0];
+  }
+  return nullptr;
+}
+
+// ---- the loop ------------------------------------------------------------
+
+tasklet_core* worker::find_work() {
+  for (;;) {
+    if (rt->stopping.load(std::memory_order_acquire)) return nullptr;
+    if (tasklet_core* t = pick_heavy()) {
+      if (spinning) {
+        spinning = false;
+        if (rt->nspinning.fetch_sub(1, std::memory_order_seq_cst) == 1) rt->wake_one();
+      }
+      return t;
+    }
+    // Steal phase, as a spinner (at most half of the busy workers spin).
+    if (!spinning) {
+      int busy = static_cast<int>(rt->nworkers) - rt->npidle.load(std::memory_order_relaxed);
+      if (2 * rt->nspinning.load(std::memory_order_relaxed) < busy) {
+        spinning = true;
+        rt->nspinning.fetch_add(1, std::memory_order_seq_cst);
+      }
+    }
+    if (spinning) {
+      tasklet_core* t = nullptr;
+      for (unsigned round = 0; round < rt->cfg.spin_rounds && !t; ++round) {
+        t = steal_from_others();
+        if (!t) {
+          // Run other workers' overdue timers (their owner may be busy).
+          std::int64_t now = now_ns();
+          for (auto& w : rt->workers)
+            if (w.get() != this && w->timers.next_deadline() <= now) w->timers.run_expired(now);
+          t = pick_heavy();
+        }
+        if (!t) __builtin_ia32_pause();
+      }
+      if (t) {
+        spinning = false;
+        if (rt->nspinning.fetch_sub(1, std::memory_order_seq_cst) == 1) rt->wake_one();
+        return t;
+      }
+    }
+    // Go to sleep (I4).
+    {
+      std::lock_guard lk(rt->idle_mu);
+      rt->idle.push_back(this);
+      in_idle.store(true, std::memory_order_relaxed);
+      rt->npidle.fetch_add(1, std::memory_order_seq_cst);
+    }
+    if (spinning) {
+      spinning = false;
+      rt->nspinning.fetch_sub(1, std::memory_order_seq_cst);
+    }
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (rt->work_visible(this) || rt->stopping.load(std::memory_order_acquire)) {
+      rt->idle_leave(this);
+      continue;
+    }
+    sleep(timers.next_deadline());
+    rt->idle_leave(this);
+    if (wake_spinning.exchange(false, std::memory_order_acq_rel)) {
+      spinning = true;  // wake_one counted us in nspinning
+    }
+  }
+}
+
+void worker::sleep(std::int64_t deadline_ns) {
+  bump(stats.sleeps);
+  std::int64_t t0 = now_ns();
+  if (park_word.exchange(park_empty, std::memory_order_acquire) == park_notified) return;
+  std::uint32_t expect = park_empty;
+  if (park_word.compare_exchange_strong(expect, park_sleeping, std::memory_order_acq_rel)) {
+    if (deadline_ns == std::numeric_limits<std::int64_t>::max()) {
+      futex(&park_word, FUTEX_WAIT, park_sleeping);
+    } else {
+      std::int64_t d = deadline_ns - t0;
+      if (d > 0) {
+        struct timespec ts {
+          static_cast<time_t>(d / 1000000000), static_cast<long>(d % 1000000000)
+        };
+        futex(&park_word, FUTEX_WAIT, park_sleeping, &ts);
+      }
+    }
+  }
+  park_word.exchange(park_empty, std::memory_order_acquire);
+  bump(stats.idle_ns, static_cast<std::uint64_t>(now_ns() - t0));
+}
+
+void worker::unpark() noexcept {
+  if (park_word.exchange(park_notified, std::memory_order_release) == park_sleeping)
+    futex(&park_word, FUTEX_WAKE, 1);
+}
+
+exec_context* worker::prepare(tasklet_core* t) {
+  if (t->ctx.fctx == nullptr) {
+    std::size_t want = t->stack_request ? t->stack_request : rt->cfg.stack_size;
+    stack s = stack_pool::instance().allocate(want);
+    stats.stacks.store(stats.stacks.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    t->stack_base = s.base;
+    t->stack_total = s.total;
+    t->stack_guard = static_cast<std::uint8_t>(s.guard);
+    t->ctx.entry = &detail_tasklet_entry;
+    t->ctx.owner = t;
+    t->ctx.kind = 1;
+    t->ctx.canary =
+        s.guard == stack_guard_mode::canary ? reinterpret_cast<std::uint64_t*>(s.lo()) : nullptr;
+    make_context(t->ctx, s.lo(), s.usable());
+    t->flags.fetch_or(tasklet_core::flag_started, std::memory_order_relaxed);
+  }
+  t->state.store(tasklet_state::running, std::memory_order_relaxed);
+  t->last_worker.store(static_cast<std::int16_t>(index), std::memory_order_relaxed);
+  current = t;
+  running.store(t, std::memory_order_relaxed);
+  switches.store(switches.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  bump(stats.run);
+  return t->active;
+}
+
+void worker::run_in_main(tasklet_core* t) {
+  exec_context* to = prepare(t);
+  switch_payload p{after::none, nullptr};
+  auto* back = static_cast<switch_payload*>(switch_context(main_ctx, *to, &p));
+  after_switch(back);
+}
+
+void worker::switch_out(tasklet_core* cur, after what) {
+  if (cur->ctx.canary != nullptr && *cur->ctx.canary != stack_pool::canary_value)
+    report_overflow(cur, 1);
+  tasklet_core* nxt = pick_fast();
+  exec_context* to;
+  if (nxt) {
+    to = prepare(nxt);
+  } else {
+    current = nullptr;
+    running.store(nullptr, std::memory_order_relaxed);
+    switches.store(switches.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    to = &main_ctx;
+  }
+  switch_payload p{what, cur};
+  auto* back = static_cast<switch_payload*>(switch_context(*cur->active, *to, &p));
+  // Resumed, perhaps on another worker: never reuse `this` below.
+  this_worker()->after_switch(back);
+}
+
+void worker::exit_current(tasklet_core* cur) {
+  tasklet_core* nxt = pick_fast();
+  exec_context* to;
+  if (nxt) {
+    to = prepare(nxt);
+  } else {
+    current = nullptr;
+    running.store(nullptr, std::memory_order_relaxed);
+    switches.store(switches.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    to = &main_ctx;
+  }
+  // The payload must outlive the switch; it lives in this worker, which
+  // the resumed side (on this same thread) consumes at once.
+  static thread_local switch_payload p;
+  p = switch_payload{after::exit, cur};
+  exit_context(*cur->active, *to, &p);
+}
+
+void worker::after_switch(switch_payload* p) {
+  if (p == nullptr || p->prev == nullptr) return;
+  tasklet_core* prev = p->prev;
+  switch (p->what) {
+    case after::none:
+      break;
+    case after::requeue:
+      prev->state.store(tasklet_state::ready, std::memory_order_relaxed);
+      if (prev->home >= 0 &&
+          (prev->flags.load(std::memory_order_relaxed) & tasklet_core::flag_pinned)) {
+        make_ready(prev, false);
+      } else {
+        push_local(prev, false);
+        rt->notify_work();
+      }
+      break;
+    case after::park: {
+      std::uint32_t old = prev->wait_word.fetch_or(ww_switched, std::memory_order_acq_rel);
+      if (old & ww_released) make_ready(prev, false);
+      break;
+    }
+    case after::exit: {
+      destroy_context(prev->ctx);
+      stack s{static_cast<char*>(prev->stack_base), prev->stack_total,
+              static_cast<stack_guard_mode>(prev->stack_guard)};
+      prev->stack_base = nullptr;
+      runtime_impl* r = prev->rt;
+      stack_pool::instance().release(s);
+      stats.stacks.store(stats.stacks.load(std::memory_order_relaxed) - 1,
+                         std::memory_order_relaxed);
+      detail::release(prev);  // the runtime's reference
+      if (r->live.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard lk(r->live_mu);
+        r->live_cv.notify_all();
+      }
+      break;
+    }
+  }
+}
+
+// ---- making tasklets ready ---------------------------------------------
+
+void make_ready(tasklet_core* t, bool next) noexcept {
+  runtime_impl* rt = t->rt;
+  if (t->state.load(std::memory_order_relaxed) != tasklet_state::created)
+    t->state.store(tasklet_state::ready, std::memory_order_relaxed);
+  worker* w = this_worker();
+  bool pinned = (t->flags.load(std::memory_order_relaxed) & tasklet_core::flag_pinned) != 0;
+  if (w != nullptr && w->rt == rt) {
+    if (pinned && t->home >= 0) {
+      if (static_cast<unsigned>(t->home) == w->index) {
+        w->push_private(t);
+        return;
+      }
+      worker* h = rt->workers[static_cast<unsigned>(t->home)].get();
+      h->remote.enqueue(t);
+      rt->unpark_worker(h);
+      return;
+    }
+    w->push_local(t, next);
+    rt->notify_work();
+    return;
+  }
+  if (pinned && t->home >= 0) {
+    worker* h = rt->workers[static_cast<unsigned>(t->home)].get();
+    h->remote.enqueue(t);
+    rt->unpark_worker(h);
+    return;
+  }
+  rt->inject.enqueue(t);
+  rt->inject_count.fetch_add(1, std::memory_order_relaxed);
+  if (rt->embedded) {
+    rt->workers[0]->unpark();
+  } else {
+    rt->notify_work_fenced();
+  }
+}
+
+bool interrupt_park(tasklet_core* t, wake_status reason) noexcept {
+  std::uint32_t v = t->wait_word.load(std::memory_order_seq_cst);
+  for (;;) {
+    if (v == ww_idle || (v & ww_claimed)) return false;
+    std::uint32_t nv =
+        v | ww_claimed | ww_released | (static_cast<std::uint32_t>(reason) << ww_reason_shift);
+    if (t->wait_word.compare_exchange_weak(v, nv, std::memory_order_acq_rel)) {
+      if (v & ww_switched) make_ready(t, false);
+      return true;
+    }
+  }
+}
+
+}  // namespace taiga::internal
+
+// ---- runtime_impl ----------------------------------------------------------
+
+namespace taiga::detail {
+
+using internal::worker;
+
+runtime_impl::runtime_impl(runtime* o, runtime_config c) : owner(o), cfg(std::move(c)) {
+  if (cfg.workers == all_cores) {
+    unsigned hc = std::thread::hardware_concurrency();
+    cfg.workers = hc == 0 ? 1 : hc;
+  }
+  if (cfg.workers > 1024) throw usage_error("taiga: at most 1024 workers");
+  if (cfg.stack_size < 16 * 1024) cfg.stack_size = 16 * 1024;
+  embedded = cfg.workers == 0;
+  nworkers = embedded ? 1 : cfg.workers;
+  nshards = nworkers + 1;
+  shards = std::make_unique<registry_shard[]>(nshards);
+  for (unsigned i = 0; i < nworkers; ++i) workers.push_back(std::make_unique<worker>(this, i));
+  blocking = std::make_unique<internal::blocking_pool>(this, cfg.blocking_threads);
+}
+
+runtime_impl::~runtime_impl() {
+  for (auto& w : workers) {
+    delete w->inject_ptok;
+    delete w->inject_ctok;
+  }
+}
+
+void runtime_impl::start() {
+  internal::stack_pool::prepare_thread();
+  if (embedded) return;
+  for (unsigned i = 0; i < nworkers; ++i) {
+    threads.emplace_back([this, i] {
+      worker* w = workers[i].get();
+      internal::stack_pool::prepare_thread();
+      // The default 50 us timer slack made every timed sleep of an idle
+      // worker (its next timer) wake 50-80 us late (bench wake_latency).
+      ::prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+      internal::init_thread_context(w->main_ctx);
+      internal::tls_worker = w;
+      while (internal::tasklet_core* t = w->find_work()) w->run_in_main(t);
+      internal::tls_worker = nullptr;
+    });
+  }
+  sysmon = std::thread([this] { sysmon_loop(); });
+}
+
+void runtime_impl::notify_work() noexcept {
+  // I2. A worker pushing to its own queues skips the seq_cst fence of
+  // notify_work_fenced(): if the check below misses a worker that is just
+  // going to sleep, the pusher is awake and will run the work itself; only
+  // parallelism is delayed, until the next notify. Pushes that no running
+  // worker owns (inject queue, another worker's queue) use the fenced form,
+  // which pairs with the fence of step I4.
+  if (npidle.load(std::memory_order_seq_cst) > 0 && nspinning.load(std::memory_order_seq_cst) == 0)
+    wake_one();
+}
+
+void runtime_impl::notify_work_fenced() noexcept {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  notify_work();
+}
+
+void runtime_impl::wake_one() noexcept {
+  if (embedded) return;
+  int zero = 0;
+  if (!nspinning.compare_exchange_strong(zero, 1, std::memory_order_seq_cst)) return;
+  worker* w = nullptr;
+  {
+    std::lock_guard lk(idle_mu);
+    if (!idle.empty()) {
+      w = idle.back();
+      idle.pop_back();
+      w->in_idle.store(false, std::memory_order_relaxed);
+      npidle.fetch_sub(1, std::memory_order_seq_cst);
+    }
+  }
+  if (w == nullptr) {
+    nspinning.fetch_sub(1, std::memory_order_seq_cst);
+    return;
+  }
+  w->wake_spinning.store(true, std::memory_order_release);
+  w->unpark();
+}
+
+void runtime_impl::unpark_worker(worker* w) noexcept {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  idle_leave(w);
+  w->unpark();
+}
+
+void runtime_impl::idle_leave(worker* w) noexcept {
+  std::lock_guard lk(idle_mu);
+  if (!w->in_idle.load(std::memory_order_relaxed)) return;
+  auto it = std::find(idle.begin(), idle.end(), w);
+  if (it != idle.end()) idle.erase(it);
+  w->in_idle.store(false, std::memory_order_relaxed);
+  npidle.fetch_sub(1, std::memory_order_seq_cst);
+}
+
+bool runtime_impl::work_visible(worker* self) noexcept {
+  if (inject.size_approx() > 0) return true;
+  if (self->remote.size_approx() > 0 || self->priv_head != nullptr) return true;
+  for (auto& w : workers) {
+    if (!w->rq.empty()) return true;
+    if (w->next_slot.load(std::memory_order_relaxed) != nullptr) return true;
+  }
+  if (self->timers.next_deadline() <= internal::now_ns()) return true;
+  return false;
+}
+
+// ---- registry ----------------------------------------------------------
+
+void runtime_impl::register_tasklet(tasklet_core* t, unsigned shard) {
+  t->registry_shard = static_cast<std::uint8_t>(shard % nshards);
+  registry_shard& s = shards[t->registry_shard];
+  std::lock_guard lk(s.lock);
+  t->reg_prev = nullptr;
+  t->reg_next = s.head;
+  if (s.head) s.head->reg_prev = t;
+  s.head = t;
+}
+
+void runtime_impl::unregister_tasklet(tasklet_core* t) {
+  registry_shard& s = shards[t->registry_shard];
+  std::lock_guard lk(s.lock);
+  if (t->reg_prev) {
+    t->reg_prev->reg_next = t->reg_next;
+  } else {
+    s.head = t->reg_next;
+  }
+  if (t->reg_next) t->reg_next->reg_prev = t->reg_prev;
+  t->reg_prev = t->reg_next = nullptr;
+}
+
+std::vector<tasklet_core*> runtime_impl::snapshot_live() {
+  std::vector<tasklet_core*> out;
+  for (unsigned i = 0; i < nshards; ++i) {
+    std::lock_guard lk(shards[i].lock);
+    for (tasklet_core* t = shards[i].head; t; t = t->reg_next) {
+      t->refs.fetch_add(1, std::memory_order_relaxed);
+      out.push_back(t);
+    }
+  }
+  return out;
+}
+
+tasklet_info runtime_impl::info_of(tasklet_core* t) {
+  tasklet_info i;
+  i.id = t->id;
+  i.spawn_site = t->site;
+  i.name = name_of(t);
+  tasklet_state s = t->state.load(std::memory_order_acquire);
+  i.state = to_string(s);
+  i.worker = t->last_worker.load(std::memory_order_relaxed);
+  const char* what = t->park_what.load(std::memory_order_relaxed);
+  if (s == tasklet_state::parked && what) i.parked_on = what;
+  return i;
+}
+
+std::size_t runtime_impl::timers_pending() {
+  std::size_t n = 0;
+  for (auto& w : workers) n += w->timers.size();
+  return n;
+}
+
+// ---- sysmon ------------------------------------------------------------
+
+void runtime_impl::sysmon_loop() {
+  std::vector<std::uint64_t> last_switches(nworkers, 0);
+  std::vector<std::int64_t> stuck_ns(nworkers, 0);
+  std::vector<bool> reported(nworkers, false);
+  std::uint64_t last_signature = 0;
+  int quiet_checks = 0;
+  std::int64_t period_ns = 10'000'000;
+  for (;;) {
+    {
+      std::unique_lock lk(sysmon_mu);
+      bool all_idle = npidle.load() == static_cast<int>(nworkers);
+      auto wait = std::chrono::nanoseconds(all_idle ? 10 * period_ns : period_ns);
+      sysmon_cv.wait_for(lk, wait, [this] { return sysmon_stop; });
+      if (sysmon_stop) return;
+    }
+    std::int64_t now = internal::now_ns();
+    std::uint64_t signature = inject_count.load();
+    bool overdue_busy = false;
+    for (unsigned i = 0; i < nworkers; ++i) {
+      worker* w = workers[i].get();
+      std::uint64_t s = w->switches.load(std::memory_order_relaxed);
+      signature += s;
+      tasklet_core* t = w->running.load(std::memory_order_relaxed);
+      if (s != last_switches[i] || t == nullptr) {
+        last_switches[i] = s;
+        stuck_ns[i] = 0;
+        reported[i] = false;
+        continue;
+      }
+      stuck_ns[i] += period_ns;
+      if (w->timers.next_deadline() < now) overdue_busy = true;
+      auto threshold = std::chrono::nanoseconds(cfg.watchdog_threshold).count();
+      if (threshold > 0 && stuck_ns[i] >= threshold && !reported[i]) {
+        // Only trust `t` while the registry says it is alive (it cannot be
+        // freed while we hold its shard's lock) and the worker has not moved.
+        bool found = false;
+        tasklet_info info;
+        for (unsigned k = 0; k < nshards && !found; ++k) {
+          std::lock_guard lk(shards[k].lock);
+          for (tasklet_core* c = shards[k].head; c; c = c->reg_next) {
+            if (c == t) {
+              info = info_of(c);
+              found = true;
+              break;
+            }
+          }
+        }
+        if (found && w->switches.load(std::memory_order_relaxed) == s) {
+          reported[i] = true;
+          auto ran = std::chrono::milliseconds(stuck_ns[i] / 1'000'000);
+          info.worker = static_cast<int>(i);
+          if (cfg.watchdog_handler) {
+            cfg.watchdog_handler(info, ran);
+          } else {
+            std::fprintf(stderr,
+                         "taiga: watchdog: tasklet %s has run for %lld ms on worker %u without "
+                         "parking; it cannot be preempted (call this_tasklet::yield() in long "
+                         "loops, or taiga::blocking() for blocking calls)\n",
+                         info.describe().c_str(), static_cast<long long>(ran.count()), i);
+          }
+        }
+      }
+    }
+    if (overdue_busy && npidle.load() > 0) wake_one();
+
+    if (cfg.detect_deadlock && deadlocked_now()) {
+      if (signature == last_signature) {
+        if (++quiet_checks >= 2) {
+          quiet_checks = 0;
+          handle_deadlock();
+        }
+      } else {
+        quiet_checks = 1;
+      }
+    } else {
+      quiet_checks = 0;
+    }
+    last_signature = signature;
+  }
+}
+
+bool runtime_impl::deadlocked_now() {
+  if (stopping.load()) return false;
+  if (live.load() == 0) return false;
+  if (keepalive.load() > 0 || blocking->in_flight() > 0) return false;
+  if (!embedded) {
+    if (npidle.load() != static_cast<int>(nworkers) || nspinning.load() != 0) return false;
+  }
+  if (inject.size_approx() > 0) return false;
+  for (auto& w : workers) {
+    if (!w->rq.empty() || w->next_slot.load() != nullptr || w->remote.size_approx() > 0)
+      return false;
+    if (w->timers.next_deadline() != std::numeric_limits<std::int64_t>::max()) return false;
+  }
+  return true;
+}
+
+void runtime_impl::handle_deadlock() {
+  std::vector<tasklet_core*> all = snapshot_live();
+  deadlock_report rep;
+  std::vector<tasklet_core*> parked;
+  for (tasklet_core* t : all) {
+    if (t->state.load(std::memory_order_acquire) == tasklet_state::parked) {
+      rep.parked.push_back(info_of(t));
+      parked.push_back(t);
+    }
+  }
+  if (!parked.empty()) {
+    if (cfg.deadlock_handler) {
+      cfg.deadlock_handler(rep);
+    } else {
+      std::cerr << rep.text() << std::flush;
+    }
+    std::string msg = "taiga: deadlock: every tasklet is parked and nothing can wake them (" +
+                      std::to_string(parked.size()) + " parked)";
+    for (tasklet_core* t : parked)
+      detail::throw_into(t, std::make_exception_ptr(deadlock_error(msg)));
+  }
+  for (tasklet_core* t : all) release(t);
+}
+
+// ---- embedded driving and shutdown ---------------------------------------
+
+void runtime_impl::drive(tasklet_core* main) {
+  worker* w = workers[0].get();
+  internal::worker* prev = internal::tls_worker;
+  internal::init_thread_context(w->main_ctx);
+  internal::tls_worker = w;
+  struct restore {
+    internal::worker* p;
+    ~restore() { internal::tls_worker = p; }
+  } r{prev};
+  for (;;) {
+    while (tasklet_core* t = w->pick_heavy()) w->run_in_main(t);
+    if (main != nullptr && main->state.load(std::memory_order_acquire) == tasklet_state::done)
+      return;
+    if (main == nullptr && live.load() == 0) return;
+    if (cfg.detect_deadlock && main != nullptr && deadlocked_now()) {
+      handle_deadlock();
+      continue;
+    }
+    w->sleep(w->timers.next_deadline());
+  }
+}
+
+void runtime_impl::shutdown(shutdown_mode mode) {
+  if (stopped.load()) return;
+  internal::worker* me = internal::this_worker();
+  if (me != nullptr && me->rt == this && me->current != nullptr)
+    throw usage_error("taiga: runtime::shutdown called from one of its own tasklets");
+  if (mode == shutdown_mode::wait) {
+    if (embedded) {
+      drive(nullptr);
+    } else {
+      std::unique_lock lk(live_mu);
+      live_cv.wait(lk, [this] { return live.load() == 0; });
+    }
+  }
+  // Kill whatever is left; a tasklet that swallows tasklet_exit and parks
+  // again is killed again until it gives up.
+  while (live.load() != 0) {
+    std::vector<tasklet_core*> all = snapshot_live();
+    for (tasklet_core* t : all) {
+      detail::kill(t);
+      release(t);
+    }
+    // Fire every timer now: sleepers were just interrupted anyway, and a
+    // pending call_later's tasklet is only ever scheduled by its timer (it
+    // then sees its kill and never runs its body).
+    for (auto& w : workers) w->timers.run_expired(std::numeric_limits<std::int64_t>::max());
+    if (embedded) {
+      worker* w = workers[0].get();
+      internal::worker* prev = internal::tls_worker;
+      internal::init_thread_context(w->main_ctx);
+      internal::tls_worker = w;
+      while (tasklet_core* t = w->pick_heavy()) w->run_in_main(t);
+      internal::tls_worker = prev;
+      if (live.load() != 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    } else {
+      std::unique_lock lk(live_mu);
+      live_cv.wait_for(lk, std::chrono::milliseconds(50), [this] { return live.load() == 0; });
+    }
+  }
+  stopping.store(true, std::memory_order_seq_cst);
+  for (auto& w : workers) w->unpark();
+  for (auto& th : threads) th.join();
+  threads.clear();
+  {
+    std::lock_guard lk(sysmon_mu);
+    sysmon_stop = true;
+  }
+  sysmon_cv.notify_all();
+  if (sysmon.joinable()) sysmon.join();
+  blocking->stop();
+  stopped.store(true);
+}
+
+}  // namespace taiga::detail

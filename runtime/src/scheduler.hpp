@@ -1,0 +1,183 @@
+// Internal structures of a runtime. The protocols are described in
+// scheduler.cpp; this header only declares.
+#pragma once
+
+#include <concurrentqueue/concurrentqueue.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <taiga/runtime/config.hpp>
+#include <taiga/runtime/detail/park.hpp>
+#include <taiga/runtime/detail/tasklet_core.hpp>
+#include <taiga/runtime/runtime.hpp>
+#include <thread>
+#include <vector>
+
+#include "context.hpp"
+#include "run_queue.hpp"
+#include "timer_heap.hpp"
+
+namespace taiga::detail {
+struct runtime_impl;
+}
+
+namespace taiga::internal {
+
+using detail::runtime_impl;
+using detail::tasklet_core;
+using detail::tasklet_state;
+
+// wait_word bits (see "Parking" in scheduler.cpp).
+inline constexpr std::uint32_t ww_claimed = 1;
+inline constexpr std::uint32_t ww_released = 2;
+inline constexpr std::uint32_t ww_switched = 4;
+inline constexpr std::uint32_t ww_idle = 0x80000000u;  // not parked: nothing to claim
+inline constexpr std::uint32_t ww_reason_shift = 8;
+
+enum class after : std::uint8_t { none, requeue, park, exit };
+struct switch_payload {
+  after what;
+  tasklet_core* prev;
+};
+
+class blocking_pool;
+
+struct alignas(64) worker {
+  worker(runtime_impl* rt, unsigned index);
+
+  runtime_impl* const rt;
+  const unsigned index;
+
+  // --- owned by this worker's thread -------------------------------------
+  exec_context main_ctx;            // the worker loop's own stack
+  tasklet_core* current = nullptr;  // the tasklet running here, if any
+  std::uint32_t tick = 0;
+  std::uint32_t next_streak = 0;
+  bool spinning = false;
+  bool no_chain = false;  // run_once: return to the host after each tasklet
+  std::uint64_t rng = 0;
+  tasklet_core* priv_head = nullptr;  // pinned tasklets: never stolen
+  tasklet_core* priv_tail = nullptr;
+  moodycamel::ProducerToken* inject_ptok = nullptr;
+  moodycamel::ConsumerToken* inject_ctok = nullptr;
+
+  // --- shared --------------------------------------------------------------
+  run_queue rq;                                       // stealable FIFO
+  std::atomic<tasklet_core*> next_slot{nullptr};      // LIFO "run next" slot, stealable
+  moodycamel::ConcurrentQueue<tasklet_core*> remote;  // for this worker only
+  timer_heap timers;
+  std::atomic<std::uint32_t> park_word{0};      // parker futex word
+  std::atomic<bool> in_idle{false};             // in rt->idle (written under idle_mu)
+  std::atomic<bool> wake_spinning{false};       // woken by wake_one as the spinner
+  std::atomic<tasklet_core*> running{nullptr};  // for the watchdog (relaxed)
+  std::atomic<std::uint64_t> switches{0};       // for the watchdog and deadlock check
+
+  struct counters {
+    std::atomic<std::uint64_t> run{0}, steals{0}, stolen{0}, parks{0}, spawns{0}, sleeps{0},
+        idle_ns{0};
+    std::atomic<std::int64_t> stacks{0};  // stacks taken minus returned here
+  } stats;
+
+  // Owner operations.
+  void push_local(tasklet_core* t, bool next);
+  void push_private(tasklet_core* t);
+  tasklet_core* pop_private();
+  tasklet_core* pick_fast();   // next slot, local queue, private queue; small stack
+  tasklet_core* pick_heavy();  // everything local, remote, inject, timers
+  tasklet_core* find_work();   // heavy + steal + spin + sleep; null when stopping
+  tasklet_core* steal_from_others();
+  bool run_timers();
+  void run_in_main(tasklet_core* t);               // from the main context
+  void switch_out(tasklet_core* cur, after what);  // from a tasklet; returns when resumed
+  [[noreturn]] void exit_current(tasklet_core* cur);
+  void after_switch(switch_payload* p);
+  exec_context* prepare(tasklet_core* t);  // gives a fresh tasklet its stack
+
+  // Any thread.
+  void unpark() noexcept;
+  void sleep(std::int64_t deadline_ns);
+};
+
+worker* this_worker() noexcept;
+void set_this_worker(worker* w) noexcept;
+
+/// Entry function of every tasklet's root context (tasklet.cpp).
+void detail_tasklet_entry(void* payload);
+
+/// Makes `t` runnable. `next`: run it next on this worker (hand-off).
+void make_ready(tasklet_core* t, bool next) noexcept;
+/// Single-CAS claim and release of t's current park with `reason`.
+bool interrupt_park(tasklet_core* t, detail::wake_status reason) noexcept;
+
+}  // namespace taiga::internal
+
+namespace taiga::detail {
+
+struct registry_shard {
+  spinlock lock;
+  tasklet_core* head = nullptr;
+  char pad[64 - sizeof(spinlock) - sizeof(tasklet_core*)];
+};
+
+struct runtime_impl {
+  runtime_impl(runtime* owner, runtime_config cfg);
+  ~runtime_impl();
+
+  runtime* const owner;
+  runtime_config cfg;
+  bool embedded = false;
+  unsigned nworkers = 1;
+  std::vector<std::unique_ptr<internal::worker>> workers;
+  std::vector<std::thread> threads;
+  moodycamel::ConcurrentQueue<tasklet_core*> inject;
+  std::atomic<std::uint64_t> inject_count{0};
+
+  // Idle protocol (scheduler.cpp, "Idle workers").
+  std::atomic<int> nspinning{0};
+  std::atomic<int> npidle{0};
+  std::mutex idle_mu;
+  std::vector<internal::worker*> idle;
+
+  // Registry of live tasklets, sharded by the spawning worker (+1 for others).
+  std::unique_ptr<registry_shard[]> shards;
+  unsigned nshards = 1;
+  std::atomic<std::size_t> live{0};
+  std::atomic<std::size_t> stacks_out{0};
+  std::atomic<int> keepalive{0};
+  std::atomic<bool> stopping{false};
+  std::atomic<bool> stopped{false};
+  std::mutex live_mu;
+  std::condition_variable live_cv;
+
+  // sysmon: watchdog, timer nudges, deadlock detection.
+  std::thread sysmon;
+  std::mutex sysmon_mu;
+  std::condition_variable sysmon_cv;
+  bool sysmon_stop = false;
+
+  std::unique_ptr<internal::blocking_pool> blocking;
+
+  void start();
+  void notify_work() noexcept;         // after a worker pushed to its own queues
+  void notify_work_fenced() noexcept;  // after a push that no running worker owns
+                                       // runnable work anywhere
+  void wake_one() noexcept;            // Go's wakep
+  void unpark_worker(internal::worker* w) noexcept;
+  void idle_leave(internal::worker* w) noexcept;
+  bool work_visible(internal::worker* self) noexcept;
+  void register_tasklet(tasklet_core* t, unsigned shard);
+  void unregister_tasklet(tasklet_core* t);
+  std::vector<tasklet_core*> snapshot_live();  // with a reference each
+  tasklet_info info_of(tasklet_core* t);
+  void sysmon_loop();
+  bool deadlocked_now();
+  void handle_deadlock();
+  void drive(tasklet_core* main);  // embedded: run until `main` is done
+  void shutdown(shutdown_mode mode);
+  std::size_t timers_pending();
+};
+
+}  // namespace taiga::detail

@@ -1,0 +1,82 @@
+// Stack pool: lazily committed tasklet and fiber stacks carved from large
+// mappings, guard-paged, recycled warm. See stack_pool.cpp for the design.
+#pragma once
+
+#include <taiga/runtime/config.hpp>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace taiga::internal {
+
+struct stack {
+  char* base = nullptr;     // start of the slot, guard page included
+  std::uint32_t total = 0;  // slot size in bytes (guard + usable)
+  stack_guard_mode guard = stack_guard_mode::none;
+
+  char* lo() const noexcept;  // lowest usable byte
+  std::size_t usable() const noexcept;
+  explicit operator bool() const noexcept { return base != nullptr; }
+};
+
+struct stack_pool_stats {
+  std::size_t mapped_bytes = 0;  // address space reserved by all regions
+  std::size_t outstanding = 0;   // stacks handed out and not yet returned
+  std::size_t warm = 0;          // free stacks whose top page is resident
+  std::size_t cold = 0;          // free stacks with no resident pages
+  std::size_t regions = 0;
+  std::size_t mprotect_guards = 0;  // stacks guarded with mprotect (2 VMAs each)
+};
+
+class stack_pool {
+ public:
+  static stack_pool& instance();
+
+  /// A stack with at least `usable` bytes below its top. Throws std::bad_alloc.
+  stack allocate(std::size_t usable);
+  void release(stack s) noexcept;
+
+  /// Returns the memory of free stacks beyond `keep_warm` to the OS.
+  void trim(std::size_t keep_warm = 0) noexcept;
+
+  /// The guard mechanism new stacks get (the best this kernel offers, or the
+  /// one forced by TAIGA_STACK_GUARD=madvise|mprotect|canary).
+  stack_guard_mode mode() const noexcept { return mode_; }
+  stack_pool_stats stats() const noexcept;
+
+  /// Free stacks kept warm before the pool starts giving memory back.
+  void set_keep_warm(std::size_t n) noexcept { keep_warm_ = n; }
+
+  static constexpr std::uint64_t canary_value = 0x7a1ca5ac0ffee042ULL;
+  static std::size_t page_size() noexcept;
+
+  /// Installs the SIGSEGV/SIGBUS overflow handler (once per process) and an
+  /// alternate signal stack for the calling thread (once per thread).
+  static void prepare_thread() noexcept;
+
+  stack_pool(const stack_pool&) = delete;
+  stack_pool& operator=(const stack_pool&) = delete;
+
+ private:
+  stack_pool();
+  struct size_class;
+  size_class& class_for(std::uint32_t total);
+  void release_to_class(stack s) noexcept;
+  void trim_class(size_class& c, std::size_t keep) noexcept;
+  stack_guard_mode mode_;
+  std::size_t keep_warm_ = 8192;
+  struct impl;
+  impl* impl_;
+  friend struct thread_cache;
+};
+
+/// Describes the overflowing context for the overflow message; installed by
+/// the tasklet layer. Must be async-signal-safe: formats into `buf`.
+using overflow_describer = std::size_t (*)(const void* owner, std::uint8_t kind, char* buf,
+                                           std::size_t len);
+void set_overflow_describer(overflow_describer fn) noexcept;
+
+/// Reports a stack overflow of the context (canary mode) and aborts.
+[[noreturn]] void report_overflow(const void* owner, std::uint8_t kind) noexcept;
+
+}  // namespace taiga::internal

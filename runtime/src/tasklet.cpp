@@ -1,0 +1,836 @@
+// tasklet.cpp: tasklet life cycle (spawn, run, finish, join, kill, throw),
+// the parking API used by every primitive, this_tasklet, tasklet_local,
+// call_soon/call_later, and the runtime class.
+//
+// Life of a tasklet (states in detail::tasklet_state):
+//   created --(first pick)--> running --(park)--> parked --(wake)--> ready
+//      ^ spawn                  |  ^                                  |
+//                               |  +----------------(pick)------------+
+//                               +--(return/throw/kill)--> done
+// The runtime holds one reference from submit() until its stack is freed
+// (after_switch, after::exit); the handle holds the other. A kill is a flag
+// plus an interrupt of the current park (scheduler.cpp, "Parking"): it is
+// delivered as tasklet_exit at the tasklet's next park point, once.
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <mutex>
+#include <sstream>
+#include <taiga/runtime.hpp>
+#include <typeinfo>
+#include <unordered_map>
+
+#include "blocking_pool.hpp"
+#include "scheduler.hpp"
+#include "slab.hpp"
+#include "stack_pool.hpp"
+
+namespace taiga {
+
+const char* to_string(tasklet_state s) noexcept {
+  switch (s) {
+    case tasklet_state::created:
+      return "created";
+    case tasklet_state::ready:
+      return "ready";
+    case tasklet_state::running:
+      return "running";
+    case tasklet_state::parked:
+      return "parked";
+    case tasklet_state::done:
+      return "done";
+  }
+  return "?";
+}
+
+std::string tasklet_info::describe() const {
+  std::ostringstream os;
+  os << '#' << id;
+  if (!name.empty()) os << " '" << name << '\'';
+  os << " (spawned at " << (spawn_site.file_name() ? spawn_site.file_name() : "?") << ':'
+     << spawn_site.line();
+  if (spawn_site.function_name() && *spawn_site.function_name())
+    os << " in " << spawn_site.function_name();
+  os << ')';
+  return os.str();
+}
+
+std::string deadlock_report::text() const {
+  std::ostringstream os;
+  os << "taiga: deadlock: all " << parked.size()
+     << " live tasklets are parked and nothing (timer, blocking call, keep-alive guard, other "
+        "thread) can wake them:\n";
+  for (const auto& p : parked) {
+    os << "  " << p.describe() << " parked on " << (p.parked_on.empty() ? "?" : p.parked_on)
+       << '\n';
+  }
+  return os.str();
+}
+
+}  // namespace taiga
+
+namespace taiga::detail {
+
+using internal::this_worker;
+using internal::worker;
+
+namespace {
+
+std::atomic<std::uint64_t> g_next_id{1};
+thread_local runtime_impl* tls_entered_runtime = nullptr;  // plain thread inside runtime::run
+
+long futex(std::atomic<std::uint32_t>* addr, int op, std::uint32_t val,
+           const struct timespec* ts = nullptr) {
+  return ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(addr), op | FUTEX_PRIVATE_FLAG, val,
+                   ts, nullptr, 0);
+}
+
+// Runs inside the SIGSEGV handler: no allocation, no stdio, no locks; a
+// tiny formatter over the caller's buffer.
+struct sig_buf {
+  char* p;
+  std::size_t left;
+  std::size_t used = 0;
+  void put(const char* s) {
+    for (; s && *s && left > 1; ++s, --left, ++used) *p++ = *s;
+  }
+  void put(unsigned long long v) {
+    char d[24];
+    int n = 0;
+    do {
+      d[n++] = static_cast<char>('0' + v % 10);
+      v /= 10;
+    } while (v != 0);
+    while (n > 0 && left > 1) {
+      *p++ = d[--n];
+      --left;
+      ++used;
+    }
+  }
+};
+
+std::size_t describe_for_overflow(const void* owner, std::uint8_t kind, char* buf,
+                                  std::size_t len) {
+  sig_buf b{buf, len};
+  if (kind != 1) {
+    b.put("a fiber");
+    return b.used;
+  }
+  auto* t = static_cast<const tasklet_core*>(owner);
+  b.put("tasklet #");
+  b.put(static_cast<unsigned long long>(t->id));
+  b.put(" '");
+  b.put(t->name ? t->name->c_str() : "");
+  b.put("' (spawned at ");
+  b.put(t->site.file_name() ? t->site.file_name() : "?");
+  b.put(":");
+  b.put(static_cast<unsigned long long>(t->site.line()));
+  b.put(")");
+  return b.used;
+}
+
+struct overflow_hook {
+  overflow_hook() { internal::set_overflow_describer(&describe_for_overflow); }
+} g_overflow_hook;
+
+}  // namespace
+
+struct tasklet_locals {
+  std::unordered_map<std::size_t, std::pair<void*, void (*)(void*)>> slots;
+  ~tasklet_locals() {
+    for (auto& [k, v] : slots)
+      if (v.first) v.second(v.first);
+  }
+};
+
+void* allocate_block(std::size_t size) {
+  return internal::slab_allocate(size);
+}
+void free_block(void* p, std::size_t size) noexcept {
+  internal::slab_free(p, size);
+}
+
+void release(tasklet_core* t) noexcept {
+  if (t->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    delete t->name;
+    delete t->locals;
+    t->vt->destroy(t);
+  }
+}
+
+tasklet_core* current_tasklet() noexcept {
+  worker* w = this_worker();
+  return w ? w->current : nullptr;
+}
+
+static runtime_impl* current_impl() noexcept {
+  if (worker* w = this_worker()) return w->rt;
+  return tls_entered_runtime;
+}
+
+void submit(tasklet_core* t, runtime* rt, const spawn_options* o) {
+  runtime_impl* r = rt ? rt->impl() : current_impl();
+  if (r == nullptr || r->stopping.load(std::memory_order_acquire)) {
+    // Never started: destroy the callable and leave a killed, finished tasklet
+    // so the caller's handle is well-formed; then report the misuse.
+    t->vt->run(t, true);
+    t->state.store(tasklet_state::done, std::memory_order_release);
+    t->flags.fetch_or(tasklet_core::flag_killed, std::memory_order_relaxed);
+    t->refs.fetch_sub(1, std::memory_order_relaxed);
+    release(t);
+    throw usage_error(r ? "taiga: spawn on a runtime that is shutting down"
+                        : "taiga: spawn outside a runtime (call it from a tasklet, or use "
+                          "taiga::spawn(rt, fn) / rt.spawn(fn))");
+  }
+  t->rt = r;
+  t->id = g_next_id.fetch_add(1, std::memory_order_relaxed);
+  t->wait_word.store(internal::ww_idle, std::memory_order_relaxed);
+  int place = -1;
+  if (o != nullptr) {
+    if (!o->name.empty()) t->name = new std::string(o->name);
+    if (o->stack_size != 0) t->stack_request = static_cast<std::uint32_t>(o->stack_size);
+    if (o->worker >= 0) {
+      if (static_cast<unsigned>(o->worker) >= r->nworkers)
+        throw usage_error("taiga: spawn_options::worker out of range");
+      place = o->worker;
+    }
+    if (o->pinned) t->flags.fetch_or(tasklet_core::flag_pinned, std::memory_order_relaxed);
+  }
+  worker* w = this_worker();
+  bool local = w != nullptr && w->rt == r;
+  if ((t->flags.load(std::memory_order_relaxed) & tasklet_core::flag_pinned) && place < 0)
+    place = local ? static_cast<int>(w->index) : 0;
+  r->live.fetch_add(1, std::memory_order_relaxed);
+  r->register_tasklet(t, local ? w->index + 1 : 0);
+  if (local)
+    w->stats.spawns.store(w->stats.spawns.load(std::memory_order_relaxed) + 1,
+                          std::memory_order_relaxed);
+  if (place >= 0) {
+    bool pinned = t->flags.load(std::memory_order_relaxed) & tasklet_core::flag_pinned;
+    t->home = static_cast<std::int16_t>(place);
+    if (local && static_cast<unsigned>(place) == w->index) {
+      // The private queue is never stolen from: the first run is here.
+      if (!pinned) t->home = -1;
+      w->push_private(t);
+      return;
+    }
+    worker* h = r->workers[static_cast<unsigned>(place)].get();
+    if (!pinned) t->home = -1;
+    h->remote.enqueue(t);
+    if (r->embedded) {
+      h->unpark();
+    } else {
+      r->unpark_worker(h);
+    }
+    return;
+  }
+  if (local) {
+    // Run next (LIFO): spawn trees grow depth first (machine.md: keeps far
+    // fewer stacks alive than breadth first).
+    w->push_local(t, true);
+    r->notify_work();
+    return;
+  }
+  internal::make_ready(t, false);
+}
+
+// ---- running and finishing ------------------------------------------------
+
+static void report_uncaught(tasklet_core* t) {
+  runtime_impl* r = t->rt;
+  tasklet_info info = r->info_of(t);
+  if (r->cfg.error_handler) {
+    r->cfg.error_handler(info, t->error);
+    return;
+  }
+  std::string what = "unknown exception";
+  try {
+    std::rethrow_exception(t->error);
+  } catch (const std::exception& e) {
+    what = std::string(typeid(e).name()) + ": " + e.what();
+  } catch (...) {
+  }
+  std::fprintf(stderr, "taiga: detached tasklet %s ended with an uncaught exception: %s\n",
+               info.describe().c_str(), what.c_str());
+  std::terminate();
+}
+
+static void finish(tasklet_core* t) {
+  if (t->locals) {
+    // Destroyed on the tasklet's own stack, while it can still park.
+    tasklet_locals* l = t->locals;
+    t->locals = nullptr;
+    delete l;
+  }
+  bool detached;
+  {
+    std::lock_guard lk(t->lock);
+    t->state.store(tasklet_state::done, std::memory_order_release);
+    detached = t->flags.load(std::memory_order_acquire) & tasklet_core::flag_detached;
+    if (auto* j = static_cast<wait_point*>(t->joiner)) {
+      t->joiner = nullptr;
+      wake(*j);
+    }
+  }
+  if (detached && t->error) report_uncaught(t);
+  t->rt->unregister_tasklet(t);
+}
+
+}  // namespace taiga::detail
+
+namespace taiga::internal {
+
+void detail_tasklet_entry(void* payload) {
+  worker* w = this_worker();
+  w->after_switch(static_cast<switch_payload*>(payload));
+  tasklet_core* t = this_worker()->current;
+  bool skip = false;
+  {
+    std::uint8_t f = t->flags.load(std::memory_order_acquire);
+    std::lock_guard lk(t->lock);
+    if (f & tasklet_core::flag_kill) {
+      skip = true;
+      t->flags.fetch_or(tasklet_core::flag_killed, std::memory_order_relaxed);
+    } else if (t->pending) {
+      skip = true;
+      t->error = std::exchange(t->pending, nullptr);
+      t->flags.fetch_and(static_cast<std::uint8_t>(~tasklet_core::flag_throw),
+                         std::memory_order_relaxed);
+    }
+  }
+  try {
+    t->vt->run(t, skip);
+  } catch (const tasklet_exit&) {
+    t->flags.fetch_or(tasklet_core::flag_killed, std::memory_order_relaxed);
+  } catch (const deadlock_error&) {
+    t->error = std::current_exception();
+    // Already reported by the deadlock handler: not "uncaught" news.
+    t->flags.fetch_or(tasklet_core::flag_killed, std::memory_order_relaxed);
+  } catch (...) {
+    t->error = std::current_exception();
+  }
+  if ((t->flags.load(std::memory_order_relaxed) & tasklet_core::flag_killed) && t->error) {
+    // A deadlock victim: keep the error for join(), but do not report it.
+    bool detached = t->flags.load(std::memory_order_relaxed) & tasklet_core::flag_detached;
+    if (detached) t->error = nullptr;
+  }
+  detail::finish(t);
+  this_worker()->exit_current(t);
+}
+
+}  // namespace taiga::internal
+
+namespace taiga::detail {
+
+// ---- parking API ---------------------------------------------------------
+
+void prepare_wait(wait_point& w, const char* what, const void* object) {
+  tasklet_core* t = current_tasklet();
+  w.tasklet = t;
+  if (t == nullptr) {
+    w.word.store(0, std::memory_order_relaxed);
+    return;
+  }
+  t->park_what.store(what, std::memory_order_relaxed);
+  t->park_object.store(object, std::memory_order_relaxed);
+  t->wait_word.store(0, std::memory_order_seq_cst);  // P1: arm, then look for a kill
+  std::uint8_t f = t->flags.load(std::memory_order_seq_cst);
+  if (f & (tasklet_core::flag_kill | tasklet_core::flag_throw)) {
+    t->wait_word.store(internal::ww_idle, std::memory_order_relaxed);
+    throw_interrupt();
+  }
+}
+
+void cancel_wait(wait_point& w) noexcept {
+  if (w.tasklet) w.tasklet->wait_word.store(internal::ww_idle, std::memory_order_relaxed);
+}
+
+wake_status wait(wait_point& w, const std::chrono::steady_clock::time_point* deadline) {
+  using internal::ww_claimed;
+  using internal::ww_released;
+  if (w.tasklet == nullptr) {
+    // A plain thread: block on the futex word until a waker releases it.
+    for (;;) {
+      std::uint32_t v = w.word.load(std::memory_order_acquire);
+      if (v & ww_released) return static_cast<wake_status>(v >> internal::ww_reason_shift);
+      if (deadline != nullptr && (v & ww_claimed) == 0) {
+        auto left = *deadline - std::chrono::steady_clock::now();
+        if (left <= std::chrono::steady_clock::duration::zero()) {
+          std::uint32_t expect = 0;
+          std::uint32_t timed =
+              ww_claimed | ww_released |
+              (static_cast<std::uint32_t>(wake_status::timeout) << internal::ww_reason_shift);
+          if (w.word.compare_exchange_strong(expect, timed)) return wake_status::timeout;
+          continue;
+        }
+        auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+        struct timespec ts {
+          static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)
+        };
+        futex(&w.word, FUTEX_WAIT, v, &ts);
+      } else {
+        futex(&w.word, FUTEX_WAIT, v);
+      }
+    }
+  }
+  tasklet_core* t = w.tasklet;
+  worker* me = this_worker();
+  internal::timer_node tn;
+  if (deadline != nullptr) {
+    tn.deadline =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(deadline->time_since_epoch()).count();
+    tn.fire = [](internal::timer_node* n) {
+      internal::interrupt_park(static_cast<tasklet_core*>(n->arg), wake_status::timeout);
+    };
+    tn.arg = t;
+    me->timers.add(&tn);
+  }
+  t->state.store(tasklet_state::parked, std::memory_order_release);
+  me->stats.parks.store(me->stats.parks.load(std::memory_order_relaxed) + 1,
+                        std::memory_order_relaxed);
+  me->switch_out(t, internal::after::park);
+  // Resumed (P5), perhaps on another worker.
+  if (deadline != nullptr) internal::timer_heap::cancel(&tn);
+  std::uint32_t v = t->wait_word.load(std::memory_order_acquire);
+  t->wait_word.store(internal::ww_idle, std::memory_order_relaxed);
+  t->park_what.store(nullptr, std::memory_order_relaxed);
+  t->park_object.store(nullptr, std::memory_order_relaxed);
+  return static_cast<wake_status>((v >> internal::ww_reason_shift) & 0xff);
+}
+
+bool claim(wait_point& w) noexcept {
+  using internal::ww_claimed;
+  std::atomic<std::uint32_t>& word = w.tasklet ? w.tasklet->wait_word : w.word;
+  std::uint32_t v = word.load(std::memory_order_acquire);
+  for (;;) {
+    if (v == internal::ww_idle || (v & ww_claimed)) return false;
+    if (word.compare_exchange_weak(v, v | ww_claimed, std::memory_order_acq_rel)) return true;
+  }
+}
+
+void complete(wait_point& w, bool next) noexcept {
+  if (w.tasklet == nullptr) {
+    w.word.fetch_or(internal::ww_released, std::memory_order_release);
+    futex(&w.word, FUTEX_WAKE, 1);
+    return;
+  }
+  tasklet_core* t = w.tasklet;
+  std::uint32_t old = t->wait_word.fetch_or(internal::ww_released, std::memory_order_acq_rel);
+  if (old & internal::ww_switched) internal::make_ready(t, next);
+}
+
+void throw_interrupt() {
+  tasklet_core* t = current_tasklet();
+  if (t == nullptr) throw usage_error("taiga: throw_interrupt outside a tasklet");
+  std::uint8_t f = t->flags.load(std::memory_order_acquire);
+  if (f & tasklet_core::flag_kill) {
+    t->flags.fetch_and(static_cast<std::uint8_t>(~tasklet_core::flag_kill),
+                       std::memory_order_acq_rel);
+    throw tasklet_exit{};
+  }
+  std::exception_ptr e;
+  {
+    std::lock_guard lk(t->lock);
+    e = std::exchange(t->pending, nullptr);
+    t->flags.fetch_and(static_cast<std::uint8_t>(~tasklet_core::flag_throw),
+                       std::memory_order_acq_rel);
+  }
+  if (e) std::rethrow_exception(e);
+  // An interrupt whose cause another park point already consumed.
+  throw tasklet_exit{};
+}
+
+// ---- join, kill, throw ---------------------------------------------------
+
+void wait_done(tasklet_core* t) {
+  if (t->state.load(std::memory_order_acquire) == tasklet_state::done) return;
+  tasklet_core* self = current_tasklet();
+  if (self == t) throw usage_error("taiga: a tasklet cannot join itself");
+  if (self == nullptr) {
+    // A plain thread joining. With zero workers nobody else runs the
+    // runtime: drive it here.
+    runtime_impl* r = t->rt;
+    if (r->embedded && this_worker() == nullptr) {
+      r->drive(t);
+      return;
+    }
+  }
+  wait_point w;
+  prepare_wait(w, "join", t);
+  {
+    std::lock_guard lk(t->lock);
+    if (t->state.load(std::memory_order_acquire) == tasklet_state::done) {
+      cancel_wait(w);
+      return;
+    }
+    t->joiner = &w;
+  }
+  wake_status s = wait(w);
+  if (s != wake_status::signaled) {
+    std::lock_guard lk(t->lock);
+    if (t->joiner == &w) t->joiner = nullptr;
+  }
+  if (s == wake_status::interrupted) throw_interrupt();
+}
+
+void rethrow_if_failed(tasklet_core* t) {
+  if (t->error) std::rethrow_exception(t->error);
+  if (t->flags.load(std::memory_order_acquire) & tasklet_core::flag_killed) throw tasklet_killed();
+}
+
+void kill(tasklet_core* t) {
+  if (t->state.load(std::memory_order_acquire) == tasklet_state::done) return;
+  if (t == current_tasklet()) throw tasklet_exit{};
+  t->flags.fetch_or(tasklet_core::flag_kill, std::memory_order_seq_cst);
+  internal::interrupt_park(t, wake_status::interrupted);
+}
+
+bool throw_into(tasklet_core* t, std::exception_ptr e) {
+  if (t == current_tasklet()) std::rethrow_exception(e);
+  {
+    std::lock_guard lk(t->lock);
+    if (t->state.load(std::memory_order_acquire) == tasklet_state::done || t->pending) return false;
+    t->pending = std::move(e);
+    t->flags.fetch_or(tasklet_core::flag_throw, std::memory_order_seq_cst);
+  }
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  internal::interrupt_park(t, wake_status::interrupted);
+  return true;
+}
+
+void detach(tasklet_core* t) {
+  bool report = false;
+  {
+    std::lock_guard lk(t->lock);
+    t->flags.fetch_or(tasklet_core::flag_detached, std::memory_order_acq_rel);
+    report = t->state.load(std::memory_order_acquire) == tasklet_state::done && t->error &&
+             !(t->flags.load() & tasklet_core::flag_killed);
+  }
+  if (report) report_uncaught(t);
+  release(t);
+}
+
+std::string name_of(const tasklet_core* t) {
+  std::lock_guard lk(const_cast<tasklet_core*>(t)->lock);
+  return t->name ? *t->name : std::string();
+}
+
+void set_name(tasklet_core* t, std::string name) {
+  std::lock_guard lk(t->lock);
+  if (t->name) {
+    *t->name = std::move(name);
+  } else {
+    t->name = new std::string(std::move(name));
+  }
+}
+
+// ---- tasklet_local -------------------------------------------------------
+
+std::size_t new_tasklet_local_key() {
+  static std::atomic<std::size_t> next{1};
+  return next.fetch_add(1);
+}
+
+void*& tasklet_local_slot(std::size_t key, void (*destroy)(void*)) {
+  tasklet_core* t = current_tasklet();
+  if (t == nullptr) throw usage_error("taiga: tasklet_local used outside a tasklet");
+  if (t->locals == nullptr) t->locals = new tasklet_locals;
+  auto& e = t->locals->slots[key];
+  e.second = destroy;
+  return e.first;
+}
+
+// ---- blocking ------------------------------------------------------------
+
+void submit_blocking(std::function<void()> job) {
+  runtime_impl* r = current_impl();
+  if (r == nullptr) {
+    job();
+    return;
+  }
+  r->blocking->submit(std::move(job));
+}
+
+// ---- call_soon / call_later ------------------------------------------------
+
+struct scheduled_call {
+  internal::timer_node node;
+  tasklet_core* t = nullptr;
+  std::atomic<int> state{0};             // 0 armed, 1 fired, 2 cancelled
+  std::shared_ptr<scheduled_call> self;  // keeps the node alive while armed
+};
+
+static void fire_call(internal::timer_node* n) {
+  auto* c = static_cast<scheduled_call*>(n->arg);
+  int expect = 0;
+  if (c->state.compare_exchange_strong(expect, 1)) internal::make_ready(c->t, false);
+  std::shared_ptr<scheduled_call> keep = std::move(c->self);  // may free c when keep dies
+}
+
+timer_handle schedule_call(std::function<void()> fn, std::chrono::steady_clock::time_point when,
+                           taiga::source_location site, runtime* rt) {
+  runtime_impl* r = rt ? rt->impl() : current_impl();
+  if (r == nullptr) throw usage_error("taiga: call_soon/call_later outside a runtime");
+  auto c = std::make_shared<scheduled_call>();
+  tasklet_core* t = make_tasklet(site, std::move(fn));
+  t->rt = r;
+  t->id = g_next_id.fetch_add(1, std::memory_order_relaxed);
+  t->wait_word.store(internal::ww_idle, std::memory_order_relaxed);
+  t->flags.fetch_or(tasklet_core::flag_detached, std::memory_order_relaxed);
+  worker* w = this_worker();
+  bool local = w != nullptr && w->rt == r;
+  r->live.fetch_add(1, std::memory_order_relaxed);
+  r->register_tasklet(t, local ? w->index + 1 : 0);
+  c->t = t;
+  if (when == std::chrono::steady_clock::time_point::min()) {
+    c->state.store(1);
+    if (local) {
+      w->push_local(t, false);
+      r->notify_work();
+    } else {
+      internal::make_ready(t, false);
+    }
+    return timer_handle(c);
+  }
+  c->node.deadline =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(when.time_since_epoch()).count();
+  c->node.fire = &fire_call;
+  c->node.arg = c.get();
+  c->self = c;
+  worker* home = local ? w : r->workers[0].get();
+  home->timers.add(&c->node);
+  if (!local) {
+    if (r->embedded) {
+      home->unpark();
+    } else {
+      r->unpark_worker(home);
+    }
+  }
+  return timer_handle(c);
+}
+
+}  // namespace taiga::detail
+
+namespace taiga {
+
+using internal::this_worker;
+using internal::worker;
+
+bool timer_handle::cancel() {
+  if (!s_) return false;
+  int expect = 0;
+  if (!s_->state.compare_exchange_strong(expect, 2)) return false;
+  internal::timer_heap::cancel(&s_->node);
+  {
+    // The node may still hold our self reference; drop it under no lock:
+    // after the CAS, fire_call cannot run for this call any more.
+    std::shared_ptr<detail::scheduled_call> keep = std::move(s_->self);
+  }
+  // Its body must never run: kill it before it starts, then let it be
+  // scheduled so the runtime can retire it.
+  s_->t->flags.fetch_or(detail::tasklet_core::flag_kill, std::memory_order_seq_cst);
+  internal::make_ready(s_->t, false);
+  return true;
+}
+
+bool timer_handle::fired() const {
+  return s_ && s_->state.load() != 0;
+}
+
+// ---- this_tasklet ----------------------------------------------------------
+
+namespace this_tasklet {
+
+static detail::tasklet_core* require_tasklet(const char* what) {
+  detail::tasklet_core* t = detail::current_tasklet();
+  if (t == nullptr)
+    throw usage_error(std::string("taiga::this_tasklet::") + what + " called outside a tasklet");
+  return t;
+}
+
+void yield() {
+  detail::tasklet_core* t = require_tasklet("yield");
+  constexpr std::uint8_t interrupts =
+      detail::tasklet_core::flag_kill | detail::tasklet_core::flag_throw;
+  if (t->flags.load(std::memory_order_acquire) & interrupts) detail::throw_interrupt();
+  internal::worker* w = this_worker();
+  w->switch_out(t, internal::after::requeue);
+  if (t->flags.load(std::memory_order_acquire) & interrupts) detail::throw_interrupt();
+}
+
+void sleep_until(std::chrono::steady_clock::time_point tp) {
+  require_tasklet("sleep_until");
+  detail::wait_point w;
+  detail::prepare_wait(w, "sleep", nullptr);
+  detail::wake_status s = detail::wait(w, &tp);
+  if (s == detail::wake_status::interrupted) detail::throw_interrupt();
+}
+
+tasklet_id get_id() noexcept {
+  detail::tasklet_core* t = detail::current_tasklet();
+  return t ? t->id : 0;
+}
+std::string name() {
+  return detail::name_of(require_tasklet("name"));
+}
+void set_name(std::string n) {
+  detail::set_name(require_tasklet("set_name"), std::move(n));
+}
+taiga::source_location spawn_site() {
+  return require_tasklet("spawn_site")->site;
+}
+int worker() noexcept {
+  internal::worker* w = this_worker();
+  return w ? static_cast<int>(w->index) : -1;
+}
+bool in_tasklet() noexcept {
+  return detail::current_tasklet() != nullptr;
+}
+
+}  // namespace this_tasklet
+
+// ---- runtime -----------------------------------------------------------------
+
+runtime::runtime(runtime_config config)
+    : impl_(std::make_unique<detail::runtime_impl>(this, std::move(config))) {
+  impl_->start();
+}
+
+runtime::~runtime() {
+  try {
+    impl_->shutdown(shutdown_mode::kill);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "taiga: runtime destroyed badly: %s\n", e.what());
+    std::terminate();
+  }
+}
+
+void runtime::shutdown(shutdown_mode mode) {
+  impl_->shutdown(mode);
+}
+bool runtime::stopped() const noexcept {
+  return impl_->stopped.load();
+}
+
+void runtime::drive_until_done(detail::tasklet_core* c) {
+  if (impl_->embedded) {
+    impl_->drive(c);
+    return;
+  }
+  if (detail::current_tasklet() != nullptr) {
+    detail::wait_done(c);
+    return;
+  }
+  detail::runtime_impl* prev = detail::tls_entered_runtime;
+  detail::tls_entered_runtime = impl_.get();
+  struct restore {
+    detail::runtime_impl* p;
+    ~restore() { detail::tls_entered_runtime = p; }
+  } r{prev};
+  detail::wait_done(c);
+}
+
+std::size_t runtime::run_once() {
+  if (!impl_->embedded) throw usage_error("taiga: run_once needs a runtime with zero workers");
+  if (this_worker() != nullptr) throw usage_error("taiga: run_once called from a worker");
+  internal::worker* w = impl_->workers[0].get();
+  internal::init_thread_context(w->main_ctx);
+  internal::set_this_worker(w);
+  struct restore {
+    internal::worker* w;
+    ~restore() {
+      w->no_chain = false;
+      internal::set_this_worker(nullptr);
+    }
+  } r{w};
+  // Snapshot what is ready now (due timers included), in FIFO order; what
+  // these tasklets make ready runs in the next call (libuv's UV_RUN_NOWAIT).
+  w->run_timers();
+  std::vector<detail::tasklet_core*> batch;
+  detail::tasklet_core* t = nullptr;
+  while (w->remote.try_dequeue(t)) batch.push_back(t);
+  if ((t = w->next_slot.exchange(nullptr))) batch.push_back(t);
+  while ((t = w->rq.pop())) batch.push_back(t);
+  while ((t = w->pop_private())) batch.push_back(t);
+  while (impl_->inject.try_dequeue(*w->inject_ctok, t)) batch.push_back(t);
+  w->no_chain = true;
+  for (detail::tasklet_core* b : batch) w->run_in_main(b);
+  return batch.size();
+}
+
+std::size_t runtime::run_until_idle() {
+  std::size_t total = 0;
+  for (;;) {
+    std::size_t n = run_once();
+    total += n;
+    if (n == 0) return total;
+  }
+}
+
+unsigned runtime::worker_count() const noexcept {
+  return impl_->embedded ? 0 : impl_->nworkers;
+}
+
+worker_stats runtime::stats(unsigned i) const {
+  if (i >= impl_->nworkers) throw usage_error("taiga: runtime::stats: no such worker");
+  auto& c = impl_->workers[i]->stats;
+  worker_stats s;
+  s.tasklets_run = c.run.load(std::memory_order_relaxed);
+  s.steals = c.steals.load(std::memory_order_relaxed);
+  s.stolen = c.stolen.load(std::memory_order_relaxed);
+  s.parks = c.parks.load(std::memory_order_relaxed);
+  s.spawns = c.spawns.load(std::memory_order_relaxed);
+  s.sleeps = c.sleeps.load(std::memory_order_relaxed);
+  s.idle_time = std::chrono::nanoseconds(c.idle_ns.load(std::memory_order_relaxed));
+  return s;
+}
+
+runtime_report runtime::report() const {
+  runtime_report r;
+  r.live_tasklets = impl_->live.load();
+  std::int64_t stacks = 0;
+  for (auto& w : impl_->workers) stacks += w->stats.stacks.load(std::memory_order_relaxed);
+  r.stacks_outstanding = static_cast<std::size_t>(stacks);
+  r.timers_pending = impl_->timers_pending();
+  r.blocking_in_flight = impl_->blocking->in_flight();
+  return r;
+}
+
+const runtime_config& runtime::config() const noexcept {
+  return impl_->cfg;
+}
+
+void runtime::dump(std::ostream& os) const {
+  auto all = impl_->snapshot_live();
+  os << "runtime '" << impl_->cfg.name << "': " << all.size() << " live tasklets\n";
+  for (detail::tasklet_core* t : all) {
+    tasklet_info i = impl_->info_of(t);
+    os << "  " << i.describe() << ' ' << i.state;
+    if (!i.parked_on.empty()) os << " on " << i.parked_on;
+    if (i.worker >= 0) os << " worker " << i.worker;
+    os << '\n';
+    detail::release(t);
+  }
+}
+
+runtime::keep_alive_guard::keep_alive_guard(runtime& rt) : rt_(&rt) {
+  rt_->impl_->keepalive.fetch_add(1);
+}
+runtime::keep_alive_guard::~keep_alive_guard() {
+  rt_->impl_->keepalive.fetch_sub(1);
+}
+
+stack_guard_mode runtime::stack_guard() {
+  return internal::stack_pool::instance().mode();
+}
+
+runtime* runtime::current() noexcept {
+  detail::runtime_impl* r = detail::current_impl();
+  return r ? r->owner : nullptr;
+}
+
+}  // namespace taiga

@@ -1,0 +1,71 @@
+// spawn_join: spawn N empty tasklets from the main tasklet, keep the handles,
+// then join them all. Reports the cost per tasklet (spawn + run + join) on one
+// worker and on all workers, and the process's peak RSS (all N queued at once).
+//
+//   bench_spawn_join [--count N] [--workers N]   (N defaults: 1,000,000; all cores)
+//
+// Each figure is the first round in a fresh runtime. On one worker nothing
+// runs until the main tasklet joins, so all N tasklet blocks (~270 B each)
+// are allocated at once: the round pays for growing the worker thread's malloc
+// arena (an mprotect per page in glibc, plus the page faults). A second round
+// in the same runtime reuses that memory: ns_per_tasklet_warm.
+#include <taiga/runtime.hpp>
+
+#include <cstdint>
+#include <vector>
+
+#include "bench_util.hpp"
+
+namespace tb = taiga_bench;
+
+namespace {
+
+double one_round(long long n) {
+  std::vector<taiga::tasklet<int>> handles;
+  handles.reserve(static_cast<std::size_t>(n));
+  auto t0 = tb::clock_type::now();
+  for (long long i = 0; i < n; ++i)
+    handles.push_back(taiga::spawn([](int v) { return v & 1; }, static_cast<int>(i)));
+  double spawn_ns = tb::ns_since(t0);
+  std::int64_t odd = 0;
+  for (auto& h : handles) odd += h.join();
+  double ns = tb::ns_since(t0);
+  if (odd != n / 2) tb::fail("spawn_join", "joined results sum to " + std::to_string(odd));
+  std::fprintf(stderr, "spawn_join: %u worker(s): spawn %.0f ns + run/join %.0f ns per tasklet\n",
+               taiga::runtime::current()->worker_count(), spawn_ns / static_cast<double>(n),
+               (ns - spawn_ns) / static_cast<double>(n));
+  return ns / static_cast<double>(n);
+}
+
+struct rounds {
+  double first, second;
+};
+
+rounds ns_per_tasklet(unsigned workers, long long n) {
+  taiga::runtime rt(taiga::runtime_config{.workers = workers});
+  return rt.run([n] {
+    double first = one_round(n);
+    double second = one_round(n);
+    return rounds{first, second};
+  });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  tb::options o = tb::parse(argc, argv);
+  long long n = o.count ? o.count : 1'000'000;
+  unsigned all = o.workers_given ? o.workers : tb::all_cores();
+
+  rounds one = ns_per_tasklet(1, n);
+  long rss = tb::peak_rss_kib();
+  tb::report("spawn_join", "ns_per_tasklet", one.first, "ns");
+  tb::report("spawn_join", "ns_per_tasklet_warm", one.second, "ns");
+  tb::report("spawn_join", "peak_rss", static_cast<double>(rss) / 1024.0, "MiB");
+
+  rounds many = ns_per_tasklet(all, n);
+  tb::report("spawn_join", "ns_per_tasklet_all", many.first, "ns");
+  tb::report("spawn_join", "ns_per_tasklet_all_warm", many.second, "ns");
+  std::fprintf(stderr, "spawn_join: %lld tasklets, all = %u workers\n", n, all);
+  return 0;
+}

@@ -1,0 +1,389 @@
+// The per-core loops: every tasklet runs exactly once, idle workers wake for
+// outside work, hand-off pairs cannot starve others, stealing spreads work,
+// pinning holds, thread_locals follow migration, the watchdog reports hogs,
+// shutdown is clean, embedded mode pumps.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <future>
+#include <map>
+#include <mutex>
+#include <set>
+#include <taiga/runtime.hpp>
+#include <taiga/runtime/detail/park.hpp>
+#include <thread>
+#include <vector>
+
+#include "runtime_fixture.hpp"
+
+using namespace std::chrono_literals;
+using taiga::test::scaled;
+using taiga::test::with_workers;
+
+class scheduler : public with_workers {};
+TAIGA_WORKER_COUNTS(scheduler);
+
+TEST_P(scheduler, every_tasklet_runs_exactly_once) {
+  const long n = scaled(100'000);
+  std::vector<std::atomic<int>> runs(static_cast<std::size_t>(n));
+  rt().run([&] {
+    std::vector<taiga::tasklet<void>> ts;
+    ts.reserve(static_cast<std::size_t>(n));
+    for (long i = 0; i < n; ++i)
+      ts.push_back(taiga::spawn([&runs, i] {
+        if (i % 7 == 0) taiga::this_tasklet::yield();
+        runs[static_cast<std::size_t>(i)].fetch_add(1);
+      }));
+    for (auto& t : ts) t.join();
+  });
+  for (long i = 0; i < n; ++i) ASSERT_EQ(runs[static_cast<std::size_t>(i)].load(), 1) << i;
+}
+
+TEST_P(scheduler, idle_workers_wake_for_work_posted_from_an_outside_thread) {
+  // Let every worker go to sleep first.
+  std::this_thread::sleep_for(50ms);
+  for (int round = 0; round < 20; ++round) {
+    std::promise<int> p;
+    auto f = p.get_future();
+    std::thread outside([&] { taiga::spawn(rt(), [&p] { p.set_value(1); }).detach(); });
+    outside.join();
+    ASSERT_EQ(f.wait_for(2s), std::future_status::ready) << "no worker woke up, round " << round;
+    std::this_thread::sleep_for(5ms);
+  }
+}
+
+namespace {
+// A hand-off through the "next" slot, the way a channel rendezvous hands a
+// value over: the waker asks for the woken tasklet to run next.
+struct baton {
+  std::mutex mu;
+  taiga::detail::wait_point* waiting = nullptr;
+  void wait() {
+    taiga::detail::wait_point w;
+    taiga::detail::prepare_wait(w, "baton", this);
+    {
+      std::lock_guard lk(mu);
+      waiting = &w;
+    }
+    auto s = taiga::detail::wait(w);
+    if (s != taiga::detail::wake_status::signaled) {
+      std::lock_guard lk(mu);
+      if (waiting == &w) waiting = nullptr;
+      taiga::detail::throw_interrupt();
+    }
+  }
+  void pass() {
+    for (;;) {
+      std::lock_guard lk(mu);
+      if (waiting) {
+        auto* w = std::exchange(waiting, nullptr);
+        taiga::detail::wake(*w, /*next=*/true);
+        return;
+      }
+      // partner not parked yet: retry after letting it run
+      mu.unlock();
+      taiga::this_tasklet::yield();
+      mu.lock();
+    }
+  }
+};
+}  // namespace
+
+TEST_P(scheduler, a_ping_ponging_pair_does_not_starve_a_third_tasklet) {
+  if (GetParam() != 1) GTEST_SKIP() << "starvation is a one-worker question";
+  std::atomic<bool> third_ran{false};
+  std::atomic<long> exchanges{0};
+  long at_spawn = 0, at_run = 0;
+  rt().run([&] {
+    baton a, b;
+    taiga::tasklet<void> ping = taiga::spawn([&] {
+      while (!third_ran.load()) {
+        b.pass();
+        a.wait();
+        exchanges.fetch_add(1);
+      }
+    });
+    taiga::tasklet<void> pong = taiga::spawn([&] {
+      while (!third_ran.load()) {
+        b.wait();
+        a.pass();
+      }
+    });
+    // The pair is now handing the worker back and forth through the "next"
+    // slot; this sleep itself must end (timers are checked every 61 picks).
+    taiga::this_tasklet::sleep_for(2ms);
+    at_spawn = exchanges.load();
+    auto third = taiga::spawn([&] {
+      at_run = exchanges.load();
+      third_ran = true;
+    });
+    third.join();
+    for (auto* t : {&ping, &pong}) {
+      t->kill();  // one of them may be parked waiting for the other
+      try {
+        t->join();
+      } catch (const taiga::tasklet_killed&) {
+      }
+    }
+  });
+  EXPECT_TRUE(third_ran.load());
+  EXPECT_GT(at_spawn, 0) << "the pair never ran";
+  EXPECT_LT(at_run - at_spawn, 1000) << "the third tasklet waited behind the pair";
+}
+
+TEST_P(scheduler, work_spawned_on_one_worker_is_stolen_by_others) {
+  if (GetParam() < 2) GTEST_SKIP();
+  std::mutex mu;
+  std::set<int> workers_seen;
+  rt().run([&] {
+    std::vector<taiga::tasklet<void>> ts;
+    for (int i = 0; i < 2000; ++i)
+      ts.push_back(taiga::spawn([&] {
+        auto until = std::chrono::steady_clock::now() + 50us;
+        while (std::chrono::steady_clock::now() < until) {
+        }
+        std::lock_guard lk(mu);
+        workers_seen.insert(taiga::this_tasklet::worker());
+      }));
+    for (auto& t : ts) t.join();
+  });
+  std::uint64_t steals = 0;
+  for (unsigned i = 0; i < rt().worker_count(); ++i) steals += rt().stats(i).steals;
+  EXPECT_GT(steals, 0u);
+  EXPECT_GT(workers_seen.size(), 1u);
+}
+
+TEST_P(scheduler, pinned_tasklets_never_migrate) {
+  unsigned target = GetParam() - 1;
+  rt().run([&] {
+    std::vector<taiga::tasklet<void>> ts;
+    for (int k = 0; k < 8; ++k)
+      ts.push_back(taiga::spawn(
+          taiga::spawn_options{.pinned = true, .worker = static_cast<int>(target)}, [target] {
+            for (int i = 0; i < 200; ++i) {
+              EXPECT_EQ(taiga::this_tasklet::worker(), static_cast<int>(target));
+              if (i % 3 == 0) taiga::this_tasklet::sleep_for(10us);
+              taiga::this_tasklet::yield();
+            }
+          }));
+    for (auto& t : ts) t.join();
+  });
+}
+
+TEST_P(scheduler, spawn_on_starts_on_the_given_worker) {
+  rt().run([&] {
+    for (unsigned w = 0; w < rt().worker_count(); ++w) {
+      auto t = taiga::spawn_on(w, [] { return taiga::this_tasklet::worker(); });
+      EXPECT_EQ(t.join(), static_cast<int>(w));
+    }
+  });
+}
+
+TEST_P(scheduler, thread_locals_follow_the_worker_after_migration) {
+  // The runtime's own thread-local state must be re-read after every park
+  // point: map each worker index to the OS thread it saw and check that the
+  // mapping stays a function (no tasklet ever saw a stale worker).
+  static thread_local int marker = 0;
+  std::mutex mu;
+  std::map<int, std::thread::id> seen;
+  bool consistent = true;
+  rt().run([&] {
+    std::vector<taiga::tasklet<void>> ts;
+    for (int k = 0; k < 64; ++k)
+      ts.push_back(taiga::spawn([&] {
+        for (int i = 0; i < 200; ++i) {
+          taiga::this_tasklet::yield();
+          int w = taiga::this_tasklet::worker();
+          marker = w;  // thread_local of whichever thread runs us now
+          std::lock_guard lk(mu);
+          auto [it, fresh] = seen.emplace(w, std::this_thread::get_id());
+          if (!fresh && it->second != std::this_thread::get_id()) consistent = false;
+          if (marker != w) consistent = false;
+        }
+      }));
+    for (auto& t : ts) t.join();
+  });
+  EXPECT_TRUE(consistent);
+}
+
+TEST_P(scheduler, stats_count_runs_and_spawns) {
+  rt().run([] {
+    for (int i = 0; i < 100; ++i) taiga::spawn([] {}).join();
+  });
+  std::uint64_t run = 0, spawns = 0;
+  for (unsigned i = 0; i < rt().worker_count(); ++i) {
+    run += rt().stats(i).tasklets_run;
+    spawns += rt().stats(i).spawns;
+  }
+  EXPECT_GE(run, 101u);
+  EXPECT_GE(spawns, 100u);
+}
+
+TEST_P(scheduler, blocking_offload_parks_the_caller_not_the_worker) {
+  std::atomic<int> others{0};
+  int v = rt().run([&] {
+    auto bg = taiga::spawn([&] {
+      for (int i = 0; i < 20; ++i) {
+        others.fetch_add(1);
+        taiga::this_tasklet::sleep_for(1ms);
+      }
+    });
+    int r = taiga::blocking([] {
+      std::this_thread::sleep_for(50ms);  // would block a worker
+      return 9;
+    });
+    EXPECT_THROW(taiga::blocking([]() -> int { throw std::runtime_error("in pool"); }),
+                 std::runtime_error);
+    bg.join();
+    return r;
+  });
+  EXPECT_EQ(v, 9);
+  EXPECT_GE(others.load(), 20);
+}
+
+TEST_P(scheduler, killing_a_tasklet_waiting_on_blocking_unwinds_it) {
+  rt().run([] {
+    auto t = taiga::spawn([] { taiga::blocking([] { std::this_thread::sleep_for(100ms); }); });
+    taiga::this_tasklet::sleep_for(10ms);
+    t.kill();
+    EXPECT_THROW(t.join(), taiga::tasklet_killed);
+  });
+  // the pool thread finishes its call on its own
+  std::this_thread::sleep_for(150ms);
+}
+
+TEST(scheduler_extra, watchdog_reports_a_tasklet_that_never_parks) {
+  std::atomic<int> reports{0};
+  std::string who;
+  std::mutex mu;
+  taiga::runtime_config c;
+  c.workers = 2;
+  c.watchdog_threshold = 50ms;
+  c.watchdog_handler = [&](const taiga::tasklet_info& info, std::chrono::milliseconds ran) {
+    std::lock_guard lk(mu);
+    who = info.name;
+    EXPECT_GE(ran.count(), 50);
+    reports.fetch_add(1);
+  };
+  taiga::runtime rt(std::move(c));
+  auto hog = taiga::spawn(rt, taiga::spawn_options{.name = "hog"}, [] {
+    auto until = std::chrono::steady_clock::now() + 300ms;
+    while (std::chrono::steady_clock::now() < until) {
+    }
+  });
+  hog.join();
+  EXPECT_GE(reports.load(), 1);
+  std::lock_guard lk(mu);
+  EXPECT_EQ(who, "hog");
+}
+
+TEST(scheduler_extra, timers_of_a_busy_worker_still_fire) {
+  // Worker A hogs the CPU; a sleeper whose timer lives on A must still wake
+  // on time, because idle workers run other workers' overdue timers.
+  taiga::runtime rt(taiga::runtime_config{.workers = 2, .watchdog_threshold = 0ms});
+  auto late = rt.run([] {
+    auto sleeper = taiga::spawn([] {
+      auto t0 = std::chrono::steady_clock::now();
+      taiga::this_tasklet::sleep_for(20ms);
+      return std::chrono::steady_clock::now() - t0;
+    });
+    taiga::this_tasklet::sleep_for(1ms);  // the sleeper has parked (on this worker, likely)
+    auto until = std::chrono::steady_clock::now() + 300ms;
+    while (std::chrono::steady_clock::now() < until) {
+    }
+    return sleeper.join();
+  });
+  EXPECT_LT(late, 250ms);
+}
+
+TEST(scheduler_extra, shutdown_kill_unwinds_live_tasklets_and_a_new_runtime_starts) {
+  std::atomic<int> unwound{0};
+  {
+    taiga::runtime rt(taiga::runtime_config{.workers = 2});
+    for (int i = 0; i < 100; ++i)
+      taiga::spawn(rt, [&] {
+        struct g {
+          std::atomic<int>& u;
+          ~g() { u.fetch_add(1); }
+        } guard{unwound};
+        taiga::this_tasklet::sleep_for(1h);
+      }).detach();
+    std::this_thread::sleep_for(20ms);
+    rt.shutdown(taiga::shutdown_mode::kill);
+    EXPECT_EQ(rt.report().live_tasklets, 0u);
+    EXPECT_EQ(rt.report().stacks_outstanding, 0u);
+  }
+  EXPECT_EQ(unwound.load(), 100);
+  taiga::runtime again(taiga::runtime_config{.workers = 2});
+  EXPECT_EQ(taiga::spawn(again, [] { return 1; }).join(), 1);
+}
+
+TEST(scheduler_extra, shutdown_wait_lets_tasklets_finish) {
+  std::atomic<int> finished{0};
+  taiga::runtime rt(taiga::runtime_config{.workers = 2});
+  for (int i = 0; i < 50; ++i)
+    taiga::spawn(rt, [&] {
+      taiga::this_tasklet::sleep_for(10ms);
+      finished.fetch_add(1);
+    }).detach();
+  rt.shutdown(taiga::shutdown_mode::wait);
+  EXPECT_EQ(finished.load(), 50);
+  EXPECT_THROW(taiga::spawn(rt, [] {}), taiga::usage_error);
+}
+
+TEST(scheduler_extra, shutdown_from_inside_is_a_usage_error) {
+  taiga::runtime rt(taiga::runtime_config{.workers = 1});
+  rt.run([&] { EXPECT_THROW(rt.shutdown(), taiga::usage_error); });
+}
+
+TEST(embedded, run_once_and_run_until_idle_pump_on_the_calling_thread) {
+  taiga::runtime rt(taiga::runtime_config{.workers = 0});
+  EXPECT_EQ(rt.worker_count(), 0u);
+  std::vector<int> log;
+  auto a = taiga::spawn(rt, [&] {
+    log.push_back(1);
+    taiga::this_tasklet::yield();
+    log.push_back(3);
+  });
+  auto b = taiga::spawn(rt, [&] {
+    log.push_back(2);
+    taiga::this_tasklet::yield();
+    log.push_back(4);
+  });
+  EXPECT_EQ(rt.run_once(), 2u);  // each ready tasklet once
+  EXPECT_EQ(log, (std::vector<int>{1, 2}));
+  EXPECT_GE(rt.run_until_idle(), 2u);
+  EXPECT_EQ(log, (std::vector<int>{1, 2, 3, 4}));
+  a.join();
+  b.join();
+  EXPECT_EQ(rt.run_once(), 0u);
+}
+
+TEST(embedded, run_drives_sleepers_and_blocking_calls) {
+  taiga::runtime rt(taiga::runtime_config{.workers = 0});
+  int v = rt.run([] {
+    auto t = taiga::spawn([] {
+      taiga::this_tasklet::sleep_for(5ms);
+      return taiga::blocking([] { return 20; });
+    });
+    return t.join() + 1;
+  });
+  EXPECT_EQ(v, 21);
+  taiga::test::expect_clean(rt);
+}
+
+TEST(embedded, deadlock_in_embedded_mode_is_reported) {
+  taiga::runtime_config c;
+  c.workers = 0;
+  std::string text;
+  c.deadlock_handler = [&](const taiga::deadlock_report& r) { text = r.text(); };
+  taiga::runtime rt(std::move(c));
+  EXPECT_THROW(rt.run([] {
+    taiga::detail::wait_point w;
+    taiga::detail::prepare_wait(w, "forever", nullptr);
+    if (taiga::detail::wait(w) == taiga::detail::wake_status::interrupted)
+      taiga::detail::throw_interrupt();
+  }),
+               taiga::deadlock_error);
+  EXPECT_NE(text.find("forever"), std::string::npos);
+}

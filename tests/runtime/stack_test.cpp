@@ -1,0 +1,179 @@
+// Stacks: pooling and recycling, guard pages, the overflow message, and a
+// million parked tasklets within the memory target.
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <taiga/runtime.hpp>
+#include <vector>
+
+#include "runtime_fixture.hpp"
+#include "stack_pool.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+volatile int g_limit = 1 << 30;  // opaque: the recursion is bounded only in theory
+
+[[gnu::noinline]] int recurse(int depth, volatile char* prev) {
+  volatile char frame[512];
+  frame[0] = static_cast<char>(depth);
+  if (prev) frame[1] = prev[0];
+  if (depth > g_limit) return 0;
+  return recurse(depth + 1, frame) + frame[0];
+}
+
+#if defined(TAIGA_TEST_SANITIZED)
+constexpr const char* overflow_pattern = "stack-overflow|stack overflow";
+#else
+constexpr const char* overflow_pattern =
+    "stack overflow in tasklet #[0-9]+ 'deep-diver' \\(spawned at .*stack_test.cpp:[0-9]+\\)"
+    "(.|\n)*bigger stack";
+#endif
+
+long peak_rss_kib() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss;
+}
+
+}  // namespace
+
+TEST(stacks, guard_mode_is_reported) {
+  auto m = taiga::runtime::stack_guard();
+  EXPECT_NE(m, taiga::stack_guard_mode::none);
+  // Linux 6.13+ (our CI kernels) installs guards without extra mappings.
+  if (std::getenv("TAIGA_STACK_GUARD") == nullptr) {
+    std::printf("stack guard mode: %s\n", taiga::to_string(m));
+  }
+}
+
+TEST(stacks, overflow_in_a_tasklet_dies_with_a_clear_message) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        taiga::run(
+            [] {
+              taiga::spawn(taiga::spawn_options{.name = "deep-diver", .stack_size = 32 * 1024}, [] {
+                return recurse(0, nullptr);
+              }).join();
+            },
+            taiga::runtime_config{.workers = 1});
+      },
+      overflow_pattern);
+}
+
+TEST(stacks, overflow_with_mprotect_guards) {
+#if defined(TAIGA_TEST_SANITIZED)
+  GTEST_SKIP() << "ASan reports overflows itself";
+#endif
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  setenv("TAIGA_STACK_GUARD", "mprotect", 1);
+  EXPECT_DEATH(
+      {
+        taiga::run([] { taiga::spawn([] { return recurse(0, nullptr); }).join(); },
+                   taiga::runtime_config{.workers = 1});
+      },
+      "stack overflow");
+  unsetenv("TAIGA_STACK_GUARD");
+}
+
+TEST(stacks, overflow_with_canary_is_caught_at_the_next_switch) {
+#if defined(TAIGA_TEST_SANITIZED)
+  GTEST_SKIP() << "ASan reports overflows itself";
+#endif
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  setenv("TAIGA_STACK_GUARD", "canary", 1);
+  EXPECT_DEATH(
+      {
+        taiga::run(
+            [] {
+              taiga::spawn(taiga::spawn_options{.name = "scribbler"}, [] {
+                // Write over the canary word at the bottom of our own stack, as
+                // an overflow would, without crashing first.
+                auto* t = taiga::detail::current_tasklet();
+                *t->ctx.canary = 0;
+                taiga::this_tasklet::yield();
+              }).join();
+            },
+            taiga::runtime_config{.workers = 1});
+      },
+      "stack overflow in tasklet #[0-9]+ 'scribbler'(.|\n)*canary");
+  unsetenv("TAIGA_STACK_GUARD");
+}
+
+TEST(stacks, fiber_overflow_is_caught_too) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        taiga::fiber f([] { recurse(0, nullptr); }, 32 * 1024);
+        f.switch_to();
+      },
+      "stack overflow|stack-overflow");
+}
+
+TEST(stacks, per_spawn_stack_size_is_honoured) {
+  // 64 KiB of locals would overflow a 32 KiB stack; it fits in 512 KiB.
+  int v = taiga::run(
+      [] {
+        return taiga::spawn(taiga::spawn_options{.stack_size = 512 * 1024},
+                            [] {
+                              volatile char big[256 * 1024];
+                              big[0] = 1;
+                              big[sizeof big - 1] = 2;
+                              return big[0] + big[sizeof big - 1];
+                            })
+            .join();
+      },
+      taiga::runtime_config{.workers = 1});
+  EXPECT_EQ(v, 3);
+}
+
+TEST(stacks, a_million_parked_tasklets_fit_the_memory_target) {
+#if defined(TAIGA_TEST_SANITIZED)
+  GTEST_SKIP() << "sanitizer shadow memory makes RSS meaningless";
+#endif
+  const long n = 1'000'000;
+  long base = peak_rss_kib();
+  std::atomic<long> parked{0};
+  long peak = 0;
+  taiga::run(
+      [&] {
+        std::vector<taiga::tasklet<void>> ts;
+        ts.reserve(n);
+        auto far = std::chrono::steady_clock::now() + 1h;
+        for (long i = 0; i < n; ++i)
+          ts.push_back(taiga::spawn([&parked, far] {
+            parked.fetch_add(1, std::memory_order_relaxed);
+            taiga::this_tasklet::sleep_until(far);
+          }));
+        while (parked.load() < n) taiga::this_tasklet::sleep_for(1ms);
+        peak = peak_rss_kib();
+        for (auto& t : ts) t.kill();
+        for (auto& t : ts) EXPECT_THROW(t.join(), taiga::tasklet_killed);
+      },
+      taiga::runtime_config{.workers = 2});
+  double per = (peak - base) * 1024.0 / n;
+  std::printf("1,000,000 parked tasklets: %.0f bytes each\n", per);
+  EXPECT_LT(per, 4608.0);
+}
+
+TEST(stacks, pool_recycles_warm_stacks_and_trims_them) {
+  auto& pool = taiga::internal::stack_pool::instance();
+  auto before = pool.stats().outstanding;
+  auto a = pool.allocate(100 * 1024);
+  EXPECT_GE(a.usable(), 100u * 1024);
+  EXPECT_EQ(pool.stats().outstanding, before + 1);
+  a.lo()[a.usable() - 1] = 1;  // the top of the stack is writable
+  char* base = a.base;
+  pool.release(a);
+  auto b = pool.allocate(100 * 1024);
+  EXPECT_EQ(b.base, base) << "a freed stack is reused warm (LIFO)";
+  pool.release(b);
+  EXPECT_EQ(pool.stats().outstanding, before);
+  pool.trim(0);
+  EXPECT_EQ(pool.stats().warm, 0u);
+  EXPECT_GT(pool.stats().cold, 0u);
+}
