@@ -32,6 +32,9 @@
 //     suspended, before anything can resume `from` again.
 //  X3 a context's stack is recycled only after a switch away from it has
 //     completed (exit_context, then destroy_context on the resumed side).
+//  X4 (TSan) __tsan_switch_to_fiber is called only from the frame that calls
+//     jump_fcontext (before_switch is always_inline), and every context gets
+//     a fresh TSan fiber, destroyed with it. See before_switch, make_context.
 #include "context.hpp"
 
 #include <pthread.h>

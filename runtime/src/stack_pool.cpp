@@ -340,6 +340,7 @@ void stack_pool::release(stack s) noexcept {
       }
       // Cache full: hand half of it to the class in one lock.
       size_class& c = class_for(s.total);
+      bool too_warm;
       {
         std::lock_guard lk(c.mu);
         for (std::size_t i = 0; i < cache_max / 2; ++i) {
@@ -347,8 +348,9 @@ void stack_pool::release(stack s) noexcept {
           e.items.pop_back();
         }
         c.warm.push_back(s);
+        too_warm = c.warm.size() > keep_warm_ + batch_max;
       }
-      if (c.warm.size() > keep_warm_ + batch_max) trim_class(c, keep_warm_);
+      if (too_warm) trim_class(c, keep_warm_);
       return;
     }
   }

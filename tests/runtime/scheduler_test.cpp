@@ -136,10 +136,12 @@ TEST_P(scheduler, work_spawned_on_one_worker_is_stolen_by_others) {
   std::mutex mu;
   std::set<int> workers_seen;
   rt().run([&] {
+    // Fewer than a local queue holds (256): nothing overflows to the inject
+    // queue, so other workers can only get these tasklets by stealing.
     std::vector<taiga::tasklet<void>> ts;
-    for (int i = 0; i < 2000; ++i)
+    for (int i = 0; i < 200; ++i)
       ts.push_back(taiga::spawn([&] {
-        auto until = std::chrono::steady_clock::now() + 50us;
+        auto until = std::chrono::steady_clock::now() + 500us;
         while (std::chrono::steady_clock::now() < until) {
         }
         std::lock_guard lk(mu);
@@ -244,7 +246,7 @@ TEST_P(scheduler, blocking_offload_parks_the_caller_not_the_worker) {
 TEST_P(scheduler, killing_a_tasklet_waiting_on_blocking_unwinds_it) {
   rt().run([] {
     auto t = taiga::spawn([] { taiga::blocking([] { std::this_thread::sleep_for(100ms); }); });
-    taiga::this_tasklet::sleep_for(10ms);
+    taiga::test::wait_parked(t);
     t.kill();
     EXPECT_THROW(t.join(), taiga::tasklet_killed);
   });
@@ -287,7 +289,7 @@ TEST(scheduler_extra, timers_of_a_busy_worker_still_fire) {
       taiga::this_tasklet::sleep_for(20ms);
       return std::chrono::steady_clock::now() - t0;
     });
-    taiga::this_tasklet::sleep_for(1ms);  // the sleeper has parked (on this worker, likely)
+    taiga::test::wait_parked(sleeper);
     auto until = std::chrono::steady_clock::now() + 300ms;
     while (std::chrono::steady_clock::now() < until) {
     }

@@ -62,7 +62,7 @@ TEST_P(tasklets, kill_parked_tasklet_runs_destructors) {
       guard g{destroyed};
       taiga::this_tasklet::sleep_for(1h);
     });
-    taiga::this_tasklet::sleep_for(5ms);  // let it park
+    taiga::test::wait_parked(t);
     EXPECT_EQ(t.state(), taiga::tasklet_state::parked);
     t.kill();
     EXPECT_THROW(t.join(), taiga::tasklet_killed);
@@ -131,7 +131,7 @@ TEST_P(tasklets, tasklet_exit_can_be_caught_and_the_tasklet_continue) {
       }
       return 0;
     });
-    taiga::this_tasklet::sleep_for(2ms);
+    taiga::test::wait_parked(t);
     t.kill();
     return t.join();
   });
@@ -148,7 +148,7 @@ TEST_P(tasklets, throw_into_raises_at_park_point) {
       }
       return std::string("not thrown");
     });
-    taiga::this_tasklet::sleep_for(2ms);
+    taiga::test::wait_parked(t);
     EXPECT_TRUE(t.throw_into(std::logic_error("wake up")));
     return t.join();
   });
@@ -185,7 +185,7 @@ TEST_P(tasklets, handle_destroyed_while_joinable_kills_and_joins) {
         } guard{unwound};
         taiga::this_tasklet::sleep_for(1h);
       });
-      taiga::this_tasklet::sleep_for(2ms);
+      taiga::test::wait_parked(t);
     }  // like std::jthread: stop (kill) and join
     EXPECT_EQ(unwound.load(), 1);
   });
@@ -233,7 +233,7 @@ TEST_P(tasklets, killed_detached_tasklet_is_silent) {
   rt_.emplace(std::move(c));
   rt().run([&] {
     auto t = taiga::spawn([] { taiga::this_tasklet::sleep_for(1h); });
-    taiga::this_tasklet::sleep_for(1ms);
+    taiga::test::wait_parked(t);
     t.kill();
     t.detach();
     taiga::this_tasklet::sleep_for(5ms);
@@ -243,21 +243,24 @@ TEST_P(tasklets, killed_detached_tasklet_is_silent) {
 
 TEST_P(tasklets, ids_names_sites_and_states) {
   rt().run([] {
+    std::atomic<bool> renamed{false}, go{false};
     unsigned line = __LINE__ + 1;
-    auto t = taiga::spawn(taiga::spawn_options{.name = "worker-a"}, [] {
+    auto t = taiga::spawn(taiga::spawn_options{.name = "worker-a"}, [&] {
       EXPECT_EQ(taiga::this_tasklet::name(), "worker-a");
       taiga::this_tasklet::set_name("renamed");
-      taiga::this_tasklet::sleep_for(3ms);
+      renamed = true;
+      while (!go.load()) taiga::this_tasklet::sleep_for(1ms);
       return taiga::this_tasklet::get_id();
     });
     EXPECT_NE(t.id(), 0u);
     EXPECT_NE(t.id(), taiga::this_tasklet::get_id());
     // The call spans several lines; compilers name its first or its last.
     EXPECT_GE(t.spawn_site().line(), line);
-    EXPECT_LE(t.spawn_site().line(), line + 5);
+    EXPECT_LE(t.spawn_site().line(), line + 10);
     EXPECT_NE(std::string(t.spawn_site().file_name()).find("tasklet_test.cpp"), std::string::npos);
-    taiga::this_tasklet::sleep_for(1ms);
+    while (!renamed.load()) taiga::this_tasklet::sleep_for(1ms);
     EXPECT_EQ(t.name(), "renamed");
+    go = true;
     auto id = t.id();
     EXPECT_EQ(t.join(), id);
   });
@@ -313,22 +316,34 @@ TEST_P(tasklets, sleep_for_waits_at_least_the_duration) {
 }
 
 TEST_P(tasklets, many_sleepers_wake_in_deadline_order) {
-  auto order = rt().run([] {
+  // One worker's timers fire in deadline order. Across workers the order is
+  // only as good as the OS scheduling of the worker threads, so there the
+  // test checks only that nobody woke early.
+  struct wake {
+    int index;
+    std::chrono::steady_clock::time_point at, due;
+  };
+  auto woke = rt().run([] {
     std::vector<taiga::tasklet<void>> ts;
-    auto seen = std::make_shared<std::vector<int>>();
+    auto seen = std::make_shared<std::vector<wake>>();
     auto mu = std::make_shared<std::mutex>();
     auto base = std::chrono::steady_clock::now() + 20ms;
     for (int i = 9; i >= 0; --i)
       ts.push_back(taiga::spawn([=] {
-        taiga::this_tasklet::sleep_until(base + std::chrono::milliseconds(3 * i));
+        auto due = base + std::chrono::milliseconds(3 * i);
+        taiga::this_tasklet::sleep_until(due);
+        auto now = std::chrono::steady_clock::now();
         std::lock_guard lk(*mu);
-        seen->push_back(i);
+        seen->push_back({i, now, due});
       }));
     for (auto& t : ts) t.join();
     return *seen;
   });
-  ASSERT_EQ(order.size(), 10u);
-  for (int i = 0; i < 10; ++i) EXPECT_EQ(order[static_cast<std::size_t>(i)], i);
+  ASSERT_EQ(woke.size(), 10u);
+  for (auto& w : woke) EXPECT_GE(w.at, w.due) << "tasklet " << w.index << " woke early";
+  if (GetParam() == 1) {
+    for (int i = 0; i < 10; ++i) EXPECT_EQ(woke[static_cast<std::size_t>(i)].index, i);
+  }
 }
 
 TEST_P(tasklets, deadlock_is_reported_with_parked_tasklets_and_spawn_sites) {

@@ -20,6 +20,13 @@ inline long scaled(long n) {
 #endif
 }
 
+/// Waits (parking) until `t` is parked: sleeps of a few milliseconds are not
+/// enough on a loaded CI machine or under a sanitizer.
+template <class R>
+void wait_parked(const tasklet<R>& t) {
+  while (t.state() != tasklet_state::parked) this_tasklet::sleep_for(std::chrono::milliseconds(1));
+}
+
 inline void expect_clean(runtime& rt) {
   // Tasklets that finished may still be returning their stacks on their
   // worker; give them a moment.
