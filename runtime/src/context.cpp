@@ -37,90 +37,19 @@
 //     a fresh TSan fiber, destroyed with it. See before_switch, make_context.
 #include "context.hpp"
 
+namespace bctx = boost::context::detail;
+
 #include <pthread.h>
 
-#include <boost/context/detail/fcontext.hpp>
 #include <cstdio>
 #include <cstdlib>
 
-#if defined(TAIGA_SANITIZE_ADDRESS)
-#include <sanitizer/common_interface_defs.h>
-#endif
-#if defined(TAIGA_SANITIZE_THREAD)
-#include <sanitizer/tsan_interface.h>
-#endif
-
-// A sanitizer build without the matching annotations would report false
-// stack overflows (ASan) or crash once tasklets migrate (TSan).
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer) && !defined(TAIGA_SANITIZE_ADDRESS)
-#error "ASan build without TAIGA_SANITIZE_ADDRESS: fiber switches would be unannotated"
-#endif
-#if __has_feature(thread_sanitizer) && !defined(TAIGA_SANITIZE_THREAD)
-#error "TSan build without TAIGA_SANITIZE_THREAD: fiber switches would be unannotated"
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__) && !defined(TAIGA_SANITIZE_ADDRESS)
-#error "ASan build without TAIGA_SANITIZE_ADDRESS: fiber switches would be unannotated"
-#endif
-#if defined(__SANITIZE_THREAD__) && !defined(TAIGA_SANITIZE_THREAD)
-#error "TSan build without TAIGA_SANITIZE_THREAD: fiber switches would be unannotated"
-#endif
-
-namespace bctx = boost::context::detail;
-
 namespace taiga::internal {
+
+constinit thread_local exec_context* tls_running = nullptr;
+
 namespace {
-
-struct switch_msg {
-  exec_context* from;
-  void* payload;
-};
-
-thread_local exec_context* tls_running = nullptr;
-
-// Both helpers are always inlined into the function that jumps. Under TSan
-// that is required, not an optimisation: clang instruments every function
-// with __tsan_func_entry/__tsan_func_exit on the *current* TSan fiber, so a
-// separate before_switch frame would push its entry on `from`'s shadow stack
-// and, after __tsan_switch_to_fiber, pop it from `to`'s. Each such switch
-// leaked one shadow frame on `from` and underflowed `to` by one; the thread's
-// own shadow stack ran off its start after a few fibers had exited and TSan
-// crashed in StackDepot::Put / CurrentStackId (exit_context's call to
-// before_switch was not inlined at -O1; switch_context's was). The frame
-// that calls __tsan_switch_to_fiber must be the frame that jumps: its entry
-// is pushed on `from` and its exit runs when `from` is resumed, on `from`.
-[[gnu::always_inline]] inline void before_switch([[maybe_unused]] exec_context& from,
-                                                 [[maybe_unused]] exec_context& to,
-                                                 [[maybe_unused]] bool from_exits) {
-  tls_running = &to;
-#if defined(TAIGA_SANITIZE_ADDRESS)
-  __sanitizer_start_switch_fiber(from_exits ? nullptr : &from.asan_fake_stack, to.stack_lo,
-                                 to.stack_size);
-#endif
-#if defined(TAIGA_SANITIZE_THREAD)
-  __tsan_switch_to_fiber(to.tsan_fiber, 0);
-#endif
-}
-
-[[gnu::always_inline]] inline void* after_switch(bctx::transfer_t t,
-                                                 [[maybe_unused]] exec_context* self) {
-#if defined(TAIGA_SANITIZE_ADDRESS)
-  const void* old_lo = nullptr;
-  std::size_t old_size = 0;
-  __sanitizer_finish_switch_fiber(self ? self->asan_fake_stack : nullptr, &old_lo, &old_size);
-#endif
-  auto* msg = static_cast<switch_msg*>(t.data);
-  msg->from->fctx = t.fctx;
-#if defined(TAIGA_SANITIZE_ADDRESS)
-  if (msg->from->stack_lo == nullptr) {
-    msg->from->stack_lo = const_cast<void*>(old_lo);
-    msg->from->stack_size = old_size;
-  }
-#endif
-  return msg->payload;
-}
-
+using namespace detail_switch;
 void trampoline(bctx::transfer_t t) {
   exec_context* self = tls_running;
   void* payload = after_switch(t, nullptr);
@@ -164,14 +93,6 @@ void make_context(exec_context& ctx, void* lo, std::size_t size) {
   // after ~10k tasklets had run on that stack slot.
   ctx.tsan_fiber = __tsan_create_fiber(0);
 #endif
-}
-
-void* switch_context(exec_context& from, exec_context& to, void* payload) {
-  switch_msg msg{&from, payload};
-  bctx::fcontext_t target = to.fctx;  // read before TSan moves to `to`'s fiber
-  before_switch(from, to, false);
-  bctx::transfer_t t = bctx::jump_fcontext(target, &msg);
-  return after_switch(t, &from);
 }
 
 void exit_context(exec_context& from, exec_context& to, void* payload) {

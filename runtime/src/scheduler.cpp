@@ -219,33 +219,6 @@ tasklet_core* worker::pop_private() {
   return t;
 }
 
-tasklet_core* worker::pick_fast() {
-  ++tick;
-  if (no_chain) return nullptr;
-  if (tick % 61 == 0) return nullptr;  // let the main context look outside
-  // Load first: an exchange is a locked instruction and the slot is usually
-  // empty. Thieves exchange it too, so the exchange decides.
-  if (next_slot.load(std::memory_order_relaxed) != nullptr) {
-    if (tasklet_core* t = next_slot.exchange(nullptr, std::memory_order_acq_rel)) {
-      if (next_streak < 16) {
-        ++next_streak;
-        return t;
-      }
-      push_local(t, false);  // streak over: the slot's tasklet waits its turn
-    }
-  }
-  next_streak = 0;
-  tasklet_core* t;
-  if (tick & 1) {
-    t = pop_private();
-    if (!t) t = rq.pop();
-  } else {
-    t = rq.pop();
-    if (!t) t = pop_private();
-  }
-  return t;
-}
-
 bool worker::run_timers() {
   std::int64_t now = now_ns();
   bool fired = timers.run_expired(now) > 0;
@@ -488,15 +461,10 @@ void worker::after_switch(switch_payload* p) {
       stack s{static_cast<char*>(prev->stack_base), prev->stack_total,
               static_cast<stack_guard_mode>(prev->stack_guard)};
       prev->stack_base = nullptr;
-      runtime_impl* r = prev->rt;
       stack_pool::instance().release(s);
       stats.stacks.store(stats.stacks.load(std::memory_order_relaxed) - 1,
                          std::memory_order_relaxed);
       detail::release(prev);  // the runtime's reference
-      if (r->live.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-        std::lock_guard lk(r->live_mu);
-        r->live_cv.notify_all();
-      }
       break;
     }
   }
@@ -676,6 +644,16 @@ void runtime_impl::register_tasklet(tasklet_core* t, unsigned shard) {
   t->reg_next = s.head;
   if (s.head) s.head->reg_prev = t;
   s.head = t;
+  ++s.count;
+}
+
+std::size_t runtime_impl::live_count() {
+  std::size_t n = 0;
+  for (unsigned i = 0; i < nshards; ++i) {
+    std::lock_guard lk(shards[i].lock);
+    n += shards[i].count;
+  }
+  return n;
 }
 
 void runtime_impl::unregister_tasklet(tasklet_core* t) {
@@ -688,6 +666,7 @@ void runtime_impl::unregister_tasklet(tasklet_core* t) {
   }
   if (t->reg_next) t->reg_next->reg_prev = t->reg_prev;
   t->reg_prev = t->reg_next = nullptr;
+  --s.count;
 }
 
 std::vector<tasklet_core*> runtime_impl::snapshot_live() {
@@ -730,6 +709,7 @@ void runtime_impl::sysmon_loop() {
   std::uint64_t last_signature = 0;
   int quiet_checks = 0;
   std::int64_t period_ns = 10'000'000;
+  std::int64_t last_trim_ns = internal::now_ns();
   for (;;) {
     {
       std::unique_lock lk(sysmon_mu);
@@ -739,6 +719,10 @@ void runtime_impl::sysmon_loop() {
       if (sysmon_stop) return;
     }
     std::int64_t now = internal::now_ns();
+    if (now - last_trim_ns >= 1'000'000'000) {
+      last_trim_ns = now;
+      internal::stack_pool::instance().trim_idle();
+    }
     std::uint64_t signature = inject_count.load();
     bool overdue_busy = false;
     for (unsigned i = 0; i < nworkers; ++i) {
@@ -806,7 +790,7 @@ void runtime_impl::sysmon_loop() {
 
 bool runtime_impl::deadlocked_now() {
   if (stopping.load()) return false;
-  if (live.load() == 0) return false;
+  if (live_count() == 0) return false;
   if (keepalive.load() > 0 || blocking->in_flight() > 0) return false;
   if (!embedded) {
     if (npidle.load() != static_cast<int>(nworkers) || nspinning.load() != 0) return false;
@@ -859,7 +843,7 @@ void runtime_impl::drive(tasklet_core* main) {
     while (tasklet_core* t = w->pick_heavy()) w->run_in_main(t);
     if (main != nullptr && main->state.load(std::memory_order_acquire) == tasklet_state::done)
       return;
-    if (main == nullptr && live.load() == 0) return;
+    if (main == nullptr && live_count() == 0) return;
     if (cfg.detect_deadlock && main != nullptr && deadlocked_now()) {
       handle_deadlock();
       continue;
@@ -877,13 +861,12 @@ void runtime_impl::shutdown(shutdown_mode mode) {
     if (embedded) {
       drive(nullptr);
     } else {
-      std::unique_lock lk(live_mu);
-      live_cv.wait(lk, [this] { return live.load() == 0; });
+      while (live_count() != 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
   }
   // Kill whatever is left; a tasklet that swallows tasklet_exit and parks
   // again is killed again until it gives up.
-  while (live.load() != 0) {
+  while (live_count() != 0) {
     std::vector<tasklet_core*> all = snapshot_live();
     for (tasklet_core* t : all) {
       detail::kill(t);
@@ -900,10 +883,10 @@ void runtime_impl::shutdown(shutdown_mode mode) {
       internal::tls_worker = w;
       while (tasklet_core* t = w->pick_heavy()) w->run_in_main(t);
       internal::tls_worker = prev;
-      if (live.load() != 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      if (live_count() != 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     } else {
-      std::unique_lock lk(live_mu);
-      live_cv.wait_for(lk, std::chrono::milliseconds(50), [this] { return live.load() == 0; });
+      for (int i = 0; i < 50 && live_count() != 0; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
   }
   stopping.store(true, std::memory_order_seq_cst);
@@ -917,6 +900,7 @@ void runtime_impl::shutdown(shutdown_mode mode) {
   sysmon_cv.notify_all();
   if (sysmon.joinable()) sysmon.join();
   blocking->stop();
+  internal::stack_pool::instance().trim_idle();  // what this runtime no longer needs
   stopped.store(true);
 }
 

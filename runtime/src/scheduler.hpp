@@ -102,6 +102,34 @@ struct alignas(64) worker {
 };
 
 worker* this_worker() noexcept;
+
+inline tasklet_core* worker::pick_fast() {
+  ++tick;
+  if (no_chain) return nullptr;
+  if (tick % 61 == 0) return nullptr;  // let the main context look outside
+  // Load first: an exchange is a locked instruction and the slot is usually
+  // empty. Thieves exchange it too, so the exchange decides.
+  if (next_slot.load(std::memory_order_relaxed) != nullptr) {
+    if (tasklet_core* t = next_slot.exchange(nullptr, std::memory_order_acq_rel)) {
+      if (next_streak < 16) {
+        ++next_streak;
+        return t;
+      }
+      push_local(t, false);  // streak over: the slot's tasklet waits its turn
+    }
+  }
+  next_streak = 0;
+  tasklet_core* t;
+  if (tick & 1) {
+    t = pop_private();
+    if (!t) t = rq.pop();
+  } else {
+    t = rq.pop();
+    if (!t) t = pop_private();
+  }
+  return t;
+}
+
 void set_this_worker(worker* w) noexcept;
 
 /// Entry function of every tasklet's root context (tasklet.cpp).
@@ -116,10 +144,15 @@ bool interrupt_park(tasklet_core* t, detail::wake_status reason) noexcept;
 
 namespace taiga::detail {
 
-struct registry_shard {
+// One shard per worker (+1 for other threads): a tasklet registers in the
+// shard of the worker that spawns it, so spawning takes an uncontended lock.
+// The count is exact under the lock; the runtime's number of live tasklets is
+// the sum (no runtime-wide counter that every spawn and exit would bounce
+// between cores: on 16 cores such a counter serialized skynet).
+struct alignas(64) registry_shard {
   spinlock lock;
   tasklet_core* head = nullptr;
-  char pad[64 - sizeof(spinlock) - sizeof(tasklet_core*)];
+  std::size_t count = 0;
 };
 
 struct runtime_impl {
@@ -144,13 +177,10 @@ struct runtime_impl {
   // Registry of live tasklets, sharded by the spawning worker (+1 for others).
   std::unique_ptr<registry_shard[]> shards;
   unsigned nshards = 1;
-  std::atomic<std::size_t> live{0};
   std::atomic<std::size_t> stacks_out{0};
   std::atomic<int> keepalive{0};
   std::atomic<bool> stopping{false};
   std::atomic<bool> stopped{false};
-  std::mutex live_mu;
-  std::condition_variable live_cv;
 
   // sysmon: watchdog, timer nudges, deadlock detection.
   std::thread sysmon;
@@ -171,6 +201,7 @@ struct runtime_impl {
   void register_tasklet(tasklet_core* t, unsigned shard);
   void unregister_tasklet(tasklet_core* t);
   std::vector<tasklet_core*> snapshot_live();  // with a reference each
+  std::size_t live_count();
   tasklet_info info_of(tasklet_core* t);
   void sysmon_loop();
   bool deadlocked_now();

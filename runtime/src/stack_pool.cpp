@@ -21,8 +21,11 @@
 //    pre-faulted in batches (process_madvise with MADV_POPULATE_WRITE over
 //    their top pages), and freed stacks are recycled warm, LIFO, through a
 //    per-thread cache so the hot path takes no lock and no syscall.
-//  - Memory goes back when there is more free than `keep_warm`: the excess,
-//    oldest first, is MADV_DONTNEED'ed in batches and becomes "cold".
+//  - Memory goes back when more than `keep_warm` stacks have stayed free for
+//    about a second (the runtime's sysmon calls trim): the excess, oldest
+//    first, is MADV_DONTNEED'ed in batches and becomes "cold". Trimming on
+//    every release instead made bursty programs (skynet) refault the same
+//    stacks over and over.
 //
 // Rejected: boost::context::protected_fixedsize_stack (mmap + mprotect per
 // stack: 2 mappings each, stops at ~32k stacks); malloc'ed stacks (no guard:
@@ -340,7 +343,6 @@ void stack_pool::release(stack s) noexcept {
       }
       // Cache full: hand half of it to the class in one lock.
       size_class& c = class_for(s.total);
-      bool too_warm;
       {
         std::lock_guard lk(c.mu);
         for (std::size_t i = 0; i < cache_max / 2; ++i) {
@@ -348,9 +350,10 @@ void stack_pool::release(stack s) noexcept {
           e.items.pop_back();
         }
         c.warm.push_back(s);
-        too_warm = c.warm.size() > keep_warm_ + batch_max;
       }
-      if (too_warm) trim_class(c, keep_warm_);
+      // No trimming here: a burst that frees stacks is usually followed by
+      // one that needs them, and a trimmed stack costs a fresh page fault.
+      // The runtime's sysmon calls trim(keep_warm) about once a second.
       return;
     }
   }
@@ -381,6 +384,15 @@ void stack_pool::trim_class(size_class& c, std::size_t keep) noexcept {
     std::lock_guard lk(c.mu);
     for (auto& s : batch) c.cold.push_back(s);
   }
+}
+
+void stack_pool::trim_class_all(std::size_t keep) noexcept {
+  std::vector<size_class*> classes;
+  {
+    std::lock_guard lk(impl_->classes_mu);
+    classes = impl_->classes;
+  }
+  for (auto* c : classes) trim_class(*c, keep);
 }
 
 void stack_pool::trim(std::size_t keep_warm) noexcept {

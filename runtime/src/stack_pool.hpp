@@ -44,8 +44,10 @@ class stack_pool {
   stack_guard_mode mode() const noexcept { return mode_; }
   stack_pool_stats stats() const noexcept;
 
-  /// Free stacks kept warm before the pool starts giving memory back.
+  /// Free stacks kept warm when trim_idle() gives memory back.
   void set_keep_warm(std::size_t n) noexcept { keep_warm_ = n; }
+  /// Gives back what stayed free beyond keep_warm (called periodically).
+  void trim_idle() noexcept { trim_class_all(keep_warm_); }
 
   static constexpr std::uint64_t canary_value = 0x7a1ca5ac0ffee042ULL;
   static std::size_t page_size() noexcept;
@@ -63,6 +65,7 @@ class stack_pool {
   size_class& class_for(std::uint32_t total);
   void release_to_class(stack s) noexcept;
   void trim_class(size_class& c, std::size_t keep) noexcept;
+  void trim_class_all(std::size_t keep) noexcept;
   stack_guard_mode mode_;
   std::size_t keep_warm_ = 8192;
   struct impl;

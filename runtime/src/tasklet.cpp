@@ -81,6 +81,18 @@ using internal::worker;
 namespace {
 
 std::atomic<std::uint64_t> g_next_id{1};
+
+// Ids are unique, not ordered across threads: each thread takes them from
+// the global counter in blocks, so spawning does not bounce one cache line
+// between all cores.
+std::uint64_t next_id() noexcept {
+  thread_local std::uint64_t next = 0, end = 0;
+  if (next == end) {
+    next = g_next_id.fetch_add(1024, std::memory_order_relaxed);
+    end = next + 1024;
+  }
+  return next++;
+}
 thread_local runtime_impl* tls_entered_runtime = nullptr;  // plain thread inside runtime::run
 
 long futex(std::atomic<std::uint32_t>* addr, int op, std::uint32_t val,
@@ -187,7 +199,7 @@ void submit(tasklet_core* t, runtime* rt, const spawn_options* o) {
                           "taiga::spawn(rt, fn) / rt.spawn(fn))");
   }
   t->rt = r;
-  t->id = g_next_id.fetch_add(1, std::memory_order_relaxed);
+  t->id = next_id();
   t->wait_word.store(internal::ww_idle, std::memory_order_relaxed);
   int place = -1;
   if (o != nullptr) {
@@ -204,7 +216,6 @@ void submit(tasklet_core* t, runtime* rt, const spawn_options* o) {
   bool local = w != nullptr && w->rt == r;
   if ((t->flags.load(std::memory_order_relaxed) & tasklet_core::flag_pinned) && place < 0)
     place = local ? static_cast<int>(w->index) : 0;
-  r->live.fetch_add(1, std::memory_order_relaxed);
   r->register_tasklet(t, local ? w->index + 1 : 0);
   if (local)
     w->stats.spawns.store(w->stats.spawns.load(std::memory_order_relaxed) + 1,
@@ -578,12 +589,11 @@ timer_handle schedule_call(std::function<void()> fn, std::chrono::steady_clock::
   auto c = std::make_shared<scheduled_call>();
   tasklet_core* t = make_tasklet(site, std::move(fn));
   t->rt = r;
-  t->id = g_next_id.fetch_add(1, std::memory_order_relaxed);
+  t->id = next_id();
   t->wait_word.store(internal::ww_idle, std::memory_order_relaxed);
   t->flags.fetch_or(tasklet_core::flag_detached, std::memory_order_relaxed);
   worker* w = this_worker();
   bool local = w != nullptr && w->rt == r;
-  r->live.fetch_add(1, std::memory_order_relaxed);
   r->register_tasklet(t, local ? w->index + 1 : 0);
   c->t = t;
   if (when == std::chrono::steady_clock::time_point::min()) {
@@ -653,11 +663,12 @@ static detail::tasklet_core* require_tasklet(const char* what) {
 }
 
 void yield() {
-  detail::tasklet_core* t = require_tasklet("yield");
+  internal::worker* w = this_worker();
+  detail::tasklet_core* t = w ? w->current : nullptr;
+  if (t == nullptr) throw usage_error("taiga::this_tasklet::yield called outside a tasklet");
   constexpr std::uint8_t interrupts =
       detail::tasklet_core::flag_kill | detail::tasklet_core::flag_throw;
   if (t->flags.load(std::memory_order_acquire) & interrupts) detail::throw_interrupt();
-  internal::worker* w = this_worker();
   w->switch_out(t, internal::after::requeue);
   if (t->flags.load(std::memory_order_acquire) & interrupts) detail::throw_interrupt();
 }
@@ -791,7 +802,7 @@ worker_stats runtime::stats(unsigned i) const {
 
 runtime_report runtime::report() const {
   runtime_report r;
-  r.live_tasklets = impl_->live.load();
+  r.live_tasklets = impl_->live_count();
   std::int64_t stacks = 0;
   for (auto& w : impl_->workers) stacks += w->stats.stacks.load(std::memory_order_relaxed);
   r.stacks_outstanding = static_cast<std::size_t>(stacks);
