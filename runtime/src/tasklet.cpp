@@ -94,6 +94,17 @@ std::uint64_t next_id() noexcept {
   return next++;
 }
 thread_local runtime_impl* tls_entered_runtime = nullptr;  // plain thread inside runtime::run
+thread_local std::int64_t tls_scope_deadline = INT64_MAX;  // timeout_scope on a plain thread
+thread_local bool tls_scope_expired = false;
+
+std::int64_t& scope_deadline_ref() noexcept {
+  tasklet_core* t = current_tasklet();
+  return t ? t->scope_deadline : tls_scope_deadline;
+}
+bool& scope_expired_ref() noexcept {
+  tasklet_core* t = current_tasklet();
+  return t ? t->scope_expired : tls_scope_expired;
+}
 
 long futex(std::atomic<std::uint32_t>* addr, int op, std::uint32_t val,
            const struct timespec* ts = nullptr) {
@@ -341,6 +352,8 @@ namespace taiga::detail {
 
 void prepare_wait(wait_point& w, const char* what, const void* object) {
   tasklet_core* t = current_tasklet();
+  std::int64_t scope = t ? t->scope_deadline : tls_scope_deadline;
+  if (scope != INT64_MAX && scope <= internal::now_ns()) throw timeout_error();
   w.tasklet = t;
   if (t == nullptr) {
     w.word.store(0, std::memory_order_relaxed);
@@ -360,7 +373,25 @@ void cancel_wait(wait_point& w) noexcept {
   if (w.tasklet) w.tasklet->wait_word.store(internal::ww_idle, std::memory_order_relaxed);
 }
 
+// The earlier of the call's own deadline and the enclosing timeout_scope's.
+// When the scope's comes first and passes, the wait ends as "interrupted"
+// and throw_interrupt() raises timeout_error.
+static wake_status wait_raw(wait_point& w, const std::chrono::steady_clock::time_point* deadline);
+
 wake_status wait(wait_point& w, const std::chrono::steady_clock::time_point* deadline) {
+  std::int64_t scope = w.tasklet ? w.tasklet->scope_deadline : tls_scope_deadline;
+  if (scope == INT64_MAX) return wait_raw(w, deadline);
+  std::chrono::steady_clock::time_point scope_tp{std::chrono::nanoseconds(scope)};
+  bool scope_first = deadline == nullptr || scope_tp < *deadline;
+  wake_status s = wait_raw(w, scope_first ? &scope_tp : deadline);
+  if (s == wake_status::timeout && scope_first) {
+    (w.tasklet ? w.tasklet->scope_expired : tls_scope_expired) = true;
+    return wake_status::interrupted;
+  }
+  return s;
+}
+
+static wake_status wait_raw(wait_point& w, const std::chrono::steady_clock::time_point* deadline) {
   using internal::ww_claimed;
   using internal::ww_released;
   if (w.tasklet == nullptr) {
@@ -436,13 +467,17 @@ void complete(wait_point& w, bool next) noexcept {
 
 void throw_interrupt() {
   tasklet_core* t = current_tasklet();
-  if (t == nullptr) throw usage_error("taiga: throw_interrupt outside a tasklet");
+  if (t == nullptr) {
+    if (std::exchange(tls_scope_expired, false)) throw timeout_error();
+    throw usage_error("taiga: throw_interrupt outside a tasklet");
+  }
   std::uint8_t f = t->flags.load(std::memory_order_acquire);
   if (f & tasklet_core::flag_kill) {
     t->flags.fetch_and(static_cast<std::uint8_t>(~tasklet_core::flag_kill),
                        std::memory_order_acq_rel);
     throw tasklet_exit{};
   }
+  if (std::exchange(t->scope_expired, false)) throw timeout_error();
   std::exception_ptr e;
   {
     std::lock_guard lk(t->lock);
@@ -842,6 +877,27 @@ stack_guard_mode runtime::stack_guard() {
 runtime* runtime::current() noexcept {
   detail::runtime_impl* r = detail::current_impl();
   return r ? r->owner : nullptr;
+}
+
+}  // namespace taiga
+
+namespace taiga {
+
+timeout_scope::timeout_scope(std::chrono::steady_clock::time_point deadline)
+    : deadline_(std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch())
+                    .count()) {
+  std::int64_t& cur = detail::scope_deadline_ref();
+  saved_ = cur;
+  if (deadline_ < cur) cur = deadline_;
+}
+
+timeout_scope::~timeout_scope() {
+  detail::scope_deadline_ref() = saved_;
+  detail::scope_expired_ref() = false;
+}
+
+bool timeout_scope::expired() const noexcept {
+  return internal::now_ns() >= deadline_;
 }
 
 }  // namespace taiga

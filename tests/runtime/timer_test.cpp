@@ -87,3 +87,48 @@ TEST(timers_shutdown, pending_call_later_does_not_hold_up_shutdown_and_never_run
   }
   EXPECT_EQ(calls.load(), 0);
 }
+
+TEST_P(timers, timeout_scope_makes_parking_calls_fail_with_timeout_error) {
+  rt().run([] {
+    auto t0 = std::chrono::steady_clock::now();
+    EXPECT_THROW(
+        {
+          taiga::timeout_scope scope(10ms);
+          taiga::this_tasklet::sleep_for(1h);
+        },
+        taiga::timeout_error);
+    auto took = std::chrono::steady_clock::now() - t0;
+    EXPECT_GE(took, 10ms);
+    EXPECT_LT(took, 5s);
+    // A join inside a scope times out too; the joined tasklet is untouched.
+    auto slow = taiga::spawn([] {
+      taiga::this_tasklet::sleep_for(50ms);
+      return 1;
+    });
+    {
+      taiga::timeout_scope scope(5ms);
+      EXPECT_THROW(slow.join(), taiga::timeout_error);
+      EXPECT_TRUE(scope.expired());
+    }
+    EXPECT_EQ(slow.join(), 1);  // outside the scope: waits normally
+  });
+}
+
+TEST_P(timers, nested_timeout_scopes_use_the_earliest_deadline_and_restore) {
+  rt().run([] {
+    taiga::timeout_scope outer(1h);
+    auto t0 = std::chrono::steady_clock::now();
+    EXPECT_THROW(
+        {
+          taiga::timeout_scope inner(5ms);
+          taiga::this_tasklet::sleep_for(1h);
+        },
+        taiga::timeout_error);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
+    // Back under the outer scope only: a short sleep completes.
+    taiga::this_tasklet::sleep_for(1ms);
+    // An expired scope fails the next parking call at once.
+    taiga::timeout_scope past(std::chrono::steady_clock::now() - 1ms);
+    EXPECT_THROW(taiga::this_tasklet::sleep_for(1ms), taiga::timeout_error);
+  });
+}

@@ -10,4 +10,5 @@
 #include <taiga/runtime/tasklet.hpp>
 #include <taiga/runtime/tasklet_local.hpp>
 #include <taiga/runtime/this_tasklet.hpp>
+#include <taiga/runtime/timeout.hpp>
 #include <taiga/runtime/timer.hpp>

@@ -100,6 +100,8 @@ struct tasklet_core {
   tasklet_locals* locals = nullptr;
   std::atomic<const char*> park_what{nullptr};  // what it is parked on (reports; relaxed)
   std::atomic<const void*> park_object{nullptr};
+  std::int64_t scope_deadline = INT64_MAX;  // timeout_scope (owned by the tasklet itself)
+  bool scope_expired = false;
 
   static constexpr std::uint8_t flag_kill = 1;      // kill requested
   static constexpr std::uint8_t flag_pinned = 2;    // never migrates

@@ -1,0 +1,12 @@
+// taiga channels: typed channels with Stackless semantics, select, and the
+// synchronization toolkit.
+#pragma once
+
+#include <taiga/channels/channel.hpp>
+#include <taiga/channels/executor.hpp>
+#include <taiga/channels/future.hpp>
+#include <taiga/channels/queue.hpp>
+#include <taiga/channels/select.hpp>
+#include <taiga/channels/status.hpp>
+#include <taiga/channels/sync.hpp>
+#include <taiga/runtime.hpp>
