@@ -96,7 +96,12 @@ std::size_t run_select(select_case** cases, std::size_t n,
   set.unlock();
   wake_status ws = wait(wp, deadline);
   set.lock();
-  for (std::size_t i : order) cases[i]->unpark();
+  for (std::size_t i : order) {
+    // The winner's node was unlinked by its waker; unpark() of an unlinked
+    // node does nothing, but skip it anyway.
+    if (ws == wake_status::signaled && i == wp.tag) continue;
+    cases[i]->unpark();
+  }
   set.unlock();
   if (ws == wake_status::signaled) {
     std::size_t i = wp.tag;

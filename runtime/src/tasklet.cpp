@@ -490,6 +490,13 @@ void throw_interrupt() {
   throw tasklet_exit{};
 }
 
+void yield_keeping_interrupts() {
+  internal::worker* w = this_worker();
+  tasklet_core* t = w ? w->current : nullptr;
+  if (t == nullptr) return;
+  w->switch_out(t, internal::after::requeue);
+}
+
 // ---- join, kill, throw ---------------------------------------------------
 
 void wait_done(tasklet_core* t) {

@@ -432,3 +432,45 @@ TEST(channel_signal, void_like_signals) {
       },
       taiga::runtime_config{.workers = 2});
 }
+
+TEST(channel_buffer, values_left_in_a_dropped_channel_are_destroyed) {
+  // The buffer is a ring allocated on first use; whatever is still in it
+  // when the last handle goes is destroyed (ASan checks for leaks).
+  auto counter = std::make_shared<int>(0);
+  {
+    channel<std::shared_ptr<int>> ch(8);
+    for (int i = 0; i < 8; ++i) EXPECT_EQ(ch.try_send(counter), channel_status::ok);
+    for (int i = 0; i < 5; ++i) EXPECT_TRUE(ch.try_receive().has_value());
+    for (int i = 0; i < 4; ++i) EXPECT_EQ(ch.try_send(counter), channel_status::ok);  // wraps
+    EXPECT_EQ(ch.size(), 7u);
+    EXPECT_EQ(counter.use_count(), 8);
+  }
+  EXPECT_EQ(counter.use_count(), 1);
+}
+
+// Regression: the yield that lets the preferred partner run after a hand-off
+// delivered a pending throw_into; the value already taken was then lost (the
+// sender had been told "ok").
+TEST(channel_preference, a_pending_interrupt_does_not_lose_a_handed_off_value) {
+  for (int pref : {-1, 1}) {
+    taiga::run(
+        [pref] {
+          channel<int> ch;
+          ch.set_preference(pref);
+          channel<taiga::signal> gate;
+          gate.set_preference(0);
+          auto sender = taiga::spawn([ch]() mutable { return ch.send(42); });
+          auto receiver = taiga::spawn([ch, gate]() mutable {
+            (void)gate.receive();
+            return *ch.receive();  // takes the parked sender's value, then yields
+          });
+          taiga::test::wait_parked(sender);
+          taiga::test::wait_parked(receiver);
+          EXPECT_EQ(gate.send({}), channel_status::ok);  // receiver ready, not running
+          EXPECT_TRUE(receiver.throw_into(std::runtime_error("late")));
+          EXPECT_EQ(receiver.join(), 42) << "preference " << pref;
+          EXPECT_EQ(sender.join(), channel_status::ok);
+        },
+        taiga::runtime_config{.workers = 1});
+  }
+}

@@ -208,3 +208,37 @@ TEST_P(selects, chaotic_mix_of_selects_does_not_deadlock_or_lose_values) {
   });
   EXPECT_EQ(sum.load(), 4L * n);
 }
+
+// Regression: close() woke parked receivers through a list that reused the
+// nodes' channel links; a woken select's unpark() then unlinked its node a
+// second time, writing into other waiters' (dead) frames and underflowing the
+// channel's receiver count.
+TEST_P(selects, close_wakes_several_parked_selects_and_receivers_cleanly) {
+  rt().run([] {
+    channel<taiga::signal> done;
+    channel<int> other;
+    std::vector<taiga::tasklet<bool>> ts;
+    for (int k = 0; k < 6; ++k) {
+      if (k % 2 == 0) {
+        ts.push_back(taiga::spawn([done, other] {
+          bool closed = false;
+          taiga::select(on_receive(done, [&](std::optional<taiga::signal> v) { closed = !v; }),
+                        on_receive(other));
+          return closed;
+        }));
+      } else {
+        ts.push_back(taiga::spawn([done]() mutable { return !done.receive().has_value(); }));
+      }
+    }
+    for (auto& t : ts) taiga::test::wait_parked(t);
+    EXPECT_EQ(done.balance(), -6);
+    done.close();
+    for (auto& t : ts) EXPECT_TRUE(t.join());
+    EXPECT_EQ(done.balance(), 0);
+    EXPECT_EQ(other.balance(), 0);
+    // The channels still work.
+    auto r = taiga::spawn([other]() mutable { return *other.receive(); });
+    EXPECT_EQ(other.send(3), channel_status::ok);
+    EXPECT_EQ(r.join(), 3);
+  });
+}

@@ -49,6 +49,7 @@ struct chan_item {
 struct chan_node {
   chan_node* next = nullptr;
   chan_node* prev = nullptr;
+  chan_node* wake_next = nullptr;  // the waker's private list of claimed nodes
   wait_point* wp = nullptr;
   void* item = nullptr;  // chan_item<T>*: the offer (send) or the destination (receive)
   channel_status result = channel_status::ok;  // written by the waker before complete()
@@ -103,6 +104,72 @@ struct chan_list {
   }
 };
 
+/// A channel's buffer: a fixed-capacity ring allocated when the channel is
+/// made (none for a rendezvous channel: std::deque allocated ~600 bytes per
+/// channel up front, which skynet's 111,111 channels paid for), so that no
+/// allocation ever happens under the channel's lock.
+template <class Item>
+class chan_ring {
+ public:
+  chan_ring() = default;
+  chan_ring(const chan_ring&) = delete;
+  chan_ring& operator=(const chan_ring&) = delete;
+  ~chan_ring() {
+    while (count_ > 0) pop_front();
+    ::operator delete(slots_);
+  }
+  /// Allocates the slots (none for capacity 0), outside any lock.
+  void reserve_capacity(std::size_t cap) {
+    cap_ = cap;
+    if (cap > 0) slots_ = static_cast<Item*>(::operator new(cap * sizeof(Item)));
+  }
+  bool empty() const noexcept { return count_ == 0; }
+  std::size_t size() const noexcept { return count_; }
+  Item& front() noexcept { return slots_[head_]; }
+  void pop_front() noexcept {
+    slots_[head_].~Item();
+    head_ = head_ + 1 == cap_ ? 0 : head_ + 1;
+    --count_;
+  }
+  void push_back(Item&& it) noexcept {
+    std::size_t tail = head_ + count_;
+    if (tail >= cap_) tail -= cap_;
+    ::new (static_cast<void*>(slots_ + tail)) Item(std::move(it));
+    ++count_;
+  }
+
+ private:
+  Item* slots_ = nullptr;
+  std::size_t cap_ = 0, head_ = 0, count_ = 0;
+};
+
+/// Nodes a waker claimed under the channel lock and completes after
+/// unlocking. Linked through wake_next only: the nodes have already left the
+/// channel's list (their `linked` stays false, so a woken select's unpark()
+/// does not touch them again).
+struct chan_wake_list {
+  chan_node* head = nullptr;
+  chan_node* tail = nullptr;
+  void push(chan_node* n) noexcept {
+    n->wake_next = nullptr;
+    if (tail) {
+      tail->wake_next = n;
+    } else {
+      head = n;
+    }
+    tail = n;
+  }
+  /// Completes every node; reads each link before completing its node (the
+  /// waiter may return, and its frame die, as soon as it is completed).
+  void complete_all() noexcept {
+    for (chan_node* n = head; n;) {
+      chan_node* next = n->wake_next;
+      complete(*n->wp);
+      n = next;
+    }
+  }
+};
+
 /// Type-independent part of a channel, used by select to lock channels of
 /// different types in one (address) order.
 struct chan_base {
@@ -141,7 +208,10 @@ struct chan_base {
 /// queued on the caller's worker, whichever worker it parked on.
 template <class T>
 class channel {
-  static_assert(std::is_move_constructible_v<T>, "channel<T> needs a movable T");
+  // Values move under the channel's lock after a partner was claimed: a move
+  // that threw there would leave the lock held and the partner parked.
+  static_assert(std::is_nothrow_move_constructible_v<T> && std::is_nothrow_move_assignable_v<T>,
+                "channel<T> needs a T whose move constructor and move assignment are noexcept");
 
  public:
   using value_type = T;
@@ -149,6 +219,7 @@ class channel {
   /// A new channel; capacity 0 = rendezvous.
   explicit channel(std::size_t capacity = 0) : s_(std::make_shared<state>()) {
     s_->capacity = capacity;
+    s_->buffer.reserve_capacity(capacity);
   }
   /// A nil handle (no channel).
   static channel nil() { return channel(nullptr); }
@@ -223,18 +294,14 @@ class channel {
 
   /// Stops accepting values; see the class comment. Idempotent.
   void close() {
-    detail::chan_list woken;
+    detail::chan_wake_list woken;
     {
       std::lock_guard lk(s_->lock);
       if (s_->closing) return;
       s_->closing = true;
       if (s_->buffer.empty() && s_->senders.size == 0) wake_receivers_closed(woken);
     }
-    for (detail::chan_node* n = woken.head; n;) {
-      detail::chan_node* next = n->next;
-      detail::complete(*n->wp);
-      n = next;
-    }
+    woken.complete_all();
   }
   /// close() was called.
   bool closing() const {
@@ -296,13 +363,13 @@ class channel {
   friend class send_case;
   using item = detail::chan_item<T>;
   struct state : detail::chan_base {
-    std::deque<item> buffer;
+    detail::chan_ring<item> buffer;
   };
   explicit channel(std::nullptr_t) {}
 
   // With the lock held: wakes every parked receiver with "closed" (the
   // caller completes them after unlocking, in `woken`'s order).
-  void wake_receivers_closed(detail::chan_list& woken) {
+  void wake_receivers_closed(detail::chan_wake_list& woken) {
     while (detail::chan_node* n = s_->receivers.claim_first()) {
       n->result = channel_status::closed;
       woken.push(n);
@@ -323,7 +390,7 @@ class channel {
       int pref = s.preference;
       s.lock.unlock();
       detail::complete(*r->wp, /*next=*/pref < 0);
-      if (pref < 0 && this_tasklet::in_tasklet()) this_tasklet::yield();
+      if (pref < 0) detail::yield_keeping_interrupts();
       return channel_status::ok;
     }
     if (s.buffer.size() < s.capacity) {
@@ -375,31 +442,23 @@ class channel {
         s.buffer.push_back(std::move(*static_cast<item*>(snd->item)));
         snd->result = channel_status::ok;
       }
-      detail::chan_list woken;
+      detail::chan_wake_list woken;
       if (s.closing && s.buffer.empty() && s.senders.size == 0) wake_receivers_closed(woken);
       s.lock.unlock();
       if (snd) detail::complete(*snd->wp);
-      for (detail::chan_node* n = woken.head; n;) {
-        detail::chan_node* next = n->next;
-        detail::complete(*n->wp);
-        n = next;
-      }
+      woken.complete_all();
       return deliver(std::move(it));
     }
     if (detail::chan_node* snd = s.senders.claim_first()) {
       item it = std::move(*static_cast<item*>(snd->item));
       snd->result = channel_status::ok;
       int pref = s.preference;
-      detail::chan_list woken;
+      detail::chan_wake_list woken;
       if (s.closing && s.senders.size == 0) wake_receivers_closed(woken);
       s.lock.unlock();
       detail::complete(*snd->wp, /*next=*/pref > 0);
-      for (detail::chan_node* n = woken.head; n;) {
-        detail::chan_node* next = n->next;
-        detail::complete(*n->wp);
-        n = next;
-      }
-      if (pref > 0 && this_tasklet::in_tasklet()) this_tasklet::yield();
+      woken.complete_all();
+      if (pref > 0) detail::yield_keeping_interrupts();
       return deliver(std::move(it));
     }
     if (s.closing) {

@@ -62,5 +62,10 @@ inline bool wake(wait_point& w, bool next = false) noexcept {
 }
 /// Raises the pending interruption of the calling tasklet.
 [[noreturn]] void throw_interrupt();
+/// Lets the tasklet a hand-off just woke run first (channel preference):
+/// yields without delivering a pending kill or throw_into, which stays
+/// pending for the next park point, because the hand-off already happened
+/// and must be reported as done. No-op outside tasklets.
+void yield_keeping_interrupts();
 
 }  // namespace taiga::detail
