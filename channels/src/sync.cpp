@@ -403,16 +403,27 @@ std::cv_status condition_variable::wait_impl(std::unique_lock<mutex>& lk,
       error = std::current_exception();
     }
   }
+  // Retake the mutex whatever happens. A timeout_scope must not fail this
+  // lock (its deadline never clears, so retrying would spin): it is turned
+  // off meanwhile. A kill or throw_into is consumed once: keep the first,
+  // retry until the mutex is ours again.
+  bool pass_on = false;
+  const std::int64_t saved_scope = detail::suspend_timeout_scope();
   for (;;) {
     try {
       lk.lock();
       break;
     } catch (...) {
-      // Only an interrupt can stop a lock of a mutex we do not hold: keep
-      // the first, retry until the mutex is ours again.
-      if (!error) error = std::current_exception();
+      if (!error) {
+        error = std::current_exception();
+        // We were notified but will not act on it: hand the notification to
+        // the next waiter instead of losing it.
+        pass_on = s == wake_status::signaled;
+      }
     }
   }
+  detail::restore_timeout_scope(saved_scope);
+  if (pass_on) notify_one();
   if (error) std::rethrow_exception(error);
   return s == wake_status::timeout ? std::cv_status::timeout : std::cv_status::no_timeout;
 }

@@ -490,6 +490,13 @@ void throw_interrupt() {
   throw tasklet_exit{};
 }
 
+std::int64_t suspend_timeout_scope() noexcept {
+  return std::exchange(scope_deadline_ref(), INT64_MAX);
+}
+void restore_timeout_scope(std::int64_t saved) noexcept {
+  scope_deadline_ref() = saved;
+}
+
 void yield_keeping_interrupts() {
   internal::worker* w = this_worker();
   tasklet_core* t = w ? w->current : nullptr;

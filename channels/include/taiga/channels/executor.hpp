@@ -80,11 +80,12 @@ class runner_ticket {
     if (!st_ || left_) return;
     std::deque<std::unique_ptr<job>> orphans;
     {
+      queue_impl::wake_batch wb;  // completes idle waiters after the unlock
       std::lock_guard lk(st_->lock);
       if (me_ != 0) st_->runners.erase(std::find(st_->runners.begin(), st_->runners.end(), me_));
       if (--st_->running == 0) {
         orphans.swap(st_->jobs);  // E2: nobody is left to run them
-        st_->idle.wake_all();
+        st_->idle.claim_all(wb);
       }
     }
     // orphans (and first_) die outside the lock: their promises break.
@@ -101,14 +102,15 @@ class runner_ticket {
     }
     std::unique_ptr<job> j = std::move(first_);
     for (;;) {
-      j->run();   // a kill unwinds from here; ~runner_ticket balances the books
-      j.reset();  // the call's captures die before the next call starts
+      j->run();                   // a kill unwinds from here; ~runner_ticket balances the books
+      j.reset();                  // the call's captures die before the next call starts
+      queue_impl::wake_batch wb;  // completes idle waiters after the unlock
       std::lock_guard lk(st.lock);
       if (st.jobs.empty()) {
         // Leave in the same critical section that saw the queue empty: a
         // submit that queued after it would otherwise be stranded (E2).
         st.runners.erase(std::find(st.runners.begin(), st.runners.end(), me_));
-        if (--st.running == 0) st.idle.wake_all();
+        if (--st.running == 0) st.idle.claim_all(wb);
         left_ = true;
         return;
       }

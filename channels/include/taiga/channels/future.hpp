@@ -155,9 +155,10 @@ class state_base {
   void publish() noexcept {
     std::vector<std::function<void()>> cbs;
     {
+      queue_impl::wake_batch wb;  // completes the waiters after the unlock
       std::lock_guard lk(lock_);
       ready_.store(true, std::memory_order_release);  // pairs with ready()'s acquire
-      waiters_.wake_all();
+      waiters_.claim_all(wb);
       cbs.swap(callbacks_);
     }
     for (auto& cb : cbs) cb();

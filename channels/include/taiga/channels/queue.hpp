@@ -85,9 +85,44 @@ class wait_list {
     w.next = w.prev = nullptr;
     w.tag = 0;
   }
-  /// Claims and completes every waiter (they carry no data).
-  void wake_all() noexcept {
-    while (wait_point* w = pop_front()) wake(*w);
+  /// Claims every waiter (they carry no data) into `batch`, which completes
+  /// them once the owner's lock is released.
+  template <class Batch>
+  void claim_all(Batch& batch) noexcept {
+    while (wait_point* w = pop_front())
+      if (claim(*w)) batch.add(*w);
+  }
+
+ private:
+  wait_point* head_ = nullptr;
+  wait_point* tail_ = nullptr;
+};
+
+/// Waiters claimed under the queue's lock, completed when the batch is
+/// destroyed. Declare it before the lock guard: it is then destroyed after
+/// the lock is released, and nothing touches the queue after a waiter is
+/// completed (a woken joiner or getter may destroy the queue at once).
+/// Linked through wait_point::next, free once the waiter left its list.
+class wake_batch {
+ public:
+  wake_batch() = default;
+  wake_batch(const wake_batch&) = delete;
+  wake_batch& operator=(const wake_batch&) = delete;
+  void add(wait_point& w) noexcept {
+    w.next = nullptr;
+    if (tail_ != nullptr) {
+      tail_->next = &w;
+    } else {
+      head_ = &w;
+    }
+    tail_ = &w;
+  }
+  ~wake_batch() {
+    for (wait_point* w = head_; w != nullptr;) {
+      wait_point* next = w->next;  // read before the waiter can return
+      complete(*w);
+      w = next;
+    }
   }
 
  private:
@@ -110,8 +145,12 @@ steady_time to_steady(const std::chrono::time_point<Clock, Duration>& t) {
 
 template <class Rep, class Period>
 steady_time after(const std::chrono::duration<Rep, Period>& d) {
-  return std::chrono::steady_clock::now() +
-         std::chrono::ceil<std::chrono::steady_clock::duration>(d);
+  // Saturates: try_get_for(hours::max()) means "forever", not an overflow.
+  auto now = std::chrono::steady_clock::now();
+  if (d >= std::chrono::duration_cast<std::chrono::duration<Rep, Period>>(
+               std::chrono::hours(24 * 365 * 100)))
+    return steady_time::max();
+  return now + std::chrono::ceil<std::chrono::steady_clock::duration>(d);
 }
 
 /// FIFO store.
@@ -236,8 +275,9 @@ class basic_queue {
   /// @suspends no
   /// @threadsafe
   [[nodiscard]] channel_status try_put(T&& v) {
+    detail::queue_impl::wake_batch wb;
     std::lock_guard lk(lock_);
-    return put_locked(v) ? channel_status::ok : channel_status::would_block;
+    return put_locked(v, wb) ? channel_status::ok : channel_status::would_block;
   }
   [[nodiscard]] channel_status try_put(const T& v) {
     T copy(v);
@@ -286,8 +326,9 @@ class basic_queue {
   /// @suspends no
   /// @threadsafe
   [[nodiscard]] std::optional<T> try_get() {
+    detail::queue_impl::wake_batch wb;
     std::lock_guard lk(lock_);
-    return get_locked();
+    return get_locked(wb);
   }
 
   /// Takes the next item, parking at most `d` (or until `t`).
@@ -329,9 +370,10 @@ class basic_queue {
   /// @suspends no
   /// @threadsafe
   void task_done() {
+    detail::queue_impl::wake_batch wb;
     std::lock_guard lk(lock_);
     if (unfinished_ == 0) throw usage_error("taiga::queue::task_done called too many times");
-    if (--unfinished_ == 0) joiners_.wake_all();
+    if (--unfinished_ == 0) joiners_.claim_all(wb);
   }
 
   /// Parks until every item put so far has had its task_done().
@@ -363,12 +405,12 @@ class basic_queue {
 
   // Puts `v` (moving from it) if that needs no wait: to the first claimable
   // getter (Q1) or into the store. Returns false, `v` untouched, when full.
-  bool put_locked(T& v) noexcept {
+  bool put_locked(T& v, detail::queue_impl::wake_batch& wb) noexcept {
     while (detail::wait_point* w = getters_.pop_front()) {
       if (!detail::claim(*w)) continue;  // it timed out or was killed: skip it
       static_cast<std::optional<T>*>(w->slot)->emplace(std::move(v));
-      detail::complete(*w);
       ++unfinished_;
+      wb.add(*w);  // completed after the lock is released
       return true;
     }
     if (full_locked()) return false;
@@ -379,14 +421,14 @@ class basic_queue {
 
   // Takes the next item if there is one, then refills the place it freed from
   // the first claimable putter (Q2).
-  std::optional<T> get_locked() noexcept {
+  std::optional<T> get_locked(detail::queue_impl::wake_batch& wb) noexcept {
     if (store_.size() == 0) return std::nullopt;
     std::optional<T> out(store_.pop());
     while (detail::wait_point* w = putters_.pop_front()) {
       if (!detail::claim(*w)) continue;
       store_.push(std::move(*static_cast<T*>(w->slot)));
       ++unfinished_;
-      detail::complete(*w);
+      wb.add(*w);  // completed after the lock is released
       break;
     }
     return out;
@@ -394,8 +436,9 @@ class basic_queue {
 
   channel_status put_impl(T& v, const steady_time* deadline) {
     {
+      detail::queue_impl::wake_batch wb;
       std::lock_guard lk(lock_);
-      if (put_locked(v)) return channel_status::ok;
+      if (put_locked(v, wb)) return channel_status::ok;
     }
     if (deadline != nullptr && *deadline <= std::chrono::steady_clock::now()) {
       return channel_status::timeout;
@@ -404,8 +447,9 @@ class basic_queue {
     w.slot = &v;
     detail::prepare_wait(w, "queue put", this);  // a kill point
     {
+      detail::queue_impl::wake_batch wb;
       std::lock_guard lk(lock_);
-      if (put_locked(v)) {
+      if (put_locked(v, wb)) {
         detail::cancel_wait(w);
         return channel_status::ok;
       }
@@ -423,8 +467,9 @@ class basic_queue {
 
   std::optional<T> get_impl(const steady_time* deadline) {
     {
+      detail::queue_impl::wake_batch wb;
       std::lock_guard lk(lock_);
-      if (auto v = get_locked()) return v;
+      if (auto v = get_locked(wb)) return v;
     }
     if (deadline != nullptr && *deadline <= std::chrono::steady_clock::now()) return std::nullopt;
     std::optional<T> slot;
@@ -432,8 +477,9 @@ class basic_queue {
     w.slot = &slot;
     detail::prepare_wait(w, "queue get", this);  // a kill point
     {
+      detail::queue_impl::wake_batch wb;
       std::lock_guard lk(lock_);
-      if (auto v = get_locked()) {
+      if (auto v = get_locked(wb)) {
         detail::cancel_wait(w);
         return v;
       }

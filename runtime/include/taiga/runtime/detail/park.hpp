@@ -67,5 +67,9 @@ inline bool wake(wait_point& w, bool next = false) noexcept {
 /// pending for the next park point, because the hand-off already happened
 /// and must be reported as done. No-op outside tasklets.
 void yield_keeping_interrupts();
+/// Turns the caller's timeout_scope off (for waits that must not time out,
+/// such as a condition variable retaking its mutex); returns what to restore.
+std::int64_t suspend_timeout_scope() noexcept;
+void restore_timeout_scope(std::int64_t saved) noexcept;
 
 }  // namespace taiga::detail
