@@ -229,10 +229,7 @@ tasklet_core* worker::pick_heavy() {
   // Outside work first every time we get here through the fairness tick.
   run_timers();
   tasklet_core* t = nullptr;
-  if (remote.try_dequeue(t)) {
-    if (t->home >= 0) return t;  // pinned or placed: stays here
-    return t;
-  }
+  if (remote.try_dequeue(t)) return t;  // placed here: runs here
   if (tick % 61 == 0) {
     ++tick;
     if (rt->inject.try_dequeue(*inject_ctok, t)) return t;
@@ -398,19 +395,20 @@ void worker::run_in_main(tasklet_core* t) {
   after_switch(back);
 }
 
+// The context a tasklet leaving the CPU switches to: the next ready tasklet
+// (pick_fast, prepared to run), or the worker loop when there is none.
+exec_context* worker::next_context() {
+  if (tasklet_core* nxt = pick_fast()) return prepare(nxt);
+  current = nullptr;
+  running.store(nullptr, std::memory_order_relaxed);
+  switches.store(switches.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  return &main_ctx;
+}
+
 void worker::switch_out(tasklet_core* cur, after what) {
   if (cur->ctx.canary != nullptr && *cur->ctx.canary != stack_pool::canary_value)
     report_overflow(cur, 1);
-  tasklet_core* nxt = pick_fast();
-  exec_context* to;
-  if (nxt) {
-    to = prepare(nxt);
-  } else {
-    current = nullptr;
-    running.store(nullptr, std::memory_order_relaxed);
-    switches.store(switches.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    to = &main_ctx;
-  }
+  exec_context* to = next_context();
   switch_payload p{what, cur};
   auto* back = static_cast<switch_payload*>(switch_context(*cur->active, *to, &p));
   // Resumed, perhaps on another worker: never reuse `this` below.
@@ -418,16 +416,7 @@ void worker::switch_out(tasklet_core* cur, after what) {
 }
 
 void worker::exit_current(tasklet_core* cur) {
-  tasklet_core* nxt = pick_fast();
-  exec_context* to;
-  if (nxt) {
-    to = prepare(nxt);
-  } else {
-    current = nullptr;
-    running.store(nullptr, std::memory_order_relaxed);
-    switches.store(switches.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    to = &main_ctx;
-  }
+  exec_context* to = next_context();
   // The payload must outlive the switch; it lives in this worker, which
   // the resumed side (on this same thread) consumes at once.
   static thread_local switch_payload p;

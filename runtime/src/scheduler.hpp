@@ -91,6 +91,7 @@ struct alignas(64) worker {
   tasklet_core* steal_from_others();
   bool run_timers();
   void run_in_main(tasklet_core* t);               // from the main context
+  exec_context* next_context();                    // the next tasklet's context, or the loop's
   void switch_out(tasklet_core* cur, after what);  // from a tasklet; returns when resumed
   [[noreturn]] void exit_current(tasklet_core* cur);
   void after_switch(switch_payload* p);
@@ -177,7 +178,6 @@ struct runtime_impl {
   // Registry of live tasklets, sharded by the spawning worker (+1 for others).
   std::unique_ptr<registry_shard[]> shards;
   unsigned nshards = 1;
-  std::atomic<std::size_t> stacks_out{0};
   std::atomic<int> keepalive{0};
   std::atomic<bool> stopping{false};
   std::atomic<bool> stopped{false};
