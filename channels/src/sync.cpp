@@ -41,6 +41,16 @@
 //      phase_ moved past it. A waiter that leaves early from the current
 //      phase breaks the barrier (its arrival was counted, and the phase can
 //      no longer complete with the parties that planned it).
+//  S7  barrier: while completing_ (a completion action runs, outside the
+//      lock), nothing is counted: count_ == 0, waiters_ holds only the
+//      completing phase's parties, and new arrivals park uncounted in
+//      entering_. The action's caller clears completing_ and, in the same
+//      critical section, claims the completing phase's parties and every
+//      entering_ waiter (which then arrives again, in the next phase). So
+//      actions never overlap, and no party of a later phase is counted or
+//      released before an earlier phase's action has finished.
+//  S8  barrier: while broken_, both wait lists are empty (break_locked claims
+//      them, and arrivals throw before they park).
 //
 // A kill that arrives after a waker claimed the waiter loses the race: the
 // wait returns signaled, the waiter owns what was handed to it and returns
@@ -592,16 +602,33 @@ barrier::barrier(std::size_t parties, std::function<void()> completion)
 
 void barrier::break_locked(wake_batch& b) noexcept {
   broken_ = true;
-  while (wait_point* w = claim_front(waiters_)) {
-    static_cast<barrier_slot*>(w->slot)->broken = true;
-    b.add(*w);
+  for (wait_list* l : {&waiters_, &entering_}) {
+    while (wait_point* w = claim_front(*l)) {
+      static_cast<barrier_slot*>(w->slot)->broken = true;
+      b.add(*w);
+    }
   }
 }
 
 std::size_t barrier::arrive_and_wait() {
   wake_batch b;  // declared before the lock: completes after it is released
   std::unique_lock<spinlock> g(lock_);
-  if (broken_) throw broken_barrier();
+  for (;;) {
+    if (broken_) throw broken_barrier();
+    if (!completing_) break;
+    // S7: a completion action runs; wait for its end before arriving. Not
+    // counted, so leaving (a kill) changes nothing.
+    wait_point w;
+    barrier_slot slot;
+    prepare_wait(w, "barrier (completion running)", this);  // may throw: nothing counted
+    w.slot = &slot;
+    entering_.push_back(w);
+    g.unlock();
+    const wake_status s = park(w, lock_, entering_, nullptr);
+    if (s != wake_status::signaled) detail::throw_interrupt();  // no deadline
+    if (slot.broken) throw broken_barrier();
+    g.lock();
+  }
   const std::size_t index = count_;
   if (count_ + 1 < parties_) {
     wait_point w;
@@ -627,16 +654,21 @@ std::size_t barrier::arrive_and_wait() {
   const std::uint64_t phase = phase_++;
   count_ = 0;
   if (completion_) {
+    completing_ = true;  // S7: hold later arrivals until the action is done
     g.unlock();
     try {
       completion_();
     } catch (...) {
       g.lock();
-      if (!broken_) break_locked(b);
+      completing_ = false;
+      if (!broken_) break_locked(b);  // the completing phase and the held arrivals
       throw;
     }
     g.lock();
+    completing_ = false;
   }
+  // S7: release this phase's parties (unless abort() broke them meanwhile)
+  // and let the held arrivals in, in one critical section.
   for (wait_point* w = waiters_.front(); w != nullptr;) {
     wait_point* next = w->next;
     if (static_cast<barrier_slot*>(w->slot)->phase == phase) {
@@ -645,6 +677,7 @@ std::size_t barrier::arrive_and_wait() {
     }
     w = next;
   }
+  claim_all(entering_, b);
   return index;
 }
 
@@ -657,6 +690,8 @@ void barrier::abort() noexcept {
 void barrier::reset() noexcept {
   wake_batch b;
   guard g(lock_);
+  // While an action runs (S7), waiters_ holds only the completing phase,
+  // which is let through; held arrivals stay held until the action ends.
   for (wait_point* w = waiters_.front(); w != nullptr;) {
     wait_point* next = w->next;
     auto* slot = static_cast<barrier_slot*>(w->slot);

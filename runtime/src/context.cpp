@@ -69,7 +69,7 @@ void init_thread_context(exec_context& ctx) {
     std::size_t size = 0;
     if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
       ctx.stack_lo = addr;
-      ctx.stack_size = size;
+      ctx.stack_size = static_cast<std::uint32_t>(size);
     }
     pthread_attr_destroy(&attr);
   }
@@ -81,7 +81,7 @@ void init_thread_context(exec_context& ctx) {
 
 void make_context(exec_context& ctx, void* lo, std::size_t size) {
   ctx.stack_lo = lo;
-  ctx.stack_size = size;
+  ctx.stack_size = static_cast<std::uint32_t>(size);
   ctx.asan_fake_stack = nullptr;
   ctx.fctx = bctx::make_fcontext(static_cast<char*>(lo) + size, size, &trampoline);
 #if defined(TAIGA_SANITIZE_THREAD)
@@ -99,7 +99,7 @@ void exit_context(exec_context& from, exec_context& to, void* payload) {
   switch_msg msg{&from, payload};
   bctx::fcontext_t target = to.fctx;
   before_switch(from, to, true);
-  bctx::jump_fcontext(target, &msg);
+  jump(target, &msg);
   std::fputs("taiga: an exited context was resumed\n", stderr);
   std::abort();
 }

@@ -121,7 +121,8 @@ void after_fiber_switch(void* payload) {
 
 // Switches from `cur` to `to`; returns once something switches back to cur.
 void do_switch(fiber_home* h, fiber_state* cur, fiber_state* to, fiber_payload* payload) {
-  if (cur->ctx->canary != nullptr && *cur->ctx->canary != internal::stack_pool::canary_value)
+  if (cur->ctx->canary &&
+      *static_cast<std::uint64_t*>(cur->ctx->stack_lo) != internal::stack_pool::canary_value)
     internal::report_overflow(cur, 2);
   h->current = to;
   if (h->tasklet) h->tasklet->active = to->ctx;
@@ -186,9 +187,7 @@ void start(fiber_state* s) {
   s->own.entry = &fiber_entry;
   s->own.kind = 2;
   s->own.owner = s;
-  s->own.canary = s->stack.guard == stack_guard_mode::canary
-                      ? reinterpret_cast<std::uint64_t*>(s->stack.lo())
-                      : nullptr;
+  s->own.canary = s->stack.guard == stack_guard_mode::canary;
   internal::make_context(s->own, s->stack.lo(), s->stack.usable());
 }
 

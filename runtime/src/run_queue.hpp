@@ -15,9 +15,15 @@
 //     copy (if head_ moved, the owner may have reused the slots: retry).
 //  Q4 slots are atomics read relaxed: a thief may read a slot the owner is
 //     rewriting, but then its CAS fails and the value is discarded.
+//  Q5 a queue built `solo` (the runtime has one worker) has no thieves: the
+//     owner advances head_ with a plain store instead of a CAS. Other threads
+//     still read head_/tail_ (size(), for idle and deadlock checks), so both
+//     stay atomics. The CAS is most of a yield's scheduling cost (a locked
+//     instruction drains the store buffer), which is why this is worth a flag.
 #pragma once
 
 #include <atomic>
+#include <cassert>
 #include <cstdint>
 #include <taiga/runtime/detail/tasklet_core.hpp>
 
@@ -28,6 +34,8 @@ using detail::tasklet_core;
 class run_queue {
  public:
   static constexpr std::uint32_t capacity = 256;
+
+  explicit run_queue(bool solo = false) noexcept : solo_(solo) {}
 
   /// Owner only. Returns false when full (the caller then moves half out
   /// with grab_half_for_overflow and retries).
@@ -42,6 +50,13 @@ class run_queue {
 
   /// Owner only.
   tasklet_core* pop() noexcept {
+    if (solo_) {  // Q5
+      std::uint32_t h = head_.load(std::memory_order_relaxed);
+      if (tail_.load(std::memory_order_relaxed) == h) return nullptr;
+      tasklet_core* t = slots_[h % capacity].load(std::memory_order_relaxed);
+      head_.store(h + 1, std::memory_order_release);
+      return t;
+    }
     for (;;) {
       std::uint32_t h = head_.load(std::memory_order_acquire);
       std::uint32_t tail = tail_.load(std::memory_order_relaxed);
@@ -62,6 +77,10 @@ class run_queue {
     if (n == 0) return 0;
     for (std::uint32_t i = 0; i < n; ++i)
       out[i] = slots_[(h + i) % capacity].load(std::memory_order_relaxed);
+    if (solo_) {
+      head_.store(h + n, std::memory_order_release);
+      return n;
+    }
     if (!head_.compare_exchange_strong(h, h + n, std::memory_order_release,
                                        std::memory_order_relaxed))
       return 0;
@@ -71,6 +90,7 @@ class run_queue {
   /// Any thread: steals about half of this queue into `out` (capacity/2
   /// entries at most); returns the count.
   std::uint32_t steal_half(tasklet_core** out) noexcept {
+    assert(!solo_ && "a solo run queue has no thieves (Q5)");
     for (;;) {
       std::uint32_t h = head_.load(std::memory_order_acquire);
       std::uint32_t tail = tail_.load(std::memory_order_acquire);  // pairs with push's release
@@ -92,6 +112,7 @@ class run_queue {
   bool empty() const noexcept { return size() == 0; }
 
  private:
+  const bool solo_;
   alignas(64) std::atomic<std::uint32_t> head_{0};
   alignas(64) std::atomic<std::uint32_t> tail_{0};
   std::atomic<tasklet_core*> slots_[capacity];

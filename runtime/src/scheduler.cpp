@@ -49,11 +49,17 @@
 //   | switched   the tasklet has switched away (set in after_switch)
 //
 // Steps:
-//   P1 the tasklet stores 0 (seq_cst), then loads its kill and throw flags
-//      (seq_cst); a killer or thrower stores its flag (seq_cst), then tries
-//      to claim. One of them
-//      sees the other (Dekker), so a kill is never lost between the check
-//      and the park.
+//   P1 the tasklet stores 0 and checks its kill and throw flags (both
+//      relaxed: prepare_wait throws at once for a kill it sees). A killer or
+//      thrower sets its flag (seq_cst RMW), then tries to claim. The fence
+//      that makes this Dekker pair safe is on the tasklet's side after the
+//      switch: the resumed side sets `switched` with a seq_cst RMW and then
+//      loads the flags (seq_cst); if a kill is pending and nobody claimed the
+//      park, it claims it for the killer (interrupt_park). Either the killer's
+//      claim sees the armed word or this load sees the flag, so a kill is
+//      never lost between the check and the park. (A seq_cst store in
+//      prepare_wait did the same at the cost of one locked instruction per
+//      park; the switched RMW is paid anyway.)
 //   P2 the tasklet publishes itself to wakers (a wait list under that list's
 //      lock, a timer node under the heap's lock) and switches away; the
 //      resumed side sets `switched`.
@@ -88,6 +94,16 @@
 //      then stops spinning (nspinning - 1), then issues a seq_cst fence and
 //      checks every queue once more. If work is visible it leaves the idle
 //      list and goes back to work.
+//   I5 whoever wake_one picks from the idle list counts as a spinner from
+//      that moment (nspinning + 1, its wake_spinning flag set) and must
+//      consume the flag wherever it leaves idleness: after its sleep, and
+//      also when I4's final check sends it back to work without sleeping
+//      (wake_one can pick it in between). A worker that missed the flag in
+//      that second case once left nspinning at 1 with no spinner: every
+//      later wake_one failed its 0->1 CAS, publishers saw "a spinner exists",
+//      and a runtime with one busy worker and the rest asleep hung with an
+//      overdue timer that sysmon's nudge could no longer hand to anyone
+//      (found by the ASan suite: tasklets.kill_running_tasklet_...).
 // Why no wake-up is lost: take a publisher P and a worker W going to sleep.
 // With the fences, either W's final check follows P's push (W sees the work)
 // or P's check of the counters follows W's npidle/nspinning update (P sees a
@@ -178,7 +194,8 @@ void set_this_worker(worker* w) noexcept {
   tls_worker = w;
 }
 
-worker::worker(runtime_impl* r, unsigned i) : rt(r), index(i), remote(64) {
+worker::worker(runtime_impl* r, unsigned i)
+    : rt(r), index(i), solo(r->nworkers == 1), rq(solo), remote(64) {
   rng = 0x9E3779B97F4A7C15ULL * (i + 1);
   inject_ptok = new moodycamel::ProducerToken(rt->inject);
   inject_ctok = new moodycamel::ConsumerToken(rt->inject);
@@ -186,11 +203,7 @@ worker::worker(runtime_impl* r, unsigned i) : rt(r), index(i), remote(64) {
 
 // ---- queues -------------------------------------------------------------
 
-void worker::push_local(tasklet_core* t, bool next) {
-  if (next) {
-    t = next_slot.exchange(t, std::memory_order_acq_rel);
-    if (t == nullptr) return;
-  }
+void worker::push_local_slow(tasklet_core* t) {
   while (!rq.push(t)) {
     // Full: move half of the queue to the inject queue in one batch.
     tasklet_core* batch[run_queue::capacity / 2];
@@ -326,6 +339,10 @@ tasklet_core* worker::find_work() {
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (rt->work_visible(this) || rt->stopping.load(std::memory_order_acquire)) {
       rt->idle_leave(this);
+      // I5: a wake_one may have picked us from the idle list in the window
+      // above and counted us in nspinning; take that role now, or the count
+      // leaks and blocks every later wake_one.
+      if (wake_spinning.exchange(false, std::memory_order_acq_rel)) spinning = true;
       continue;
     }
     sleep(timers.next_deadline());
@@ -363,29 +380,18 @@ void worker::unpark() noexcept {
     futex(&park_word, FUTEX_WAKE, 1);
 }
 
-exec_context* worker::prepare(tasklet_core* t) {
-  if (t->ctx.fctx == nullptr) {
-    std::size_t want = t->stack_request ? t->stack_request : rt->cfg.stack_size;
-    stack s = stack_pool::instance().allocate(want);
-    stats.stacks.store(stats.stacks.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    t->stack_base = s.base;
-    t->stack_total = s.total;
-    t->stack_guard = static_cast<std::uint8_t>(s.guard);
-    t->ctx.entry = &detail_tasklet_entry;
-    t->ctx.owner = t;
-    t->ctx.kind = 1;
-    t->ctx.canary =
-        s.guard == stack_guard_mode::canary ? reinterpret_cast<std::uint64_t*>(s.lo()) : nullptr;
-    make_context(t->ctx, s.lo(), s.usable());
-    t->flags.fetch_or(tasklet_core::flag_started, std::memory_order_relaxed);
-  }
-  t->state.store(tasklet_state::running, std::memory_order_relaxed);
-  t->last_worker.store(static_cast<std::int16_t>(index), std::memory_order_relaxed);
-  current = t;
-  running.store(t, std::memory_order_relaxed);
-  switches.store(switches.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  bump(stats.run);
-  return t->active;
+void worker::start_fresh(tasklet_core* t) {
+  std::size_t want = t->stack_request ? t->stack_request : rt->cfg.stack_size;
+  stack s = stack_pool::instance().allocate(want);
+  stats.stacks.store(stats.stacks.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  t->stack_total = s.total;
+  t->stack_guard = static_cast<std::uint8_t>(s.guard);
+  t->ctx.entry = &detail_tasklet_entry;
+  t->ctx.owner = t;
+  t->ctx.kind = 1;
+  t->ctx.canary = s.guard == stack_guard_mode::canary;
+  make_context(t->ctx, s.lo(), s.usable());
+  t->flags.fetch_or(tasklet_core::flag_started, std::memory_order_relaxed);
 }
 
 void worker::run_in_main(tasklet_core* t) {
@@ -393,26 +399,6 @@ void worker::run_in_main(tasklet_core* t) {
   switch_payload p{after::none, nullptr};
   auto* back = static_cast<switch_payload*>(switch_context(main_ctx, *to, &p));
   after_switch(back);
-}
-
-// The context a tasklet leaving the CPU switches to: the next ready tasklet
-// (pick_fast, prepared to run), or the worker loop when there is none.
-exec_context* worker::next_context() {
-  if (tasklet_core* nxt = pick_fast()) return prepare(nxt);
-  current = nullptr;
-  running.store(nullptr, std::memory_order_relaxed);
-  switches.store(switches.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  return &main_ctx;
-}
-
-void worker::switch_out(tasklet_core* cur, after what) {
-  if (cur->ctx.canary != nullptr && *cur->ctx.canary != stack_pool::canary_value)
-    report_overflow(cur, 1);
-  exec_context* to = next_context();
-  switch_payload p{what, cur};
-  auto* back = static_cast<switch_payload*>(switch_context(*cur->active, *to, &p));
-  // Resumed, perhaps on another worker: never reuse `this` below.
-  this_worker()->after_switch(back);
 }
 
 void worker::exit_current(tasklet_core* cur) {
@@ -424,32 +410,23 @@ void worker::exit_current(tasklet_core* cur) {
   exit_context(*cur->active, *to, &p);
 }
 
-void worker::after_switch(switch_payload* p) {
-  if (p == nullptr || p->prev == nullptr) return;
+void worker::after_switch_slow(switch_payload* p) {
   tasklet_core* prev = p->prev;
   switch (p->what) {
     case after::none:
       break;
-    case after::requeue:
+    case after::requeue:  // pinned (the common case is inline, in scheduler.hpp)
       prev->state.store(tasklet_state::ready, std::memory_order_relaxed);
-      if (prev->home >= 0 &&
-          (prev->flags.load(std::memory_order_relaxed) & tasklet_core::flag_pinned)) {
-        make_ready(prev, false);
-      } else {
-        push_local(prev, false);
-        rt->notify_work();
-      }
+      make_ready(prev, false);
       break;
-    case after::park: {
-      std::uint32_t old = prev->wait_word.fetch_or(ww_switched, std::memory_order_acq_rel);
-      if (old & ww_released) make_ready(prev, false);
+    case after::park:  // inline, in scheduler.hpp
       break;
-    }
     case after::exit: {
       destroy_context(prev->ctx);
-      stack s{static_cast<char*>(prev->stack_base), prev->stack_total,
+      // The slot starts one (guard) page below the usable range (stack::lo).
+      stack s{static_cast<char*>(prev->ctx.stack_lo) - stack_pool::page_size(), prev->stack_total,
               static_cast<stack_guard_mode>(prev->stack_guard)};
-      prev->stack_base = nullptr;
+      prev->ctx.stack_lo = nullptr;
       stack_pool::instance().release(s);
       stats.stacks.store(stats.stacks.load(std::memory_order_relaxed) - 1,
                          std::memory_order_relaxed);
@@ -479,7 +456,7 @@ void make_ready(tasklet_core* t, bool next) noexcept {
       return;
     }
     w->push_local(t, next);
-    rt->notify_work();
+    if (!w->solo) rt->notify_work();
     return;
   }
   if (pinned && t->home >= 0) {

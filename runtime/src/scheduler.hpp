@@ -18,6 +18,7 @@
 
 #include "context.hpp"
 #include "run_queue.hpp"
+#include "stack_pool.hpp"
 #include "timer_heap.hpp"
 
 namespace taiga::detail {
@@ -31,10 +32,11 @@ using detail::tasklet_core;
 using detail::tasklet_state;
 
 // wait_word bits (see "Parking" in scheduler.cpp).
-inline constexpr std::uint32_t ww_claimed = 1;
+// (claimed and idle live in park.hpp: claim() is inline there.)
+using detail::ww_claimed;
+using detail::ww_idle;
 inline constexpr std::uint32_t ww_released = 2;
 inline constexpr std::uint32_t ww_switched = 4;
-inline constexpr std::uint32_t ww_idle = 0x80000000u;  // not parked: nothing to claim
 inline constexpr std::uint32_t ww_reason_shift = 8;
 
 enum class after : std::uint8_t { none, requeue, park, exit };
@@ -50,6 +52,7 @@ struct alignas(64) worker {
 
   runtime_impl* const rt;
   const unsigned index;
+  const bool solo;  // the runtime's only worker: no thieves (run_queue.hpp, Q5)
 
   // --- owned by this worker's thread -------------------------------------
   exec_context main_ctx;            // the worker loop's own stack
@@ -73,16 +76,16 @@ struct alignas(64) worker {
   std::atomic<bool> in_idle{false};             // in rt->idle (written under idle_mu)
   std::atomic<bool> wake_spinning{false};       // woken by wake_one as the spinner
   std::atomic<tasklet_core*> running{nullptr};  // for the watchdog (relaxed)
-  std::atomic<std::uint64_t> switches{0};       // for the watchdog and deadlock check
+  std::atomic<std::uint64_t> switches{0};  // tasklets run here: stats, watchdog, deadlock check
 
   struct counters {
-    std::atomic<std::uint64_t> run{0}, steals{0}, stolen{0}, parks{0}, spawns{0}, sleeps{0},
-        idle_ns{0};
+    std::atomic<std::uint64_t> steals{0}, stolen{0}, parks{0}, spawns{0}, sleeps{0}, idle_ns{0};
     std::atomic<std::int64_t> stacks{0};  // stacks taken minus returned here
   } stats;
 
   // Owner operations.
-  void push_local(tasklet_core* t, bool next);
+  void push_local(tasklet_core* t, bool next);  // inline: below
+  void push_local_slow(tasklet_core* t);        // the ring is full
   void push_private(tasklet_core* t);
   tasklet_core* pop_private();
   tasklet_core* pick_fast();   // next slot, local queue, private queue; small stack
@@ -93,9 +96,12 @@ struct alignas(64) worker {
   void run_in_main(tasklet_core* t);               // from the main context
   exec_context* next_context();                    // the next tasklet's context, or the loop's
   void switch_out(tasklet_core* cur, after what);  // from a tasklet; returns when resumed
+                                                   // inline: below
   [[noreturn]] void exit_current(tasklet_core* cur);
-  void after_switch(switch_payload* p);
-  exec_context* prepare(tasklet_core* t);  // gives a fresh tasklet its stack
+  void after_switch(switch_payload* p);       // inline: below
+  void after_switch_slow(switch_payload* p);  // exit, pinned requeue
+  exec_context* prepare(tasklet_core* t);     // marks t running here; inline: below
+  void start_fresh(tasklet_core* t);          // gives a fresh tasklet its stack
 
   // Any thread.
   void unpark() noexcept;
@@ -110,8 +116,14 @@ inline tasklet_core* worker::pick_fast() {
   if (tick % 61 == 0) return nullptr;  // let the main context look outside
   // Load first: an exchange is a locked instruction and the slot is usually
   // empty. Thieves exchange it too, so the exchange decides.
-  if (next_slot.load(std::memory_order_relaxed) != nullptr) {
-    if (tasklet_core* t = next_slot.exchange(nullptr, std::memory_order_acq_rel)) {
+  if (tasklet_core* seen = next_slot.load(std::memory_order_relaxed)) {
+    tasklet_core* t = seen;
+    if (solo) {
+      next_slot.store(nullptr, std::memory_order_relaxed);
+    } else {
+      t = next_slot.exchange(nullptr, std::memory_order_acq_rel);
+    }
+    if (t) {
       if (next_streak < 16) {
         ++next_streak;
         return t;
@@ -212,3 +224,92 @@ struct runtime_impl {
 };
 
 }  // namespace taiga::detail
+
+// ---- the switch path, inline ------------------------------------------------
+//
+// Everything a yield or a hand-off runs between two jump_fcontexts is below,
+// inline, so that switch_out compiles to one frame: each extra call level is
+// a push/pop of saved registers and, more to the point, one more return the
+// resumed side must predict (context.hpp, "jump"). The rare cases (a fresh
+// stack, a full ring, a pinned tasklet, parks and exits) stay out of line.
+
+namespace taiga::internal {
+
+inline void worker::push_local(tasklet_core* t, bool next) {
+  if (next) {
+    if (solo) {  // no thieves (run_queue.hpp, Q5)
+      tasklet_core* old = next_slot.load(std::memory_order_relaxed);
+      next_slot.store(t, std::memory_order_relaxed);
+      t = old;
+    } else {
+      t = next_slot.exchange(t, std::memory_order_acq_rel);
+    }
+    if (t == nullptr) return;  // the slot was free
+  }
+  if (rq.push(t)) [[likely]]
+    return;
+  push_local_slow(t);
+}
+
+inline exec_context* worker::prepare(tasklet_core* t) {
+  if (t->ctx.fctx == nullptr) [[unlikely]]
+    start_fresh(t);
+  t->state.store(tasklet_state::running, std::memory_order_relaxed);
+  t->last_worker.store(static_cast<std::int16_t>(index), std::memory_order_relaxed);
+  current = t;
+  running.store(t, std::memory_order_relaxed);
+  switches.store(switches.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  return t->active;
+}
+
+// The context a tasklet leaving the CPU switches to: the next ready tasklet
+// (pick_fast, prepared to run), or the worker loop when there is none.
+inline exec_context* worker::next_context() {
+  if (tasklet_core* nxt = pick_fast()) return prepare(nxt);
+  current = nullptr;
+  running.store(nullptr, std::memory_order_relaxed);
+  return &main_ctx;
+}
+
+inline void worker::after_switch(switch_payload* p) {
+  if (p == nullptr) return;
+  tasklet_core* prev = p->prev;
+  if (prev == nullptr) return;
+  if (p->what == after::requeue &&
+      !(prev->flags.load(std::memory_order_relaxed) & tasklet_core::flag_pinned)) [[likely]] {
+    prev->state.store(tasklet_state::ready, std::memory_order_relaxed);
+    push_local(prev, false);
+    if (!solo) rt->notify_work();
+    return;
+  }
+  if (p->what == after::park) {
+    // P1/P4 (scheduler.cpp, "Parking"): this RMW is also the fence between
+    // the tasklet's arming store and the flags load below; a killer fences
+    // between setting its flag and its claim.
+    std::uint32_t old = prev->wait_word.fetch_or(ww_switched, std::memory_order_seq_cst);
+    if (old & ww_released) {
+      make_ready(prev, false);
+    } else if (!(old & ww_claimed) && (prev->flags.load(std::memory_order_seq_cst) &
+                                       (tasklet_core::flag_kill | tasklet_core::flag_throw)))
+        [[unlikely]] {
+      interrupt_park(prev, detail::wake_status::interrupted);
+    }
+    return;
+  }
+  if (p->what != after::none) after_switch_slow(p);
+}
+
+// Inline so that the caller's frame (yield, a park) is the one that jumps:
+// one call level less on the switch path (context.hpp, "jump").
+inline void worker::switch_out(tasklet_core* cur, after what) {
+  if (cur->ctx.canary &&
+      *static_cast<std::uint64_t*>(cur->ctx.stack_lo) != stack_pool::canary_value) [[unlikely]]
+    report_overflow(cur, 1);
+  exec_context* to = next_context();
+  switch_payload p{what, cur};
+  auto* back = static_cast<switch_payload*>(switch_context(*cur->active, *to, &p));
+  // Resumed, perhaps on another worker: never reuse `this` below.
+  this_worker()->after_switch(back);
+}
+
+}  // namespace taiga::internal

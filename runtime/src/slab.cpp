@@ -4,7 +4,7 @@
 // million live blocks of ~300 bytes. glibc grows its heap for them a page at a
 // time (an mprotect and a page fault per 4 KiB: perf showed ~30% of spawn time
 // there), and gives the memory back when they die, so the next million pay
-// again. Here blocks come from 1 MiB chunks pre-faulted in one
+// again. Here blocks come from 2 MiB chunks pre-faulted in one
 // MADV_POPULATE_WRITE call, and freed blocks are kept for reuse.
 //
 // Design (tcmalloc's thread cache + transfer cache, reduced):

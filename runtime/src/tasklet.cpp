@@ -14,6 +14,7 @@
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstring>
@@ -361,8 +362,10 @@ void prepare_wait(wait_point& w, const char* what, const void* object) {
   }
   t->park_what.store(what, std::memory_order_relaxed);
   t->park_object.store(object, std::memory_order_relaxed);
-  t->wait_word.store(0, std::memory_order_seq_cst);  // P1: arm, then look for a kill
-  std::uint8_t f = t->flags.load(std::memory_order_seq_cst);
+  // P1: arm, then look for a kill. No fence here: a kill that this relaxed
+  // load misses is caught after the switch (after_switch, after::park).
+  t->wait_word.store(0, std::memory_order_relaxed);
+  std::uint8_t f = t->flags.load(std::memory_order_relaxed);
   if (f & (tasklet_core::flag_kill | tasklet_core::flag_throw)) {
     t->wait_word.store(internal::ww_idle, std::memory_order_relaxed);
     throw_interrupt();
@@ -376,7 +379,8 @@ void cancel_wait(wait_point& w) noexcept {
 // The earlier of the call's own deadline and the enclosing timeout_scope's.
 // When the scope's comes first and passes, the wait ends as "interrupted"
 // and throw_interrupt() raises timeout_error.
-static wake_status wait_raw(wait_point& w, const std::chrono::steady_clock::time_point* deadline);
+[[gnu::always_inline]] inline wake_status wait_raw(
+    wait_point& w, const std::chrono::steady_clock::time_point* deadline);
 
 wake_status wait(wait_point& w, const std::chrono::steady_clock::time_point* deadline) {
   std::int64_t scope = w.tasklet ? w.tasklet->scope_deadline : tls_scope_deadline;
@@ -391,34 +395,39 @@ wake_status wait(wait_point& w, const std::chrono::steady_clock::time_point* dea
   return s;
 }
 
-static wake_status wait_raw(wait_point& w, const std::chrono::steady_clock::time_point* deadline) {
+// A plain thread: block on the futex word until a waker releases it.
+[[gnu::noinline]] static wake_status wait_thread(
+    wait_point& w, const std::chrono::steady_clock::time_point* deadline) {
   using internal::ww_claimed;
   using internal::ww_released;
-  if (w.tasklet == nullptr) {
-    // A plain thread: block on the futex word until a waker releases it.
-    for (;;) {
-      std::uint32_t v = w.word.load(std::memory_order_acquire);
-      if (v & ww_released) return static_cast<wake_status>(v >> internal::ww_reason_shift);
-      if (deadline != nullptr && (v & ww_claimed) == 0) {
-        auto left = *deadline - std::chrono::steady_clock::now();
-        if (left <= std::chrono::steady_clock::duration::zero()) {
-          std::uint32_t expect = 0;
-          std::uint32_t timed =
-              ww_claimed | ww_released |
-              (static_cast<std::uint32_t>(wake_status::timeout) << internal::ww_reason_shift);
-          if (w.word.compare_exchange_strong(expect, timed)) return wake_status::timeout;
-          continue;
-        }
-        auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
-        struct timespec ts {
-          static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)
-        };
-        futex(&w.word, FUTEX_WAIT, v, &ts);
-      } else {
-        futex(&w.word, FUTEX_WAIT, v);
+  // A plain thread: block on the futex word until a waker releases it.
+  for (;;) {
+    std::uint32_t v = w.word.load(std::memory_order_acquire);
+    if (v & ww_released) return static_cast<wake_status>(v >> internal::ww_reason_shift);
+    if (deadline != nullptr && (v & ww_claimed) == 0) {
+      auto left = *deadline - std::chrono::steady_clock::now();
+      if (left <= std::chrono::steady_clock::duration::zero()) {
+        std::uint32_t expect = 0;
+        std::uint32_t timed =
+            ww_claimed | ww_released |
+            (static_cast<std::uint32_t>(wake_status::timeout) << internal::ww_reason_shift);
+        if (w.word.compare_exchange_strong(expect, timed)) return wake_status::timeout;
+        continue;
       }
+      auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+      struct timespec ts {
+        static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)
+      };
+      futex(&w.word, FUTEX_WAIT, v, &ts);
+    } else {
+      futex(&w.word, FUTEX_WAIT, v);
     }
   }
+}
+
+[[gnu::always_inline]] inline wake_status wait_raw(
+    wait_point& w, const std::chrono::steady_clock::time_point* deadline) {
+  if (w.tasklet == nullptr) return wait_thread(w, deadline);
   tasklet_core* t = w.tasklet;
   worker* me = this_worker();
   internal::timer_node tn;
@@ -442,16 +451,6 @@ static wake_status wait_raw(wait_point& w, const std::chrono::steady_clock::time
   t->park_what.store(nullptr, std::memory_order_relaxed);
   t->park_object.store(nullptr, std::memory_order_relaxed);
   return static_cast<wake_status>((v >> internal::ww_reason_shift) & 0xff);
-}
-
-bool claim(wait_point& w) noexcept {
-  using internal::ww_claimed;
-  std::atomic<std::uint32_t>& word = w.tasklet ? w.tasklet->wait_word : w.word;
-  std::uint32_t v = word.load(std::memory_order_acquire);
-  for (;;) {
-    if (v == internal::ww_idle || (v & ww_claimed)) return false;
-    if (word.compare_exchange_weak(v, v | ww_claimed, std::memory_order_acq_rel)) return true;
-  }
 }
 
 void complete(wait_point& w, bool next) noexcept {
@@ -839,7 +838,7 @@ worker_stats runtime::stats(unsigned i) const {
   if (i >= impl_->nworkers) throw usage_error("taiga: runtime::stats: no such worker");
   auto& c = impl_->workers[i]->stats;
   worker_stats s;
-  s.tasklets_run = c.run.load(std::memory_order_relaxed);
+  s.tasklets_run = impl_->workers[i]->switches.load(std::memory_order_relaxed);
   s.steals = c.steals.load(std::memory_order_relaxed);
   s.stolen = c.stolen.load(std::memory_order_relaxed);
   s.parks = c.parks.load(std::memory_order_relaxed);
@@ -857,6 +856,8 @@ runtime_report runtime::report() const {
   r.stacks_outstanding = static_cast<std::size_t>(stacks);
   r.timers_pending = impl_->timers_pending();
   r.blocking_in_flight = impl_->blocking->in_flight();
+  r.workers_asleep = static_cast<std::size_t>(std::max(impl_->npidle.load(), 0));
+  r.workers_spinning = static_cast<std::size_t>(std::max(impl_->nspinning.load(), 0));
   return r;
 }
 

@@ -1,18 +1,22 @@
 // taiga::promise / future / shared_future, when_all / when_any /
 // as_completed, and the task_pool executor: waits from tasklets and plain
-// threads, broken promises, exceptions, kills, the concurrency cap, map
-// order, shutdown.
+// threads, broken promises, exceptions, racing setters, cancel, done
+// callbacks, kills, the concurrency cap, map order and its bounded window,
+// shutdown.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <numeric>
+#include <ranges>
 #include <stdexcept>
 #include <string>
 #include <taiga/channels/executor.hpp>
 #include <taiga/channels/future.hpp>
+#include <taiga/channels/sync.hpp>
 #include <taiga/runtime.hpp>
 #include <thread>
 #include <tuple>
@@ -24,6 +28,18 @@ using namespace std::chrono_literals;
 using taiga::test::scaled;
 using taiga::test::wait_parked;
 using taiga::test::with_workers;
+
+namespace {
+// A value whose constructor parks on `gate` (when given), then throws if
+// `fail`: a slow or failing set_value.
+struct slow_value {
+  slow_value(int x, taiga::event* gate, bool fail) : v(x) {
+    if (gate != nullptr) gate->wait();
+    if (fail) throw std::runtime_error("slow_value: constructor failed");
+  }
+  int v;
+};
+}  // namespace
 
 class future_test : public with_workers {};
 TAIGA_WORKER_COUNTS(future_test);
@@ -218,6 +234,277 @@ TEST_P(future_test, many_waiters_many_timeouts_one_setter) {
   });
 }
 
+// Regression: set_value marked the promise satisfied before it constructed
+// the value. A second setter that came while the first one's constructor ran
+// was told "already set"; then that constructor threw, the first setter
+// unmarked the promise, and nothing had been stored: the future stayed unset
+// forever. Now the second setter stores its value, and the first one's
+// exception reaches only its own caller.
+TEST_P(future_test, a_setter_racing_a_throwing_constructor_still_sets_the_value) {
+  rt().run([] {
+    taiga::event gate;
+    taiga::promise<slow_value> p;
+    auto f = p.get_future();
+    auto first = taiga::spawn([&] { p.set_value(1, &gate, true); });
+    wait_parked(first);  // in the constructor
+    EXPECT_NO_THROW(p.set_value(2, nullptr, false));
+    EXPECT_TRUE(f.is_ready());
+    gate.set();
+    EXPECT_THROW(first.join(), std::runtime_error);
+    EXPECT_EQ(f.get().v, 2);
+  });
+}
+
+TEST_P(future_test, setters_see_already_set_only_once_a_result_is_stored) {
+  rt().run([] {
+    // A constructor that fails alone leaves the promise settable.
+    taiga::promise<slow_value> p;
+    auto f = p.get_future();
+    EXPECT_THROW(p.set_value(1, nullptr, true), std::runtime_error);
+    EXPECT_FALSE(f.is_ready());
+    EXPECT_TRUE(p.set_value(2, nullptr, false));
+    EXPECT_EQ(f.get().v, 2);
+
+    // A slow constructor that succeeds after another setter stored a value:
+    // its own value is dropped and it gets usage_error.
+    taiga::event gate;
+    taiga::promise<slow_value> q;
+    auto g = q.get_future();
+    auto slow = taiga::spawn([&] { return q.set_value(3, &gate, false); });
+    wait_parked(slow);
+    EXPECT_TRUE(q.set_value(4, nullptr, false));
+    gate.set();
+    EXPECT_THROW(slow.join(), taiga::usage_error);
+    EXPECT_EQ(g.get().v, 4);
+
+    // set_exception while a constructor runs wins; the constructor's own
+    // failure is what its caller sees.
+    taiga::event gate2;
+    taiga::promise<slow_value> r;
+    auto h = r.get_future();
+    auto failing = taiga::spawn([&] { return r.set_value(5, &gate2, true); });
+    wait_parked(failing);
+    EXPECT_TRUE(r.set_exception(std::make_exception_ptr(std::out_of_range("set"))));
+    gate2.set();
+    EXPECT_THROW(failing.join(), std::runtime_error);
+    EXPECT_THROW(h.get(), std::out_of_range);
+  });
+}
+
+// Racing setters, half of whose constructors throw: exactly one stores.
+TEST_P(future_test, racing_setters_store_exactly_one_result) {
+  rt().run([] {
+    const long rounds = scaled(200);
+    const int setters = 6;
+    for (long round = 0; round < rounds; ++round) {
+      taiga::promise<slow_value> p;
+      auto f = p.get_future();
+      std::atomic<int> stored{0}, already{0}, failed{0};
+      std::vector<taiga::tasklet<void>> ts;
+      for (int i = 0; i < setters; ++i)
+        ts.push_back(taiga::spawn([&, i] {
+          try {
+            if (p.set_value(i, nullptr, i % 2 == 0)) stored.fetch_add(1);
+          } catch (const taiga::usage_error&) {
+            already.fetch_add(1);
+          } catch (const std::runtime_error&) {
+            failed.fetch_add(1);
+          }
+        }));
+      for (auto& t : ts) t.join();
+      ASSERT_EQ(stored.load(), 1) << "round " << round;
+      EXPECT_EQ(stored.load() + already.load() + failed.load(), setters);
+      EXPECT_EQ(f.get().v % 2, 1);
+    }
+  });
+}
+
+// ---- cancel and done callbacks -----------------------------------------------
+
+TEST_P(future_test, cancel_wakes_every_waiter_and_later_sets_do_nothing) {
+  rt().run([] {
+    taiga::promise<int> p;
+    taiga::shared_future<int> sf = p.get_future();
+    std::vector<taiga::tasklet<int>> ts;
+    for (int i = 0; i < 4; ++i) ts.push_back(taiga::spawn([sf] { return sf.get(); }));
+    auto timed = taiga::spawn([sf] { return sf.wait_for(10s) == std::future_status::ready; });
+    for (auto& t : ts) wait_parked(t);
+    wait_parked(timed);
+    int callbacks = 0;
+    sf.add_done_callback([&] { ++callbacks; });
+    EXPECT_FALSE(p.is_cancelled());
+    EXPECT_FALSE(sf.is_cancelled());
+    EXPECT_TRUE(sf.cancel());
+    EXPECT_EQ(callbacks, 1) << "the canceller runs the callbacks";
+    for (auto& t : ts) EXPECT_THROW(t.join(), taiga::future_cancelled);
+    EXPECT_TRUE(timed.join());
+    EXPECT_TRUE(sf.is_ready());
+    EXPECT_TRUE(sf.is_cancelled());
+    EXPECT_TRUE(p.is_cancelled());
+    EXPECT_FALSE(sf.cancel()) << "cancelled already";
+    EXPECT_FALSE(p.set_value(1)) << "a set after a cancel is a no-op";
+    EXPECT_FALSE(p.set_exception(std::make_exception_ptr(std::runtime_error("late"))));
+    EXPECT_THROW(sf.get(), taiga::future_cancelled);
+    sf.add_done_callback([&] { ++callbacks; });  // ready: runs at once
+    EXPECT_EQ(callbacks, 2);
+
+    // Completed futures (a value, an exception, a broken promise) refuse.
+    taiga::promise<int> q;
+    auto g = q.get_future();
+    EXPECT_TRUE(q.set_value(7));
+    EXPECT_FALSE(g.cancel());
+    EXPECT_FALSE(g.is_cancelled());
+    EXPECT_EQ(g.get(), 7);
+    EXPECT_THROW((void)g.cancel(), taiga::usage_error) << "invalid after get()";
+    auto h = taiga::make_exceptional_future<int>(std::make_exception_ptr(std::domain_error("e")));
+    EXPECT_FALSE(h.cancel());
+    EXPECT_THROW(h.get(), std::domain_error);
+    taiga::future<void> broken;
+    {
+      taiga::promise<void> r;
+      broken = r.get_future();
+    }
+    EXPECT_FALSE(broken.cancel());
+    EXPECT_THROW(broken.get(), taiga::broken_promise);
+
+    // A promise destroyed after a cancel leaves it cancelled.
+    taiga::future<std::string> c;
+    {
+      taiga::promise<std::string> r;
+      c = r.get_future();
+      EXPECT_TRUE(c.cancel());
+    }
+    EXPECT_THROW(c.get(), taiga::future_cancelled);
+  });
+}
+
+TEST_P(future_test, cancel_wakes_a_plain_thread_and_races_set_value_once) {
+  {
+    taiga::promise<int> p;
+    taiga::shared_future<int> sf = p.get_future();
+    std::atomic<bool> cancelled_seen{false};
+    std::thread waiter([&, sf] {
+      try {
+        (void)sf.get();
+      } catch (const taiga::future_cancelled&) {
+        cancelled_seen = true;
+      }
+    });
+    rt().run([&] {
+      taiga::this_tasklet::sleep_for(1ms);
+      EXPECT_TRUE(sf.cancel());
+    });
+    waiter.join();
+    EXPECT_TRUE(cancelled_seen.load());
+  }
+  rt().run([] {
+    for (long round = 0; round < scaled(300); ++round) {
+      taiga::promise<int> p;
+      auto f = p.get_future();
+      auto setter = taiga::spawn([&] { return p.set_value(1); });
+      const bool cancelled = f.cancel();
+      const bool set = setter.join();
+      ASSERT_NE(cancelled, set) << "exactly one of cancel and set_value wins";
+      if (set) {
+        EXPECT_EQ(f.get(), 1);
+      } else {
+        EXPECT_THROW(f.get(), taiga::future_cancelled);
+      }
+    }
+  });
+}
+
+TEST_P(future_test, done_callbacks_run_once_in_order_on_the_setter_after_the_result) {
+  rt().run([] {
+    taiga::promise<int> p;
+    taiga::shared_future<int> sf = p.get_future();
+    std::vector<int> seen;  // written by the setter's tasklet only
+    std::atomic<taiga::tasklet_id> ran_on{0};
+    sf.add_done_callback([&] {
+      ran_on = taiga::this_tasklet::get_id();
+      seen.push_back(-1);
+    });
+    sf.add_done_callback([&](const taiga::shared_future<int>& f) {
+      EXPECT_TRUE(f.is_ready()) << "the result is published before callbacks run";
+      seen.push_back(f.get());
+    });
+    auto waiter = taiga::spawn([sf] { return sf.get(); });
+    wait_parked(waiter);
+    EXPECT_TRUE(seen.empty());
+    auto setter = taiga::spawn([&] {
+      p.set_value(42);
+      return seen.size();  // the callbacks ran inside set_value
+    });
+    const taiga::tasklet_id setter_id = setter.id();
+    EXPECT_EQ(setter.join(), 2u);
+    EXPECT_EQ(ran_on.load(), setter_id);
+    EXPECT_EQ(seen, (std::vector<int>{-1, 42}));
+    EXPECT_EQ(waiter.join(), 42);
+    // Ready already: runs at once, in the caller.
+    taiga::tasklet_id here = 0;
+    sf.add_done_callback([&] { here = taiga::this_tasklet::get_id(); });
+    EXPECT_EQ(here, taiga::this_tasklet::get_id());
+
+    // future<T>: the callback runs, then the one reader gets the value.
+    taiga::promise<std::unique_ptr<int>> q;
+    auto f = q.get_future();
+    int calls = 0;
+    f.add_done_callback([&] { ++calls; });
+    q.set_value(std::make_unique<int>(5));
+    EXPECT_EQ(calls, 1);
+    EXPECT_EQ(*f.get(), 5);
+    // A broken promise runs them too.
+    taiga::future<void> g;
+    {
+      taiga::promise<void> r;
+      g = r.get_future();
+      g.add_done_callback([&] { ++calls; });
+    }
+    EXPECT_EQ(calls, 2);
+  });
+}
+
+// A done callback's exception never reaches set_value's caller (or
+// add_done_callback's): it goes to the runtime's error_handler, and the
+// other callbacks still run.
+TEST_P(future_test, a_throwing_done_callback_goes_to_the_error_handler) {
+  std::atomic<int> reported{0};
+  std::vector<std::string> whats;
+  std::mutex mu;
+  taiga::runtime_config c;
+  c.workers = GetParam();
+  c.name = "callbacks";
+  c.error_handler = [&](const taiga::tasklet_info& info, std::exception_ptr e) {
+    std::lock_guard lk(mu);
+    EXPECT_EQ(info.state, "running a future's done callback");
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      whats.emplace_back(x.what());
+    }
+    reported.fetch_add(1);
+  };
+  {
+    taiga::runtime other(std::move(c));
+    other.run([] {
+      taiga::promise<int> p;
+      auto f = p.get_future();
+      int later = 0;
+      f.add_done_callback([] { throw std::runtime_error("callback failed"); });
+      f.add_done_callback([&] { ++later; });
+      EXPECT_NO_THROW(p.set_value(1));
+      EXPECT_EQ(later, 1);
+      EXPECT_EQ(f.get(), 1);
+      auto g = taiga::make_ready_future(2);
+      EXPECT_NO_THROW(g.add_done_callback([] { throw std::logic_error("at once"); }));
+      EXPECT_EQ(g.get(), 2);
+    });
+    taiga::test::expect_clean(other);
+  }
+  EXPECT_EQ(reported.load(), 2);
+  EXPECT_EQ(whats, (std::vector<std::string>{"callback failed", "at once"}));
+}
+
 // ---- combinators -------------------------------------------------------------
 
 TEST_P(future_test, when_all_collects_in_order) {
@@ -369,13 +656,15 @@ TEST_P(task_pool_test, map_returns_results_in_input_order) {
     taiga::task_pool pool(4);
     std::vector<int> in(static_cast<std::size_t>(scaled(40)));
     std::iota(in.begin(), in.end(), 0);
-    auto out = pool.map(
-        [](int x) {
-          // Later inputs finish first.
-          taiga::this_tasklet::sleep_for(std::chrono::microseconds(50 * (40 - x % 40)));
-          return std::to_string(x);
-        },
-        in);
+    std::vector<std::string> out;
+    for (auto& r : pool.map(
+             [](int x) {
+               // Later inputs finish first.
+               taiga::this_tasklet::sleep_for(std::chrono::microseconds(50 * (40 - x % 40)));
+               return std::to_string(x);
+             },
+             in))
+      out.push_back(std::move(r));
     ASSERT_EQ(out.size(), in.size());
     for (std::size_t i = 0; i < in.size(); ++i) EXPECT_EQ(out[i], std::to_string(in[i]));
     std::atomic<int> calls{0};
@@ -391,7 +680,16 @@ TEST_P(task_pool_test, exceptions_go_to_the_future) {
     auto g = pool.submit([] { return 1; });
     EXPECT_THROW(f.get(), std::domain_error);
     EXPECT_EQ(g.get(), 1);
-    EXPECT_THROW(pool.map([](int x) { return x > 2 ? throw std::range_error("r"), x : x; },
+    auto results = pool.map([](int x) { return x > 2 ? throw std::range_error("r"), x : x; },
+                            std::vector<int>{1, 2, 3, 4});
+    std::vector<int> got;
+    EXPECT_THROW(
+        {
+          for (int r : results) got.push_back(r);
+        },
+        std::range_error);
+    EXPECT_EQ(got, (std::vector<int>{1, 2}));
+    EXPECT_THROW(pool.map([](int x) { x > 2 ? throw std::range_error("r") : void(); },
                           std::vector<int>{1, 2, 3, 4}),
                  std::range_error);
   });
@@ -474,6 +772,121 @@ TEST_P(task_pool_test, calls_may_park_on_each_other) {
     }));
     auto all = taiga::when_all(std::move(fs)).get();
     EXPECT_EQ(all, (std::vector<int>{100, 101, 102, 0}));
+  });
+}
+
+TEST_P(task_pool_test, a_cancelled_queued_call_never_runs) {
+  rt().run([] {
+    taiga::task_pool pool(1);
+    taiga::event gate;
+    std::atomic<int> ran{0};
+    auto blocker = pool.submit([&] { gate.wait(); });
+    auto f = pool.submit([&] {
+      ran.fetch_add(1);
+      return 1;
+    });
+    EXPECT_EQ(pool.pending(), 1u);
+    EXPECT_TRUE(f.cancel());
+    gate.set();
+    pool.shutdown(true);
+    blocker.get();
+    EXPECT_EQ(ran.load(), 0);
+    EXPECT_THROW(f.get(), taiga::future_cancelled);
+  });
+}
+
+// Regression: map submitted every item at once and returned only when all of
+// them had run. Now it is a lazy range that keeps at most twice the pool's
+// size in flight, submitting the next item as each result is consumed.
+TEST_P(task_pool_test, map_is_lazy_and_keeps_at_most_twice_the_pool_in_flight) {
+  rt().run([] {
+    taiga::task_pool pool(2);
+    std::atomic<int> started{0};
+    std::vector<int> in(static_cast<std::size_t>(scaled(100)));
+    std::iota(in.begin(), in.end(), 0);
+    auto results = pool.map(
+        [&](int x) {
+          started.fetch_add(1);
+          taiga::this_tasklet::yield();
+          return 2 * x;
+        },
+        in);
+    static_assert(std::ranges::input_range<decltype(results)>);
+    ASSERT_EQ(results.window(), 4u);
+    taiga::this_tasklet::sleep_for(1ms);  // let the pool run ahead if it can
+    EXPECT_LE(started.load(), 4);
+    std::size_t i = 0;
+    for (int& r : results) {
+      EXPECT_EQ(r, 2 * in[i]);
+      EXPECT_LE(started.load(), static_cast<int>(i) + 4) << "more calls in flight than the window";
+      ++i;
+    }
+    EXPECT_EQ(i, in.size());
+    EXPECT_EQ(started.load(), static_cast<int>(in.size()));
+  });
+}
+
+TEST_P(task_pool_test, map_rethrows_the_first_failure_where_consumed_and_stops) {
+  rt().run([] {
+    taiga::task_pool pool(2);
+    std::atomic<int> ran{0};
+    std::vector<int> in(100);
+    std::iota(in.begin(), in.end(), 0);
+    std::vector<int> got;
+    {
+      auto results = pool.map(
+          [&](int x) {
+            ran.fetch_add(1);
+            if (x == 5 || x == 7) throw std::range_error(std::to_string(x));
+            return x;
+          },
+          in);
+      try {
+        for (int r : results) got.push_back(r);
+        ADD_FAILURE() << "no exception";
+      } catch (const std::range_error& e) {
+        EXPECT_STREQ(e.what(), "5");
+      }
+      EXPECT_TRUE(results.begin() == results.end()) << "nothing after the failure";
+    }
+    EXPECT_EQ(got, (std::vector<int>{0, 1, 2, 3, 4}));
+    pool.shutdown(true);  // the calls that were running finish
+    // Items 0..8 were submitted when item 5 was consumed (5 consumed + 4).
+    EXPECT_LE(ran.load(), 9);
+  });
+}
+
+TEST_P(task_pool_test, destroying_a_map_range_early_cancels_what_is_in_flight) {
+  rt().run([] {
+    taiga::task_pool pool(1);  // window 2
+    taiga::event gate;
+    std::atomic<int> ran{0};
+    std::atomic<int> highest{-1};
+    {
+      // An rvalue range is moved into the map_range: iterating later is fine.
+      auto results = pool.map(
+          [&](std::unique_ptr<int> p) {
+            ran.fetch_add(1);
+            int v = *p;
+            int h = highest.load();
+            while (v > h && !highest.compare_exchange_weak(h, v)) {
+            }
+            if (v == 1) gate.wait();
+            return v;
+          },
+          [] {
+            std::vector<std::unique_ptr<int>> v;
+            for (int i = 0; i < 50; ++i) v.push_back(std::make_unique<int>(i));
+            return v;
+          }());
+      auto it = results.begin();
+      EXPECT_EQ(*it, 0);
+      ++it;  // submits item 2; items 1 (running or queued) and 2 are in flight
+    }        // cancels them
+    gate.set();
+    pool.shutdown(true);
+    EXPECT_LE(highest.load(), 1) << "a cancelled queued call ran";
+    EXPECT_LE(ran.load(), 2);
   });
 }
 

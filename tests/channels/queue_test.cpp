@@ -1,13 +1,17 @@
 // taiga::queue / lifo_queue / priority_queue: order, bounds, timeouts,
 // task_done/join, FIFO wake-ups, kills and timeouts of parked getters and
-// putters (nothing lost, nothing duplicated), plain threads, stress.
+// putters (nothing lost, nothing duplicated), exceptions (a failed
+// allocation, a throwing move or Compare), plain threads, stress.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <new>
+#include <stdexcept>
 #include <string>
 #include <taiga/channels/queue.hpp>
 #include <taiga/runtime.hpp>
@@ -16,6 +20,38 @@
 #include <vector>
 
 #include "runtime_fixture.hpp"
+
+#if defined(__SANITIZE_THREAD__)
+#define QUEUE_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define QUEUE_TEST_TSAN 1
+#endif
+#endif
+
+#if !defined(QUEUE_TEST_TSAN)
+// Allocation failures on request, for this test binary: after
+// fail_allocation(n), the n-th allocation from the calling thread throws
+// std::bad_alloc. (Not under TSan, whose runtime defines operator new.)
+namespace {
+thread_local long allocations_until_failure = -1;
+}
+// noinline: GCC would otherwise see free() meet operator new's pointer.
+[[gnu::noinline]] void* operator new(std::size_t n) {
+  if (allocations_until_failure > 0 && --allocations_until_failure == 0) {
+    allocations_until_failure = -1;
+    throw std::bad_alloc();
+  }
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+[[gnu::noinline]] void operator delete(void* p) noexcept {
+  std::free(p);
+}
+[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept {
+  std::free(p);
+}
+#endif
 
 using namespace std::chrono_literals;
 using taiga::channel_status;
@@ -37,6 +73,38 @@ std::vector<int> drain(Q& q) {
 void join_killed(taiga::tasklet<void>& t) {
   EXPECT_THROW(t.join(), taiga::tasklet_killed);
 }
+
+#if !defined(QUEUE_TEST_TSAN)
+// Fails the calling thread's n-th allocation from now. Call it right before
+// the call that should fail, with no park point in between (a tasklet may
+// change threads at a park point).
+[[gnu::noinline]] void fail_allocation(long n) {
+  allocations_until_failure = n;
+}
+[[gnu::noinline]] void stop_failing_allocations() {
+  allocations_until_failure = -1;
+}
+#endif
+
+// Moving a `fragile` made with boom = true throws.
+struct fragile {
+  explicit fragile(int x, bool b = false) : v(x), boom(b) {}
+  fragile(fragile&& o) noexcept(false) : v(o.v), boom(o.boom) {
+    if (boom) throw std::runtime_error("fragile: move failed");
+  }
+  fragile& operator=(fragile&&) = default;
+  int v;
+  bool boom;
+};
+
+// Throws while `compare_fails` is set, or when it meets 13.
+std::atomic<bool> compare_fails{false};
+struct touchy_less {
+  bool operator()(int a, int b) const {
+    if (compare_fails.load() || a == 13 || b == 13) throw std::domain_error("touchy_less");
+    return a < b;
+  }
+};
 }  // namespace
 
 TEST_P(queue_test, fifo_lifo_and_priority_orders) {
@@ -439,6 +507,123 @@ TEST_P(queue_test, plain_threads_and_tasklets_share_a_queue) {
     EXPECT_EQ(tasklet_sum, n * (n + 1) / 2);
   }
   EXPECT_EQ(thread_sum, n * (n + 1) / 2);
+}
+
+// Regression: put and get ran the store's push and pop, which allocate and
+// call Compare, inside a noexcept function under the queue's lock; a
+// throwing Compare called std::terminate. Now the queue is left as it was,
+// and a parked putter whose item cannot go in gets the exception.
+TEST_P(queue_test, a_throwing_compare_changes_nothing) {
+  rt().run([] {
+    taiga::priority_queue<int, touchy_less> q;
+    for (int v : {5, 3, 8, 1, 9, 2}) q.put(v);
+    compare_fails = true;
+    EXPECT_THROW(q.put(4), std::domain_error);
+    EXPECT_THROW((void)q.try_put(0), std::domain_error);
+    EXPECT_THROW((void)q.try_put_for(0, 1ms), std::domain_error);
+    EXPECT_THROW((void)q.get(), std::domain_error);
+    EXPECT_THROW((void)q.try_get(), std::domain_error);
+    compare_fails = false;
+    EXPECT_EQ(q.size(), 6u);
+    EXPECT_EQ(q.unfinished_tasks(), 6u);
+    EXPECT_EQ(drain(q), (std::vector<int>{1, 2, 3, 5, 8, 9}));
+
+    // A get frees a place in a full queue: the first parked putter's item
+    // (13) cannot go in, so that put throws; the next putter gets the place.
+    taiga::priority_queue<int, touchy_less> b(2);
+    b.put(5);
+    b.put(7);
+    auto bad = taiga::spawn([&] { b.put(13); });
+    wait_parked(bad);
+    auto good = taiga::spawn([&] { b.put(6); });
+    wait_parked(good);
+    EXPECT_EQ(b.get(), 5);
+    EXPECT_THROW(bad.join(), std::domain_error);
+    good.join();
+    EXPECT_EQ(b.size(), 2u);
+    EXPECT_EQ(b.unfinished_tasks(), 3u);
+    EXPECT_EQ(drain(b), (std::vector<int>{6, 7}));
+    b.put(1);  // the queue still works, with no stale putter
+    EXPECT_EQ(b.get(), 1);
+  });
+}
+
+// Regression: an item whose move constructor throws was moved under the
+// queue's lock in a noexcept function (std::terminate), after the getter it
+// was handed to had been claimed. Now the put throws, nothing changes, and a
+// parked getter stays parked for the next put.
+TEST_P(queue_test, a_throwing_move_changes_nothing_and_strands_nobody) {
+  rt().run([] {
+    taiga::queue<fragile> q;
+    auto getter = taiga::spawn([&] { return q.get().v; });
+    wait_parked(getter);
+    EXPECT_THROW(q.put(fragile(1, true)), std::runtime_error);
+    EXPECT_EQ(q.unfinished_tasks(), 0u);
+    EXPECT_EQ(getter.state(), taiga::tasklet_state::parked);
+    q.put(fragile(2));
+    EXPECT_EQ(getter.join(), 2);
+
+    fragile keep(3, true);
+    EXPECT_THROW((void)q.try_put(std::move(keep)), std::runtime_error);
+    EXPECT_TRUE(q.empty());
+
+    // A parked putter whose item cannot move in fails; the next one gets the
+    // place a get freed.
+    taiga::lifo_queue<fragile> l(1);
+    l.put(fragile(10));
+    auto bad = taiga::spawn([&] { l.put(fragile(11, true)); });
+    wait_parked(bad);
+    auto good = taiga::spawn([&] { l.put(fragile(12)); });
+    wait_parked(good);
+    EXPECT_EQ(l.get().v, 10);
+    EXPECT_THROW(bad.join(), std::runtime_error);
+    good.join();
+    EXPECT_EQ(l.size(), 1u);
+    EXPECT_EQ(l.get().v, 12);
+    EXPECT_EQ(l.unfinished_tasks(), 2u);
+    EXPECT_TRUE(l.empty());
+  });
+}
+
+// An allocation that fails in put (the item's node, or a priority queue's
+// growth) throws std::bad_alloc to the caller and changes nothing.
+TEST_P(queue_test, an_allocation_failure_changes_nothing_and_strands_nobody) {
+#if defined(QUEUE_TEST_TSAN)
+  GTEST_SKIP() << "TSan's runtime owns operator new";
+#else
+  rt().run([] {
+    taiga::queue<int> q;
+    q.put(1);
+    q.put(2);
+    fail_allocation(1);
+    EXPECT_THROW((void)q.try_put(3), std::bad_alloc);
+    stop_failing_allocations();
+    EXPECT_EQ(q.unfinished_tasks(), 2u);
+    EXPECT_EQ(drain(q), (std::vector<int>{1, 2}));
+
+    auto getter = taiga::spawn([&] { return q.get(); });
+    wait_parked(getter);
+    fail_allocation(1);
+    EXPECT_THROW(q.put(4), std::bad_alloc);
+    stop_failing_allocations();
+    EXPECT_EQ(getter.state(), taiga::tasklet_state::parked);
+    q.put(5);
+    EXPECT_EQ(getter.join(), 5);
+
+    // The heap's array is full after 16 puts: the next put's second
+    // allocation (after the node's) grows it, and fails.
+    taiga::priority_queue<int, std::greater<int>> p;
+    for (int i = 0; i < 16; ++i) p.put(i);
+    fail_allocation(2);
+    EXPECT_THROW(p.put(99), std::bad_alloc);
+    stop_failing_allocations();
+    EXPECT_EQ(p.size(), 16u);
+    p.put(16);
+    std::vector<int> want;
+    for (int i = 16; i >= 0; --i) want.push_back(i);
+    EXPECT_EQ(drain(p), want);
+  });
+#endif
 }
 
 TEST(queue_plain, works_without_a_runtime) {

@@ -1087,6 +1087,140 @@ TEST_P(barriers, plain_threads_and_tasklets_meet_at_one_barrier) {
   EXPECT_FALSE(b.broken());
 }
 
+// Regression: with more arrivals than parties, arrivals that came while phase
+// 0's completion action was still running were counted into phase 1 at once;
+// the second of them completed phase 1 and ran its action concurrently with
+// phase 0's, and phase 1's parties could be released before phase 0's action
+// had finished. Now they wait, uncounted, until phase 0's action ends.
+TEST_P(barriers, arrivals_during_a_completion_wait_for_it_and_join_the_next_phase) {
+  rt().run([] {
+    taiga::event gate;
+    std::atomic<int> running{0}, overlaps{0}, completions{0};
+    taiga::barrier b(2, [&] {
+      if (running.fetch_add(1) != 0) overlaps.fetch_add(1);
+      if (completions.load() == 0) gate.wait();  // phase 0's action parks
+      completions.fetch_add(1);
+      running.fetch_sub(1);
+    });
+    auto a = taiga::spawn([&] { return b.arrive_and_wait(); });
+    wait_parked(a);
+    auto c = taiga::spawn([&] { return b.arrive_and_wait(); });  // last: runs the action
+    wait_parked(c);
+    auto d = taiga::spawn([&] { return b.arrive_and_wait(); });
+    wait_parked(d);
+    auto e = taiga::spawn([&] { return b.arrive_and_wait(); });
+    wait_parked(e);
+    EXPECT_EQ(b.n_waiting(), 0u) << "arrivals during an action are not counted";
+    EXPECT_EQ(completions.load(), 0);
+    EXPECT_EQ(a.state(), taiga::tasklet_state::parked) << "released before its action ended";
+    gate.set();
+    EXPECT_EQ(a.join(), 0u);
+    EXPECT_EQ(c.join(), 1u);
+    EXPECT_EQ(d.join() + e.join(), 1u);  // 0 and 1, in phase 1
+    EXPECT_EQ(completions.load(), 2);
+    EXPECT_EQ(overlaps.load(), 0);
+    EXPECT_FALSE(b.broken());
+  });
+}
+
+// Three times as many tasklets as parties, and an action that parks: actions
+// never overlap, run once per phase, and a call returns only after the action
+// of its own phase (which started after the call arrived) has finished.
+TEST_P(barriers, phases_stay_ordered_with_more_tasklets_than_parties) {
+  const int parties = 3;
+  const int tasklets = 9;
+  const long rounds = scaled(60);
+  rt().run([&] {
+    std::atomic<long> started{0}, finished{0}, overlaps{0}, early{0};
+    std::atomic<int> running{0};
+    taiga::barrier b(parties, [&] {
+      started.fetch_add(1);
+      if (running.fetch_add(1) != 0) overlaps.fetch_add(1);
+      taiga::this_tasklet::yield();
+      taiga::this_tasklet::sleep_for(10us);
+      running.fetch_sub(1);
+      finished.fetch_add(1);
+    });
+    // A shared budget of arrivals (a multiple of `parties`): tasklets that
+    // each did a fixed number of rounds could end with too few left to fill
+    // the last phase.
+    std::atomic<long> left{rounds * tasklets};
+    std::vector<taiga::tasklet<void>> ts;
+    for (int t = 0; t < tasklets; ++t)
+      ts.push_back(taiga::spawn([&] {
+        while (left.fetch_sub(1) > 0) {
+          const long before = started.load();
+          const std::size_t i = b.arrive_and_wait();
+          if (finished.load() < before + 1) early.fetch_add(1);
+          if (i >= static_cast<std::size_t>(parties)) early.fetch_add(1);
+        }
+      }));
+    for (auto& t : ts) t.join();
+    EXPECT_EQ(overlaps.load(), 0);
+    EXPECT_EQ(early.load(), 0);
+    EXPECT_EQ(finished.load(), rounds * tasklets / parties);
+    EXPECT_EQ(b.n_waiting(), 0u);
+    EXPECT_FALSE(b.broken());
+  });
+}
+
+// An arrival held while an action runs was not counted: killing it breaks
+// nothing. abort() during the action breaks the held arrivals and the
+// completing phase's parties; the action's caller still returns its index.
+TEST_P(barriers, held_arrivals_are_uncounted_and_abort_breaks_them) {
+  rt().run([] {
+    taiga::event gate;
+    std::atomic<int> completions{0};
+    taiga::barrier b(2, [&] {
+      if (completions.fetch_add(1) == 0) gate.wait();
+    });
+    auto a = taiga::spawn([&] { return b.arrive_and_wait(); });
+    wait_parked(a);
+    auto c = taiga::spawn([&] { return b.arrive_and_wait(); });
+    wait_parked(c);  // in the action
+    auto held = taiga::spawn([&] { return b.arrive_and_wait(); });
+    wait_parked(held);
+    kill_and_join(held);
+    EXPECT_FALSE(b.broken());
+    auto d = taiga::spawn([&] { return b.arrive_and_wait(); });
+    wait_parked(d);
+    b.abort();
+    EXPECT_THROW(d.join(), taiga::broken_barrier);
+    EXPECT_THROW(a.join(), taiga::broken_barrier);
+    gate.set();
+    EXPECT_EQ(c.join(), 1u);
+    EXPECT_TRUE(b.broken());
+    b.reset();
+    auto x = taiga::spawn([&] { return b.arrive_and_wait(); });
+    wait_parked(x);
+    EXPECT_EQ(b.arrive_and_wait(), 1u);
+    EXPECT_EQ(x.join(), 0u);
+    EXPECT_EQ(completions.load(), 2);
+  });
+}
+
+// A throwing action breaks the arrivals it held, as well as its phase.
+TEST_P(barriers, a_throwing_completion_breaks_the_held_arrivals) {
+  rt().run([] {
+    taiga::event gate;
+    taiga::barrier b(2, [&] {
+      gate.wait();
+      throw std::runtime_error("completion failed");
+    });
+    auto a = taiga::spawn([&] { (void)b.arrive_and_wait(); });
+    wait_parked(a);
+    auto c = taiga::spawn([&] { (void)b.arrive_and_wait(); });
+    wait_parked(c);
+    auto held = taiga::spawn([&] { (void)b.arrive_and_wait(); });
+    wait_parked(held);
+    gate.set();
+    EXPECT_THROW(c.join(), std::runtime_error);
+    EXPECT_THROW(a.join(), taiga::broken_barrier);
+    EXPECT_THROW(held.join(), taiga::broken_barrier);
+    EXPECT_TRUE(b.broken());
+  });
+}
+
 // ---- wait_group ----------------------------------------------------------
 
 TEST_P(wait_groups, wait_returns_when_all_work_is_done) {

@@ -52,6 +52,43 @@ TEST_P(scheduler, idle_workers_wake_for_work_posted_from_an_outside_thread) {
   }
 }
 
+TEST_P(scheduler, no_spinner_is_counted_once_every_worker_sleeps) {
+  // I5 (scheduler.cpp): a worker that wake_one picked while it was between
+  // "I am idle" and its last look at the queues must take the spinner role
+  // it was given, or nspinning stays at 1 with no spinner: every later
+  // wake_one fails and work posted to an all-asleep runtime is never run.
+  // Post work (from outside, and from a tasklet to another) while workers
+  // are at every stage of going to sleep; every post must be run, and once
+  // everything sleeps nobody may be counted as spinning. (The window is a
+  // few hundred ns wide: this is a probabilistic guard; the ASan suite's
+  // slower timing is what first hit it.)
+  if (rt().worker_count() < 2) GTEST_SKIP() << "needs idle workers";
+  std::uint64_t rng = 12345;
+  for (int round = 0; round < scaled(1000); ++round) {
+    std::promise<void> p;
+    auto f = p.get_future();
+    taiga::spawn(rt(), [&p, round] {
+      if (round % 2) {
+        p.set_value();
+      } else {
+        taiga::spawn([&p] { p.set_value(); }).detach();  // a publisher inside
+      }
+    }).detach();
+    ASSERT_EQ(f.wait_for(5s), std::future_status::ready) << "work never ran, round " << round;
+    rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+    auto pause = std::chrono::nanoseconds((rng >> 33) % 600'000);
+    auto until = std::chrono::steady_clock::now() + pause;
+    while (std::chrono::steady_clock::now() < until) {
+    }
+  }
+  auto until = std::chrono::steady_clock::now() + 5s;
+  while (rt().report().workers_asleep != rt().worker_count() &&
+         std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(100us);
+  ASSERT_EQ(rt().report().workers_asleep, rt().worker_count());
+  EXPECT_EQ(rt().report().workers_spinning, 0u) << "a wake_one's spinner count leaked";
+}
+
 namespace {
 // A hand-off through the "next" slot, the way a channel rendezvous hands a
 // value over: the waker asks for the woken tasklet to run next.

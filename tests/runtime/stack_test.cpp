@@ -94,7 +94,8 @@ TEST(stacks, overflow_with_canary_is_caught_at_the_next_switch) {
                 // Write over the canary word at the bottom of our own stack, as
                 // an overflow would, without crashing first.
                 auto* t = taiga::detail::current_tasklet();
-                *t->ctx.canary = 0;
+                ASSERT_TRUE(t->ctx.canary);
+                *static_cast<std::uint64_t*>(t->ctx.stack_lo) = 0;
                 taiga::this_tasklet::yield();
               }).join();
             },

@@ -22,7 +22,11 @@ struct ledger {
   std::atomic<long> done{0};
   void hit(std::size_t i) {
     hits[i].fetch_add(1, std::memory_order_relaxed);
-    done.fetch_add(1, std::memory_order_relaxed);
+    // Release: the waiting thread's acquire load of `done` must order every
+    // access this tasklet made to the ledger (which lives on that thread's
+    // stack) before the ledger's frame is reused; TSan flagged the relaxed
+    // version once runtime_report grew into the same stack slot.
+    done.fetch_add(1, std::memory_order_release);
   }
 };
 

@@ -1,6 +1,7 @@
 // taiga::task_pool: evergreen's TaskPoolExecutor. Calls submitted to the pool
 // run as tasklets of one runtime, at most max_tasklets() at once; the rest
-// wait in a FIFO. Results come back as taiga::future.
+// wait in a FIFO. Results come back as taiga::future; map() streams results
+// lazily, with a bounded number of calls in flight.
 //
 // Design note. The pool spawns its tasklets lazily, up to the cap, and each
 // one ("runner") keeps taking queued calls until the queue is empty, then
@@ -16,14 +17,24 @@
 //      drops the queued calls (their futures then hold taiga::broken_promise).
 //  E3  `closed` only goes false -> true (shutdown); a closed pool accepts no
 //      call, so once running == 0 it stays idle and shutdown waiters wake.
+//  E4  a queued call whose future was cancelled is dropped when a runner
+//      takes it (its function never runs); a running call is not
+//      interrupted, and its result is discarded.
+// map_range (below) keeps a FIFO of futures, one per input item submitted
+// and not yet consumed, at most `window` long: consuming the front result
+// submits the next item. An exception consumed, or the range's destruction,
+// cancels every future still in the FIFO (E4) and submits nothing more.
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
 #include <deque>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <ranges>
 #include <taiga/channels/future.hpp>
 #include <taiga/channels/queue.hpp>
 #include <taiga/runtime/detail/park.hpp>
@@ -126,7 +137,217 @@ class runner_ticket {
   bool left_ = false;  // the runner gave its slot back itself
 };
 
+inline void dispatch(const std::shared_ptr<pool_state>& state, std::unique_ptr<job> j) {
+  pool_state& st = *state;
+  {
+    std::lock_guard lk(st.lock);
+    if (st.closed) throw usage_error("taiga::task_pool::submit after shutdown");
+    if (st.running >= st.max) {
+      st.jobs.push_back(std::move(j));
+      return;
+    }
+    ++st.running;  // E1: the slot is ours before the runner exists
+  }
+  // From here the ticket owns the slot, wherever spawn fails.
+  runner_ticket ticket(state, std::move(j));
+  spawn_options o;
+  o.name = "task_pool";
+  taiga::spawn(*st.rt, o, [t = std::move(ticket)]() mutable { t.run(); }).detach();
+}
+
+/// task_pool::submit, for the pool of `state`.
+template <class F, class... A>
+auto submit(const std::shared_ptr<pool_state>& state, F&& fn, A&&... args)
+    -> future<std::invoke_result_t<std::decay_t<F>, std::decay_t<A>...>> {
+  using R = std::invoke_result_t<std::decay_t<F>, std::decay_t<A>...>;
+  promise<R> p;
+  future<R> out = p.get_future();
+  auto call = [p = std::move(p), f = std::forward<F>(fn), ... a = std::forward<A>(args)]() mutable {
+    if (p.is_cancelled()) return;  // E4: cancelled while queued
+    try {
+      if constexpr (std::is_void_v<R>) {
+        std::invoke(std::move(f), std::move(a)...);
+        p.set_value();
+      } else {
+        p.set_value(std::invoke(std::move(f), std::move(a)...));
+      }
+    } catch (const tasklet_exit&) {
+      throw;  // a kill ends the runner; p breaks when the call dies
+    } catch (...) {
+      p.set_exception(std::current_exception());
+    }
+  };
+  dispatch(state, std::make_unique<job_of<decltype(call)>>(std::move(call)));
+  return out;
+}
+
+template <class F, class Range>
+using map_result_t =
+    std::invoke_result_t<std::decay_t<F>, std::decay_t<std::ranges::range_reference_t<Range>>>;
+
 }  // namespace detail::pool_impl
+
+/// The results of task_pool::map(fn, range), in input order, computed in the
+/// pool as they are consumed (an input range: single pass, move-only).
+///
+/// It keeps at most window() calls in flight (submitted and not yet
+/// consumed; twice the pool's max_tasklets()): map() submits the first
+/// window() items, and each result consumed submits the next item. So the
+/// input is read lazily, and results that wait for the consumer are at most
+/// window(). Iterating parks until the next result is ready (a plain thread
+/// blocks) and yields it as an lvalue to move from.
+///
+/// If a call threw, consuming its result (operator*, or ++ past it) rethrows
+/// that exception: the first failure by position, after every result before
+/// it was delivered. Then, and when the range is destroyed before the end,
+/// the calls still in flight are cancelled (those not started never run;
+/// those running finish, and their results are dropped) and no further item
+/// is submitted. The pool must outlive the range and must not be shut down
+/// while it is consumed (the next submission would throw usage_error).
+/// @threadsafe no (one consumer)
+template <class F, class Range>
+class map_range {
+ public:
+  using value_type = detail::pool_impl::map_result_t<F, Range>;
+
+  map_range(std::shared_ptr<detail::pool_impl::pool_state> pool, F&& fn, Range&& range,
+            std::size_t window)
+      : impl_(std::make_unique<impl>(std::move(pool), std::forward<F>(fn),
+                                     std::forward<Range>(range), window)) {
+    impl_->refill();
+  }
+  map_range(map_range&&) noexcept = default;
+  /// Cancels this range's calls in flight, then takes `o`'s.
+  map_range& operator=(map_range&& o) noexcept {
+    if (this != &o) {
+      if (impl_) impl_->stop();
+      impl_ = std::move(o.impl_);
+    }
+    return *this;
+  }
+  map_range(const map_range&) = delete;
+  map_range& operator=(const map_range&) = delete;
+  /// Cancels the calls still in flight.
+  ~map_range() {
+    if (impl_) impl_->stop();
+  }
+
+  /// The most calls in flight at once.
+  [[nodiscard]] std::size_t window() const noexcept { return impl_->window; }
+
+  class iterator;
+  iterator begin() noexcept { return iterator(impl_.get()); }
+  std::default_sentinel_t end() const noexcept { return {}; }
+
+ private:
+  using R = value_type;
+  using stored = detail::future_impl::value_or_monostate<R>;  // std::monostate for void
+  struct impl;
+
+ public:
+  class iterator {
+   public:
+    using iterator_concept = std::input_iterator_tag;
+    using value_type = stored;
+    using difference_type = std::ptrdiff_t;
+    iterator() = default;
+    /// Parks until the result is ready (a kill point); rethrows the call's
+    /// exception.
+    value_type& operator*() const { return i_->front(); }
+    /// Moves past the result (consuming it first if * did not) and submits
+    /// the next item.
+    iterator& operator++() {
+      i_->advance();
+      return *this;
+    }
+    void operator++(int) { ++*this; }
+    bool operator==(std::default_sentinel_t) const noexcept { return i_->done(); }
+
+   private:
+    friend class map_range;
+    explicit iterator(impl* i) noexcept : i_(i) {}
+    impl* i_ = nullptr;
+  };
+
+ private:
+  struct impl {
+    impl(std::shared_ptr<detail::pool_impl::pool_state> p, F&& f, Range&& r, std::size_t w)
+        : pool(std::move(p)),
+          fn(std::forward<F>(f)),
+          range(std::forward<Range>(r)),
+          next(std::ranges::begin(range)),
+          last(std::ranges::end(range)),
+          window(w) {}
+
+    // Submits items until `window` are in flight or the input ends.
+    void refill() {
+      try {
+        while (!stopped && in_flight.size() < window && next != last) {
+          if constexpr (std::is_lvalue_reference_v<Range>) {
+            in_flight.push_back(detail::pool_impl::submit(pool, fn, *next));
+          } else {  // the range is ours: its items may move into the calls
+            in_flight.push_back(detail::pool_impl::submit(pool, fn, std::ranges::iter_move(next)));
+          }
+          ++next;
+        }
+      } catch (...) {
+        stop();
+        throw;
+      }
+    }
+    stored& front() {
+      if (!current) {
+        future<R>& f = in_flight.front();
+        f.wait();  // a kill (or a timeout_scope) propagates; nothing changes
+        try {
+          if constexpr (std::is_void_v<R>) {
+            f.get();
+            current.emplace();
+          } else {
+            current.emplace(f.get());
+          }
+        } catch (...) {
+          in_flight.pop_front();  // consumed: it was the failure
+          stop();
+          throw;
+        }
+      }
+      return *current;
+    }
+    void advance() {
+      if (in_flight.empty()) return;
+      (void)front();
+      current.reset();
+      in_flight.pop_front();
+      refill();
+    }
+    bool done() const noexcept { return in_flight.empty(); }
+    // Cancels what is in flight (E4) and submits nothing more.
+    void stop() noexcept {
+      stopped = true;
+      for (auto& f : in_flight) {
+        try {
+          if (f.valid()) (void)f.cancel();
+        } catch (...) {
+          // bad_alloc, or a done callback's kill: the call then just runs.
+        }
+      }
+      in_flight.clear();
+      current.reset();
+    }
+
+    std::shared_ptr<detail::pool_impl::pool_state> pool;
+    std::decay_t<F> fn;
+    Range range;  // a reference to the caller's range, or the range itself (an rvalue)
+    std::ranges::iterator_t<std::remove_reference_t<Range>> next;
+    std::ranges::sentinel_t<std::remove_reference_t<Range>> last;
+    const std::size_t window;
+    std::deque<future<R>> in_flight;  // submitted, not consumed; front = the next result
+    std::optional<stored> current;    // the front's result, once taken out of its future
+    bool stopped = false;
+  };
+  std::unique_ptr<impl> impl_;
+};
 
 /// A pool of tasklets for calls (evergreen's TaskPoolExecutor, Python's
 /// concurrent.futures.Executor): submit() runs a call as a tasklet of the
@@ -166,56 +387,50 @@ class task_pool {
   }
 
   /// Runs `fn(args...)` as a tasklet of the pool (the arguments are decay-
-  /// copied, like spawn's) and returns the future of its result.
+  /// copied, like spawn's) and returns the future of its result. Cancelling
+  /// that future (future::cancel) keeps the call from starting if it is
+  /// still queued; a call already running is not interrupted.
   /// @throws usage_error after shutdown(). @suspends no
   /// @threadsafe
   template <class F, class... A>
   auto submit(F&& fn, A&&... args)
       -> future<std::invoke_result_t<std::decay_t<F>, std::decay_t<A>...>> {
-    using R = std::invoke_result_t<std::decay_t<F>, std::decay_t<A>...>;
-    promise<R> p;
-    future<R> out = p.get_future();
-    auto call = [p = std::move(p), f = std::forward<F>(fn),
-                 ... a = std::forward<A>(args)]() mutable {
-      try {
-        if constexpr (std::is_void_v<R>) {
-          std::invoke(std::move(f), std::move(a)...);
-          p.set_value();
-        } else {
-          p.set_value(std::invoke(std::move(f), std::move(a)...));
-        }
-      } catch (const tasklet_exit&) {
-        throw;  // a kill ends the runner; p breaks when the call dies
-      } catch (...) {
-        p.set_exception(std::current_exception());
-      }
-    };
-    dispatch(std::make_unique<detail::pool_impl::job_of<decltype(call)>>(std::move(call)));
-    return out;
+    return detail::pool_impl::submit(state_, std::forward<F>(fn), std::forward<A>(args)...);
   }
 
-  /// Runs `fn(x)` for each x of `range` in the pool and returns the results in
-  /// input order (eager, unlike evergreen's lazy iterator: every call is
-  /// submitted before the first result is awaited). If calls throw, the
-  /// exception of the first one (by position) propagates once that one is
-  /// reached; the other calls still run. For a void `fn` it returns nothing.
+  /// Runs `fn(x)` for each x of `range` in the pool, lazily and in order,
+  /// like Python's Executor.map but with a bounded number of calls in flight:
+  /// returns a map_range that yields the results in input order, keeps at
+  /// most 2 * max_tasklets() calls submitted and not yet consumed, and
+  /// submits the next item as each result is consumed. A call's exception is
+  /// rethrown where its result is consumed (so the first failure by
+  /// position, after the results before it); the calls still in flight are
+  /// then cancelled and no more items are submitted, as when the range is
+  /// destroyed before its end.
+  ///
+  ///     for (auto& r : pool.map(fn, inputs)) use(r);
+  ///
+  /// `range` is read as the results are consumed: an lvalue range must
+  /// outlive the map_range; an rvalue range is moved into it (its items then
+  /// move into the calls). Items are decay-copied into the calls, like
+  /// submit()'s arguments. For a void `fn`, map() returns nothing: it
+  /// consumes the results itself (parking until every call has run, with the
+  /// same bound) and rethrows the first failure.
   /// Do not call it from a call of the same pool with a small cap: the calls
   /// it waits for may need the slot it holds.
-  /// @throws usage_error after shutdown(). @suspends yes (a plain thread blocks)
+  /// @throws usage_error after shutdown(). @suspends yes for a void `fn`
+  ///         (a plain thread blocks); iterating the range does.
   /// @threadsafe
   template <class F, class Range>
   auto map(F&& fn, Range&& range) {
-    using Arg = decltype(*std::begin(range));
-    using R = std::invoke_result_t<std::decay_t<F>, std::decay_t<Arg>>;
-    std::vector<future<R>> fs;
-    for (auto&& x : range) fs.push_back(submit(fn, std::forward<decltype(x)>(x)));
+    using R = detail::pool_impl::map_result_t<F, Range>;
+    map_range<F, Range> results(state_, std::forward<F>(fn), std::forward<Range>(range),
+                                2 * state_->max);
     if constexpr (std::is_void_v<R>) {
-      for (auto& f : fs) f.get();
+      for (auto it = results.begin(); it != results.end(); ++it) {
+      }
     } else {
-      std::vector<R> out;
-      out.reserve(fs.size());
-      for (auto& f : fs) out.push_back(f.get());
-      return out;
+      return results;
     }
   }
 
@@ -275,24 +490,6 @@ class task_pool {
     runtime* rt = runtime::current();
     if (rt == nullptr) throw usage_error("taiga::task_pool outside a runtime: pass the runtime");
     return *rt;
-  }
-
-  void dispatch(std::unique_ptr<detail::pool_impl::job> j) {
-    auto& st = *state_;
-    {
-      std::lock_guard lk(st.lock);
-      if (st.closed) throw usage_error("taiga::task_pool::submit after shutdown");
-      if (st.running >= st.max) {
-        st.jobs.push_back(std::move(j));
-        return;
-      }
-      ++st.running;  // E1: the slot is ours before the runner exists
-    }
-    // From here the ticket owns the slot, wherever spawn fails.
-    detail::pool_impl::runner_ticket ticket(state_, std::move(j));
-    spawn_options o;
-    o.name = "task_pool";
-    taiga::spawn(*st.rt, o, [t = std::move(ticket)]() mutable { t.run(); }).detach();
   }
 
   std::shared_ptr<detail::pool_impl::pool_state> state_;

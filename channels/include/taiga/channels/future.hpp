@@ -1,45 +1,66 @@
 // taiga::promise / future / shared_future, and the combinators when_all,
 // when_any and as_completed (evergreen's futures, shaped like std::future so
-// that C++ readers know them). Built only on the runtime's parking API.
+// that C++ readers know them), with concurrent.futures' cancel() and
+// add_done_callback(). Built only on the runtime's parking API.
 //
 // Design note. One shared state per promise, reference counted: the promise,
-// every future and shared_future, and pending continuations hold it. The
-// state goes from empty to ready exactly once, by set_value, set_exception, or
-// the promise's destructor (taiga::broken_promise):
-//  F1  `satisfied_` is set, under lock_, by the one setter that wins; a second
-//      setter throws usage_error. The winner then writes the value or error
-//      outside the lock (a T constructor may be long; readers do not look
-//      before F2).
-//  F2  `ready_` goes false -> true once, under lock_, with release order,
-//      after the value or error is written. Readers load it with acquire
-//      order; the value and error never change after it (except that
+// every future and shared_future, and pending callbacks hold it. The state
+// goes from empty to ready exactly once, by the first *commit*: set_value,
+// set_exception, cancel, or the promise's destructor (taiga::broken_promise).
+//  F1  A commit happens under lock_: it stores the result (a value pointer,
+//      an exception_ptr, the cancelled_ flag) and sets ready_ (release order)
+//      in one critical section, so the result and the readiness change
+//      together. A second commit finds ready_ set and stores nothing: a
+//      set_value or set_exception then throws usage_error, or returns false
+//      if the state was cancelled.
+//  F2  A value is constructed before its commit, outside the lock, in storage
+//      that only its setter touches: the state's own buffer for the first
+//      setter in flight, a heap block for any setter that races it. So a
+//      value constructor that throws (or is slow) changes nothing: another
+//      setter may still commit, and the failed one propagates its exception.
+//      A setter that loses the race destroys its value. Readers load ready_
+//      with acquire order; the result never changes after it (except that
 //      future::get moves the value out: a future is its state's only reader).
-//  F3  waiters are parked in a FIFO list under lock_ and all woken, under
-//      lock_, when F2 happens; a waiter that timed out or was killed unlinks
-//      itself under lock_ (the park protocol of taiga/runtime/detail/park.hpp).
-//  F4  continuations (the combinators' glue) are run once, on the thread that
-//      made the state ready, after lock_ is released, or at once by on_ready
-//      if the state is ready already. They must not throw.
-// Ownership cycles (a child state holds a continuation that holds the
+//  F3  waiters are parked in a FIFO list under lock_ and all claimed, under
+//      lock_, by the commit; they are completed after lock_ is released. A
+//      waiter that timed out or was killed unlinks itself under lock_ (the
+//      park protocol of taiga/runtime/detail/park.hpp).
+//  F4  callbacks (add_done_callback, and the combinators' glue) are nodes the
+//      registering party allocates before it takes lock_. The commit takes
+//      the whole list under lock_ and runs it, in registration order, on its
+//      own thread after lock_ is released and the waiters are woken; a
+//      callback registered after the commit runs at once, in the registering
+//      caller. Each runs once and is destroyed right after. An exception
+//      from a callback never propagates: it goes to report_callback_error
+//      (the runtime's error_handler when one is configured, else a line on
+//      stderr), and the other callbacks still run. tasklet_exit (a kill at a
+//      park point inside a callback) is rethrown once the others have run,
+//      except in a promise's destructor, which cannot throw.
+// Ownership cycles (a child state holds a callback that holds the
 // combinator's context, which holds the child future) exist only until the
-// child becomes ready: continuations are dropped after they run. A promise
-// that is destroyed makes its state ready, so no cycle outlives its promises.
+// child becomes ready: callbacks are dropped after they run. A promise that
+// is destroyed makes its state ready, so no cycle outlives its promises.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdio>
 #include <exception>
 #include <functional>
 #include <future>
 #include <iterator>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <stdexcept>
 #include <taiga/channels/queue.hpp>
+#include <taiga/channels/sync.hpp>
 #include <taiga/runtime/detail/park.hpp>
 #include <taiga/runtime/errors.hpp>
+#include <taiga/runtime/runtime.hpp>
+#include <taiga/runtime/this_tasklet.hpp>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -55,6 +76,13 @@ class broken_promise : public std::logic_error {
   broken_promise() : std::logic_error("taiga: the promise was destroyed without a result") {}
 };
 
+/// The error a cancelled future holds: get() throws it (concurrent.futures'
+/// CancelledError). See future::cancel().
+class future_cancelled : public std::runtime_error {
+ public:
+  future_cancelled() : std::runtime_error("taiga: the future was cancelled") {}
+};
+
 template <class T>
 class future;
 template <class T>
@@ -66,6 +94,69 @@ namespace detail::future_impl {
 
 using steady_time = std::chrono::steady_clock::time_point;
 
+/// Where an exception thrown by a done callback goes (F4): the current
+/// runtime's error_handler if one is configured (the tasklet_info describes
+/// the caller, with state "running a future's done callback"), else one line
+/// on stderr. Never throws.
+inline void report_callback_error(std::exception_ptr e) noexcept {
+  try {
+    runtime* rt = runtime::current();
+    if (rt != nullptr && rt->config().error_handler) {
+      tasklet_info info;
+      info.id = this_tasklet::get_id();
+      if (this_tasklet::in_tasklet()) info.name = this_tasklet::name();
+      info.state = "running a future's done callback";
+      info.worker = this_tasklet::worker();
+      rt->config().error_handler(info, e);
+      return;
+    }
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      std::fprintf(stderr, "taiga: a future's done callback threw: %s\n", x.what());
+    } catch (...) {
+      std::fprintf(stderr, "taiga: a future's done callback threw a non-standard exception\n");
+    }
+  } catch (...) {
+    // The handler (or the report) failed: nothing more can be done.
+  }
+}
+
+/// A callback node (F4), linked through `next` while it waits.
+struct callback {
+  virtual ~callback() = default;
+  virtual void run() = 0;
+  callback* next = nullptr;
+};
+template <class F>
+struct callback_of final : callback {
+  explicit callback_of(F f) : fn(std::move(f)) {}
+  void run() override { fn(); }
+  F fn;
+};
+template <class F>
+std::unique_ptr<callback> make_callback(F&& fn) {
+  return std::make_unique<callback_of<std::decay_t<F>>>(std::forward<F>(fn));
+}
+
+/// Runs and destroys the callbacks of a list (F4). Returns the tasklet_exit
+/// one of them threw, if any, for the caller to rethrow.
+inline std::exception_ptr run_callbacks(callback* head) noexcept {
+  std::exception_ptr kill;
+  while (head != nullptr) {
+    std::unique_ptr<callback> cb(head);
+    head = head->next;
+    try {
+      cb->run();
+    } catch (const tasklet_exit&) {
+      if (!kill) kill = std::current_exception();
+    } catch (...) {
+      report_callback_error(std::current_exception());
+    }
+  }
+  return kill;
+}
+
 /// The part of a shared state that does not depend on T.
 class state_base {
  public:
@@ -74,6 +165,8 @@ class state_base {
   state_base& operator=(const state_base&) = delete;
 
   bool ready() const noexcept { return ready_.load(std::memory_order_acquire); }
+  /// True once cancelled (then ready() too, with future_cancelled as error()).
+  bool cancelled() const noexcept { return ready() && cancelled_; }
 
   /// Parks (or blocks) until ready or until `*deadline`; returns ready().
   bool wait(const steady_time* deadline) {
@@ -99,32 +192,56 @@ class state_base {
     return ready();
   }
 
-  /// Runs `fn` once the state is ready (F4).
-  void on_ready(std::function<void()> fn) {
+  /// Runs `fn()` once the state is ready (F4): at once, in the caller, if it
+  /// is ready already. Allocates (outside the lock): may throw bad_alloc,
+  /// and then `fn` will not run.
+  template <class F>
+  void on_ready(F&& fn) {
+    std::unique_ptr<callback> cb = make_callback(std::forward<F>(fn));
     {
       std::lock_guard lk(lock_);
       if (!ready_.load(std::memory_order_relaxed)) {
-        callbacks_.push_back(std::move(fn));
+        callback* c = cb.release();
+        if (cb_tail_ != nullptr) {
+          cb_tail_->next = c;
+        } else {
+          cb_head_ = c;
+        }
+        cb_tail_ = c;
         return;
       }
     }
-    fn();
+    if (std::exception_ptr kill = run_callbacks(cb.release())) std::rethrow_exception(kill);
   }
 
-  void set_exception(std::exception_ptr e) {
+  /// Stores an exception (F1). @returns true if stored, false if the state
+  /// was cancelled. @throws usage_error for a null `e`, or if a result was
+  /// set already.
+  bool set_exception(std::exception_ptr e) {
     if (!e) throw usage_error("taiga::promise::set_exception with a null exception_ptr");
-    set([&] { error_ = std::move(e); });
+    return settled(commit([&]() noexcept { error_ = std::move(e); }));
   }
 
-  /// The promise died: break it unless it was satisfied.
+  /// Cancels (F1): true if this call made the state ready.
+  bool cancel() {
+    if (ready()) return false;
+    std::exception_ptr e = std::make_exception_ptr(future_cancelled());
+    return commit([&]() noexcept {
+             error_ = std::move(e);
+             cancelled_ = true;
+           }) == outcome::stored;
+  }
+
+  /// The promise died: break it unless it has a result.
   void abandon() noexcept {
-    {
-      std::lock_guard lk(lock_);
-      if (satisfied_) return;
-      satisfied_ = true;
+    if (ready()) return;
+    std::exception_ptr e = std::make_exception_ptr(broken_promise());
+    // A callback that parked and was killed cannot be rethrown from a
+    // destructor (F4): the kill is dropped.
+    try {
+      (void)commit([&]() noexcept { error_ = std::move(e); });
+    } catch (...) {
     }
-    error_ = std::make_exception_ptr(broken_promise());
-    publish();
   }
 
   /// After ready(): the error, if it ended with one.
@@ -133,65 +250,126 @@ class state_base {
  protected:
   ~state_base() = default;
 
-  /// F1 + F2: `write()` stores the result; it runs outside the lock.
-  template <class Write>
-  void set(Write&& write) {
-    {
-      std::lock_guard lk(lock_);
-      if (satisfied_) throw usage_error("taiga::promise: the result was already set");
-      satisfied_ = true;
-    }
-    try {
-      std::forward<Write>(write)();
-    } catch (...) {
-      std::lock_guard lk(lock_);
-      satisfied_ = false;
-      throw;
-    }
-    publish();
-  }
+  enum class outcome : std::uint8_t {
+    stored,     // this commit made the state ready
+    cancelled,  // it was cancelled before
+    taken,      // it had a value or an exception already
+  };
 
- private:
-  void publish() noexcept {
-    std::vector<std::function<void()>> cbs;
+  /// F1: under lock_, unless ready already: `store()` (noexcept) writes the
+  /// result, ready_ is set, and the waiters are claimed; then, outside the
+  /// lock, the waiters are woken and the callbacks run (F3, F4). May throw
+  /// only a callback's tasklet_exit (the result is stored then).
+  template <class Store>
+  outcome commit(Store&& store) {
+    callback* cbs = nullptr;
     {
       queue_impl::wake_batch wb;  // completes the waiters after the unlock
       std::lock_guard lk(lock_);
+      if (ready_.load(std::memory_order_relaxed)) {
+        return cancelled_ ? outcome::cancelled : outcome::taken;
+      }
+      store();
       ready_.store(true, std::memory_order_release);  // pairs with ready()'s acquire
       waiters_.claim_all(wb);
-      cbs.swap(callbacks_);
+      cbs = cb_head_;
+      cb_head_ = cb_tail_ = nullptr;
     }
-    for (auto& cb : cbs) cb();
+    if (std::exception_ptr kill = run_callbacks(cbs)) std::rethrow_exception(kill);
+    return outcome::stored;
   }
 
-  mutable spinlock lock_;  // guards satisfied_, waiters_, callbacks_, ready_'s change
-  bool satisfied_ = false;
-  // Written by the setter before publish(), read by anyone after ready().
+  /// What a set_value or set_exception reports for a commit's outcome.
+  static bool settled(outcome o) {
+    if (o == outcome::taken) throw usage_error("taiga::promise: the result was already set");
+    return o == outcome::stored;
+  }
+
+  spinlock& lock() const noexcept { return lock_; }
+
+ private:
+  mutable spinlock lock_;  // guards the fields below (ready_'s change) and subclasses' flags
+  // Set by the commit under lock_ with release order; read by anyone
+  // (acquire) before they read the result.
   std::atomic<bool> ready_{false};
-  std::exception_ptr error_;
+  bool cancelled_ = false;    // written by the commit, before ready_
+  std::exception_ptr error_;  // written by the commit, before ready_
   queue_impl::wait_list waiters_;
-  std::vector<std::function<void()>> callbacks_;
+  callback* cb_head_ = nullptr;  // callbacks waiting for the commit (F4)
+  callback* cb_tail_ = nullptr;
 };
 
 template <class T>
 class state final : public state_base {
  public:
+  state() = default;
+  ~state() {
+    if (value_ == nullptr) return;
+    value_->~T();
+    if (!value_in_buffer_) std::allocator<T>().deallocate(value_, 1);
+  }
+
+  /// Constructs the value from `a...` outside the lock, then commits it (F1,
+  /// F2). @returns true if stored, false if the state was cancelled (the
+  /// value is destroyed). @throws what T's constructor throws (nothing is
+  /// stored then); std::bad_alloc (for a setter racing another); usage_error
+  /// if a result was set already.
   template <class... A>
-  void set_value(A&&... a) {
-    set([&] { value_.emplace(std::forward<A>(a)...); });
+  bool set_value(A&&... a) {
+    bool in_buffer = false;
+    {
+      std::lock_guard lk(lock());
+      if (ready()) return settled(cancelled() ? outcome::cancelled : outcome::taken);
+      if (!buffer_busy_) buffer_busy_ = in_buffer = true;  // F2: first setter in flight
+    }
+    T* v = nullptr;
+    if (in_buffer) {
+      try {
+        v = ::new (static_cast<void*>(buffer_)) T(std::forward<A>(a)...);
+      } catch (...) {
+        std::lock_guard lk(lock());
+        buffer_busy_ = false;
+        throw;
+      }
+    } else {
+      T* raw = std::allocator<T>().allocate(1);
+      try {
+        v = ::new (static_cast<void*>(raw)) T(std::forward<A>(a)...);
+      } catch (...) {
+        std::allocator<T>().deallocate(raw, 1);
+        throw;
+      }
+    }
+    const outcome o = commit([&]() noexcept {
+      value_ = v;
+      value_in_buffer_ = in_buffer;
+    });
+    if (o != outcome::stored) {  // another setter (or cancel) came first
+      v->~T();
+      if (in_buffer) {
+        std::lock_guard lk(lock());
+        buffer_busy_ = false;
+      } else {
+        std::allocator<T>().deallocate(v, 1);
+      }
+    }
+    return settled(o);
   }
   /// After ready() and without error().
   T& value() noexcept { return *value_; }
 
  private:
-  std::optional<T> value_;
+  alignas(T) unsigned char buffer_[sizeof(T)];  // the first setter's storage (F2)
+  bool buffer_busy_ = false;                    // under lock(): a setter uses buffer_
+  T* value_ = nullptr;                          // written by the commit, before ready_
+  bool value_in_buffer_ = false;
 };
 
 template <>
 class state<void> final : public state_base {
  public:
-  void set_value() {
-    set([] {});
+  bool set_value() {
+    return settled(commit([]() noexcept {}));
   }
 };
 
@@ -215,7 +393,16 @@ using value_or_monostate = std::conditional_t<std::is_void_v<T>, std::monostate,
 /// The producing side of a one-shot result (std::promise). Move-only. Set it
 /// once with set_value() or set_exception(); destroying it unset makes its
 /// future throw taiga::broken_promise.
-/// @threadsafe set_value/set_exception may race (one wins, the other throws).
+///
+/// The future may be cancelled (future::cancel()). The producer can look
+/// with is_cancelled(), and a set_value() or set_exception() after a cancel
+/// does nothing and returns false: a cancel is an expected outcome, not an
+/// error.
+/// @threadsafe set_value/set_exception/cancel may race: exactly one result is
+///             stored; a setter that loses to another setter throws
+///             usage_error, one that loses to a cancel returns false, and one
+///             whose value constructor throws stores nothing (another may
+///             still succeed).
 template <class T>
 class promise {
   static_assert(!std::is_reference_v<T>, "taiga::promise<T&> is not supported");
@@ -246,20 +433,34 @@ class promise {
     return detail::future_impl::access::make<T>(state_);
   }
 
-  /// Stores the value and wakes every waiter.
-  /// @throws usage_error if a value or exception was set already.
-  /// @suspends no
+  /// Constructs the value from `a...` and stores it; wakes every waiter and
+  /// runs the done callbacks (on this thread, after the wake-ups).
+  /// @returns true if stored; false if the future was cancelled (the value
+  ///          is discarded).
+  /// @throws  what T's constructor throws (nothing is stored: the promise
+  ///          may still be set); usage_error if a value or exception was set
+  ///          already (by another call: racing calls see it only once a
+  ///          result is really stored).
+  /// @suspends no (unless a done callback parks)
   template <class... A>
-  void set_value(A&&... a) {
+  bool set_value(A&&... a) {
     require();
-    state_->set_value(std::forward<A>(a)...);
+    return state_->set_value(std::forward<A>(a)...);
   }
-  /// Stores an exception for get() to rethrow and wakes every waiter.
+  /// Stores an exception for get() to rethrow; wakes every waiter and runs
+  /// the done callbacks.
+  /// @returns true if stored; false if the future was cancelled.
   /// @throws usage_error if a value or exception was set already.
-  /// @suspends no
-  void set_exception(std::exception_ptr e) {
+  /// @suspends no (unless a done callback parks)
+  bool set_exception(std::exception_ptr e) {
     require();
-    state_->set_exception(std::move(e));
+    return state_->set_exception(std::move(e));
+  }
+  /// True if the future was cancelled: the result will be discarded, so a
+  /// producer may stop early. @threadsafe
+  [[nodiscard]] bool is_cancelled() const {
+    require();
+    return state_->cancelled();
   }
 
  private:
@@ -315,15 +516,54 @@ class future {
   }
 
   /// Parks until ready, then returns the value (moved out) or rethrows the
-  /// stored exception (taiga::broken_promise if the promise died unset).
-  /// Leaves the future invalid, unless the wait itself was interrupted (a
-  /// kill), which propagates and leaves it valid.
+  /// stored exception (taiga::broken_promise if the promise died unset,
+  /// taiga::future_cancelled if cancelled). Leaves the future invalid,
+  /// unless the wait itself was interrupted (a kill), which propagates and
+  /// leaves it valid.
   /// @throws usage_error if !valid(). @suspends yes (a plain thread blocks)
   T get() {
     require().wait(nullptr);
     std::shared_ptr<state_type> s = std::move(state_);
     if (s->error()) std::rethrow_exception(s->error());
     if constexpr (!std::is_void_v<T>) return std::move(s->value());
+  }
+
+  /// Cancels the future (concurrent.futures' Future.cancel): unless a
+  /// result is set already, the state becomes ready holding
+  /// taiga::future_cancelled, every waiter wakes (get() throws it), the done
+  /// callbacks run (in this caller), and the promise's later set_value or
+  /// set_exception does nothing and returns false. Whoever computes the
+  /// result is not interrupted: it may look at promise::is_cancelled()
+  /// (task_pool skips a call that has not started).
+  /// @returns true if this call cancelled it; false if it was ready already
+  ///          (set, broken or cancelled before).
+  /// @throws usage_error if !valid(). @suspends no (unless a callback parks)
+  /// @threadsafe with the promise's calls and with other futures' cancel.
+  bool cancel() { return require().cancel(); }
+  /// True if the future was cancelled (it is then ready).
+  /// @throws usage_error if !valid().
+  [[nodiscard]] bool is_cancelled() const { return require().cancelled(); }
+
+  /// Runs `fn()` once the future is ready (set, failed, broken or
+  /// cancelled): at once, in this caller, if it is ready already; otherwise
+  /// on the thread that makes it ready (set_value, set_exception, cancel or
+  /// the promise's destructor), after the waiters were woken. Callbacks run
+  /// once each, in the order they were added. `fn` gets no argument: it may
+  /// not read this future's value (get() is for the one reader); to read
+  /// the result in a callback, use a shared_future.
+  ///
+  /// A callback should be short and must not park. An exception it throws
+  /// never reaches the caller of set_value (or of this function): it is
+  /// passed to the runtime's error_handler, when the current runtime has
+  /// one (as for a detached tasklet that fails), or else written to stderr,
+  /// and ignored; the other callbacks still run.
+  /// @throws usage_error if !valid(); std::bad_alloc (then `fn` never runs).
+  /// @suspends no (unless `fn` parks)
+  template <class F>
+  void add_done_callback(F&& fn) {
+    static_assert(std::is_invocable_v<std::decay_t<F>&>,
+                  "taiga::future::add_done_callback: fn must be callable with no argument");
+    require().on_ready(std::forward<F>(fn));
   }
 
   /// Converts to a shared_future (this future becomes invalid).
@@ -376,6 +616,26 @@ class shared_future {
     s.wait(nullptr);
     if (s.error()) std::rethrow_exception(s.error());
     if constexpr (!std::is_void_v<T>) return s.value();
+  }
+
+  /// Like future::cancel(): cancels the state shared by every copy.
+  bool cancel() const { return require().cancel(); }
+  /// Like future::is_cancelled().
+  [[nodiscard]] bool is_cancelled() const { return require().cancelled(); }
+  /// Like future::add_done_callback(), and `fn` may also take the future:
+  /// `fn(const shared_future<T>&)` gets a copy of this one, whose get()
+  /// then returns at once.
+  template <class F>
+  void add_done_callback(F&& fn) const {
+    state_type& s = require();
+    if constexpr (std::is_invocable_v<std::decay_t<F>&, const shared_future&>) {
+      s.on_ready([self = *this, f = std::forward<F>(fn)]() mutable { f(self); });
+    } else {
+      static_assert(std::is_invocable_v<std::decay_t<F>&>,
+                    "taiga::shared_future::add_done_callback: fn must be callable with no "
+                    "argument or with the shared_future");
+      s.on_ready(std::forward<F>(fn));
+    }
   }
 
  private:
@@ -579,13 +839,20 @@ template <class T>
 class as_completed_range {
  public:
   explicit as_completed_range(std::vector<future<T>> fs)
-      : fs_(std::move(fs)), order_(std::make_shared<queue<std::size_t>>()), left_(fs_.size()) {
+      : fs_(std::move(fs)), log_(std::make_shared<log>(fs_.size())), left_(fs_.size()) {
     std::vector<std::shared_ptr<detail::future_impl::state_base>> states;
     states.reserve(fs_.size());
     for (auto& f : fs_) states.push_back(detail::future_impl::base_of(f));
     for (std::size_t i = 0; i < states.size(); ++i) {
-      // The queue is unbounded: try_put never parks and never fails.
-      states[i]->on_ready([q = order_, i] { (void)q->try_put(std::size_t(i)); });
+      // Allocates nothing and cannot fail: one slot per future was made.
+      states[i]->on_ready([l = log_, i] {
+        {
+          std::lock_guard lk(l->lock);
+          l->order[l->written++] = i;
+        }
+        // The n-th release comes after n slots were written (in lock order).
+        l->ready.release();
+      });
     }
   }
 
@@ -594,18 +861,15 @@ class as_completed_range {
   /// @suspends yes (a plain thread blocks); a kill point.
   std::optional<future<T>> next() {
     if (left_ == 0) return std::nullopt;
-    std::size_t i = order_->get();
-    --left_;
-    return std::move(fs_[i]);
+    log_->ready.acquire();
+    return take();
   }
   /// next() with a time limit: std::nullopt on timeout too (see remaining()).
   template <class Rep, class Period>
   std::optional<future<T>> try_next_for(const std::chrono::duration<Rep, Period>& d) {
     if (left_ == 0) return std::nullopt;
-    auto i = order_->try_get_for(d);
-    if (!i) return std::nullopt;
-    --left_;
-    return std::move(fs_[*i]);
+    if (!log_->ready.try_acquire_for(d)) return std::nullopt;
+    return take();
   }
   /// Futures not returned yet.
   [[nodiscard]] std::size_t remaining() const noexcept { return left_; }
@@ -632,8 +896,25 @@ class as_completed_range {
   std::default_sentinel_t end() const noexcept { return {}; }
 
  private:
+  // Indices in completion order, written by the futures' callbacks; `ready`
+  // counts the slots written and not yet read.
+  struct log {
+    explicit log(std::size_t n) : order(n) {}
+    detail::spinlock lock;  // guards `written` and the writes to `order`
+    std::vector<std::size_t> order;
+    std::size_t written = 0;
+    semaphore ready{0};  // slots written and not read yet
+  };
+  // After an acquire of log_->ready: the next index, and its future.
+  std::optional<future<T>> take() {
+    const std::size_t i = log_->order[read_++];
+    --left_;
+    return std::move(fs_[i]);
+  }
+
   std::vector<future<T>> fs_;
-  std::shared_ptr<queue<std::size_t>> order_;  // indices, in completion order
+  std::shared_ptr<log> log_;
+  std::size_t read_ = 0;  // the next slot of log_->order to read
   std::size_t left_;
 };
 

@@ -2,11 +2,11 @@
 // PriorityQueue for tasklets and plain threads, built only on the runtime's
 // parking API (taiga/runtime/detail/park.hpp).
 //
-// Design note. A queue is a store (deque, stack or heap) plus two FIFO wait
-// lists, parked getters and parked putters, all under one spinlock that is
-// never held across a park. Items move between a waiter and the store only by
-// the party that holds the lock, so every item is in exactly one place: the
-// caller's argument, the store, or a getter's slot.
+// Design note. A queue is a store (a list, a stack or a heap of nodes) plus
+// two FIFO wait lists, parked getters and parked putters, all under one
+// spinlock that is never held across a park. Items move between a waiter and
+// the store only by the party that holds the lock, so every item is in
+// exactly one place: the caller's argument, the store, or a getter's slot.
 //
 // Invariants (under lock_):
 //  Q1  if getters_ is not empty, the store is empty: a put hands its item
@@ -19,21 +19,34 @@
 //      1. A waker unlinks a waiter *before* it tries to claim it, so a waiter
 //      that wakes for another reason (timeout, kill) finds itself either
 //      unlinked (it lost nothing) or still linked (it unlinks itself).
+//  Q5  nothing under lock_ allocates, and every step under it that can throw
+//      (T's move constructor, Compare) comes before the first change it would
+//      have to undo, and before any claim on its behalf (strong guarantee).
+//      Each item lives in a node whose storage the putter allocates before it
+//      takes the lock; the heap's array grows outside the lock (make_room).
+//      The item is moved into its node under the lock, only once it is sure
+//      to be accepted, so a put that fails or times out leaves it with the
+//      caller. A heap insertion or removal first finds its place with
+//      comparisons only, and then moves node pointers, which cannot throw.
 //
 // Exactly-once delivery. A waker claims a waiter (detail::claim) before it
 // moves an item into or out of the waiter's slot, and completes it only
 // afterwards. A failed claim means the waiter already woke for a timeout or a
 // kill; its slot is left alone and the waker tries the next waiter. So a
 // getter that times out or is killed never holds an item, and a putter that
-// times out or is killed still owns its item (put() did not happen).
+// times out or is killed still owns its item (put() did not happen). The one
+// step that can throw after a claim is the move of a parked putter's item
+// into the store (on a get that freed a place): that putter is then woken
+// with the exception, which its put() rethrows, and the next putter is tried.
 #pragma once
 
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
+#include <exception>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <taiga/channels/status.hpp>
@@ -153,71 +166,230 @@ steady_time after(const std::chrono::duration<Rep, Period>& d) {
   return now + std::chrono::ceil<std::chrono::steady_clock::duration>(d);
 }
 
-/// FIFO store.
+/// One queued item, with the link its store needs. `seq` orders equal items
+/// in a priority_store.
+template <class T>
+struct node {
+  node(T&& v, std::uint64_t s) : seq(s), value(std::move(v)) {}
+  node* next = nullptr;
+  std::uint64_t seq;
+  T value;
+};
+
+/// Destroys a node made by node_storage::build.
+template <class T>
+struct node_deleter {
+  void operator()(node<T>* n) const noexcept {
+    n->~node();
+    std::allocator<node<T>>().deallocate(n, 1);
+  }
+};
+template <class T>
+using node_ptr = std::unique_ptr<node<T>, node_deleter<T>>;
+
+/// Raw storage for one node, allocated by a putter before it takes the
+/// queue's lock (Q5). It owns the storage until build() makes a node there;
+/// the node then belongs to the store or to a getter.
+template <class T>
+class node_storage {
+ public:
+  node_storage() : p_(std::allocator<node<T>>().allocate(1)) {}  // may throw bad_alloc
+  node_storage(const node_storage&) = delete;
+  node_storage& operator=(const node_storage&) = delete;
+  ~node_storage() {
+    if (p_ != nullptr) std::allocator<node<T>>().deallocate(p_, 1);
+  }
+  /// Moves `v` into a new node. If T's move constructor throws, the storage
+  /// stays raw and this object still owns it.
+  node<T>* build(T& v, std::uint64_t seq) {
+    node<T>* n = ::new (static_cast<void*>(p_)) node<T>(std::move(v), seq);
+    p_ = nullptr;
+    return n;
+  }
+
+ private:
+  node<T>* p_;
+};
+
+/// What a store that never allocates under the lock uses as its spare.
+struct no_spare {};
+
+// The stores. Called only under the queue's lock. Each one has:
+//   size()              items held
+//   growth()            0, or the capacity to allocate (outside the lock,
+//                       allocate_spare) before the next push may run
+//   adopt(spare)        takes that allocation if it still helps; leaves the
+//                       buffer to free (outside the lock) in `spare`
+//   push(raw, v)        builds a node from v and stores it; strong guarantee
+//   push_built(n)       stores a node; noexcept; pre: the store is empty
+//   pop()               removes the next node; strong guarantee
+// growth() must be 0 before push and push_built.
+
+/// FIFO store: a singly linked list of nodes.
 template <class T>
 class fifo_store {
  public:
-  void push(T&& v) { items_.push_back(std::move(v)); }
-  T pop() {
-    T v = std::move(items_.front());
-    items_.pop_front();
-    return v;
+  using spare_type = no_spare;
+  fifo_store() = default;
+  fifo_store(const fifo_store&) = delete;
+  fifo_store& operator=(const fifo_store&) = delete;
+  ~fifo_store() {
+    while (head_ != nullptr) node_deleter<T>()(pop());
   }
-  std::size_t size() const noexcept { return items_.size(); }
+  std::size_t size() const noexcept { return size_; }
+  static constexpr std::size_t growth() noexcept { return 0; }
+  static void allocate_spare(spare_type&, std::size_t) noexcept {}
+  static void adopt(spare_type&) noexcept {}
+  void push(node_storage<T>& raw, T& v) { push_built(raw.build(v, 0)); }
+  void push_built(node<T>* n) noexcept {
+    n->next = nullptr;
+    if (tail_ != nullptr) {
+      tail_->next = n;
+    } else {
+      head_ = n;
+    }
+    tail_ = n;
+    ++size_;
+  }
+  node<T>* pop() noexcept {
+    node<T>* n = head_;
+    head_ = n->next;
+    if (head_ == nullptr) tail_ = nullptr;
+    --size_;
+    return n;
+  }
 
  private:
-  std::deque<T> items_;
+  node<T>* head_ = nullptr;
+  node<T>* tail_ = nullptr;
+  std::size_t size_ = 0;
 };
 
-/// LIFO store.
+/// LIFO store: a stack of nodes.
 template <class T>
 class lifo_store {
  public:
-  void push(T&& v) { items_.push_back(std::move(v)); }
-  T pop() {
-    T v = std::move(items_.back());
-    items_.pop_back();
-    return v;
+  using spare_type = no_spare;
+  lifo_store() = default;
+  lifo_store(const lifo_store&) = delete;
+  lifo_store& operator=(const lifo_store&) = delete;
+  ~lifo_store() {
+    while (top_ != nullptr) node_deleter<T>()(pop());
   }
-  std::size_t size() const noexcept { return items_.size(); }
+  std::size_t size() const noexcept { return size_; }
+  static constexpr std::size_t growth() noexcept { return 0; }
+  static void allocate_spare(spare_type&, std::size_t) noexcept {}
+  static void adopt(spare_type&) noexcept {}
+  void push(node_storage<T>& raw, T& v) { push_built(raw.build(v, 0)); }
+  void push_built(node<T>* n) noexcept {
+    n->next = top_;
+    top_ = n;
+    ++size_;
+  }
+  node<T>* pop() noexcept {
+    node<T>* n = top_;
+    top_ = n->next;
+    --size_;
+    return n;
+  }
 
  private:
-  std::vector<T> items_;
+  node<T>* top_ = nullptr;
+  std::size_t size_ = 0;
 };
 
-/// Binary min-heap by `Compare`, stable: equal items leave in put order (a
-/// sequence number breaks ties).
+/// Binary min-heap of nodes by `Compare`, stable: equal items leave in put
+/// order (a sequence number breaks ties). Exception-safe for a throwing
+/// Compare (Q5): push and pop first find where the moving node goes, with
+/// comparisons only, and then shift node pointers along that path.
 template <class T, class Compare>
 class priority_store {
  public:
-  void push(T&& v) {
-    heap_.push_back(entry{std::move(v), seq_++});
-    std::push_heap(heap_.begin(), heap_.end(), later{&comp_});
-  }
-  T pop() {
-    std::pop_heap(heap_.begin(), heap_.end(), later{&comp_});
-    T v = std::move(heap_.back().value);
-    heap_.pop_back();
-    return v;
+  using spare_type = std::vector<node<T>*>;
+  priority_store() = default;
+  priority_store(const priority_store&) = delete;
+  priority_store& operator=(const priority_store&) = delete;
+  ~priority_store() {
+    for (node<T>* n : heap_) node_deleter<T>()(n);
   }
   std::size_t size() const noexcept { return heap_.size(); }
+  std::size_t growth() const noexcept {
+    if (heap_.size() < heap_.capacity()) return 0;
+    return heap_.capacity() < 8 ? 16 : 2 * heap_.capacity();
+  }
+  static void allocate_spare(spare_type& spare, std::size_t capacity) {
+    spare.clear();
+    spare.reserve(capacity);
+  }
+  void adopt(spare_type& spare) noexcept {
+    if (spare.capacity() <= heap_.capacity()) return;  // grown meanwhile
+    spare.assign(heap_.begin(), heap_.end());          // fits: no allocation, pointers
+    heap_.swap(spare);
+  }
+  void push(node_storage<T>& raw, T& v) {
+    // 1. Where it goes: up from the new leaf while it leaves before the
+    // parent (a new item leaves after its equals: it has the largest seq).
+    std::size_t i = heap_.size();
+    while (i > 0) {
+      const std::size_t parent = (i - 1) / 2;
+      if (!comp_(v, heap_[parent]->value)) break;
+      i = parent;
+    }
+    // 2. The item moves into its node: the last step that can throw.
+    node<T>* n = raw.build(v, seq_);
+    // 3. Shift the path down by one and place the node (capacity was made).
+    std::size_t j = heap_.size();
+    heap_.push_back(nullptr);
+    while (j > i) {
+      const std::size_t parent = (j - 1) / 2;
+      heap_[j] = heap_[parent];
+      j = parent;
+    }
+    heap_[i] = n;
+    ++seq_;
+  }
+  void push_built(node<T>* n) noexcept {
+    n->seq = seq_++;
+    heap_.push_back(n);  // the heap is empty and has capacity
+  }
+  node<T>* pop() {
+    node<T>* const top = heap_.front();
+    node<T>* const last = heap_.back();
+    const std::size_t m = heap_.size() - 1;  // the heap without `last`
+    // 1. Where `last` goes, from the root down (comparisons only); the
+    // path's turns are recorded, one bit per level (right = 1).
+    std::uint64_t turns = 0;
+    unsigned depth = 0;
+    for (std::size_t i = 0;;) {
+      std::size_t c = 2 * i + 1;
+      if (c >= m) break;
+      const bool right = c + 1 < m && earlier(*heap_[c + 1], *heap_[c]);
+      if (right) ++c;
+      if (!earlier(*heap_[c], *last)) break;
+      turns |= std::uint64_t{right} << depth;
+      ++depth;
+      i = c;
+    }
+    // 2. Move the path up by one and put `last` at its end.
+    std::size_t j = 0;
+    for (unsigned d = 0; d < depth; ++d) {
+      const std::size_t c = 2 * j + 1 + ((turns >> d) & 1U);
+      heap_[j] = heap_[c];
+      j = c;
+    }
+    heap_[j] = last;
+    heap_.pop_back();
+    return top;
+  }
 
  private:
-  struct entry {
-    T value;
-    std::uint64_t seq;
-  };
-  // std's heap algorithms keep the *largest* on top; "larger" here means
-  // "leaves later", so the top is the lowest item (the oldest among equals).
-  struct later {
-    Compare* comp;
-    bool operator()(const entry& a, const entry& b) const {
-      if ((*comp)(a.value, b.value)) return false;
-      if ((*comp)(b.value, a.value)) return true;
-      return a.seq > b.seq;
-    }
-  };
-  std::vector<entry> heap_;
+  // True if `a` leaves before `b`: lower by Compare, or equal and older.
+  bool earlier(const node<T>& a, const node<T>& b) {
+    if (comp_(a.value, b.value)) return true;
+    if (comp_(b.value, a.value)) return false;
+    return a.seq < b.seq;
+  }
+  std::vector<node<T>*> heap_;
   Compare comp_{};
   std::uint64_t seq_ = 0;
 };
@@ -237,8 +409,16 @@ class priority_store {
 /// - Work accounting (Python's task_done()/join()): every successful put adds
 ///   one unfinished task; task_done() removes one; join() parks until none is
 ///   left.
-/// - `T` may be move-only. Moving a `T` must not throw; a failed allocation
-///   while an item is handed to or from a parked waiter terminates.
+/// - `T` may be move-only. Exceptions: a put or get that throws
+///   std::bad_alloc (each item gets a node, allocated before the queue's lock
+///   is taken), or what T's move constructor or `Compare` throws, changes
+///   nothing in the queue: a failed put did not put its item (the argument
+///   is as T's move constructor left it, untouched when Compare or the
+///   allocation failed), a failed get took nothing, and parked waiters stay
+///   parked, or are served by the next put or get. The one loss a throwing
+///   move can cause is outside the queue: get() moves the item it took into
+///   its return value, and if that move throws, the item is gone (as with
+///   any function that returns by value).
 ///
 /// Tasklets park; plain threads block (a futex). A tasklet parked on a queue
 /// counts for deadlock detection: if a plain thread is the only one that will
@@ -261,7 +441,8 @@ class basic_queue {
   /// Puts `v`, parking the caller while the queue is full.
   /// @suspends yes (a plain thread blocks); a kill point when it parks.
   /// @throws   tasklet_exit (or a throw_into exception) if the tasklet is
-  ///           killed while it waits; `v` is then not put.
+  ///           killed while it waits; std::bad_alloc; what T's move
+  ///           constructor or Compare throws. `v` is then not put.
   /// @threadsafe
   void put(T&& v) { (void)put_impl(v, nullptr); }
   void put(const T& v) {
@@ -272,12 +453,17 @@ class basic_queue {
   /// Puts `v` if there is room now (moving from it only on success).
   /// @returns  `channel_status::ok`, or `channel_status::would_block` if the
   ///           queue is full (`v` is left untouched).
+  /// @throws   std::bad_alloc; what T's move constructor or Compare throws
+  ///           (`v` is then not put).
   /// @suspends no
   /// @threadsafe
   [[nodiscard]] channel_status try_put(T&& v) {
+    node_storage raw;  // outside the lock (Q5)
+    spare_type spare;  // freed after the unlock
     detail::queue_impl::wake_batch wb;
-    std::lock_guard lk(lock_);
-    return put_locked(v, wb) ? channel_status::ok : channel_status::would_block;
+    lock_type lk(lock_);
+    make_room(lk, spare);
+    return put_locked(raw, v, wb) ? channel_status::ok : channel_status::would_block;
   }
   [[nodiscard]] channel_status try_put(const T& v) {
     T copy(v);
@@ -287,6 +473,7 @@ class basic_queue {
   /// Puts `v`, parking at most `d` (or until `t`) while the queue is full.
   /// @returns  `channel_status::ok`, or `channel_status::timeout` (`v` is left
   ///           untouched).
+  /// @throws   like put().
   /// @suspends yes; a kill point when it parks.
   /// @threadsafe
   template <class Rep, class Period>
@@ -318,32 +505,45 @@ class basic_queue {
   /// Takes the next item, parking the caller while the queue is empty.
   /// @suspends yes (a plain thread blocks); a kill point when it parks.
   /// @throws   tasklet_exit (or a throw_into exception) if the tasklet is
-  ///           killed while it waits; no item is taken then.
+  ///           killed while it waits; what Compare throws (priority_queue);
+  ///           no item is taken then. What T's move constructor throws (the
+  ///           item taken is lost, see above).
   /// @threadsafe
-  [[nodiscard]] T get() { return std::move(*get_impl(nullptr)); }
+  [[nodiscard]] T get() {
+    node_ptr n = get_impl(nullptr);
+    return std::move(n->value);
+  }
 
   /// Takes the next item if there is one now.
+  /// @throws   like get().
   /// @suspends no
   /// @threadsafe
   [[nodiscard]] std::optional<T> try_get() {
-    detail::queue_impl::wake_batch wb;
-    std::lock_guard lk(lock_);
-    return get_locked(wb);
+    node_ptr n;
+    {
+      detail::queue_impl::wake_batch wb;
+      std::lock_guard lk(lock_);
+      n.reset(get_locked(wb));
+    }
+    return take(n);
   }
 
   /// Takes the next item, parking at most `d` (or until `t`).
   /// @returns  the item, or std::nullopt on timeout.
+  /// @throws   like get().
   /// @suspends yes; a kill point when it parks.
   /// @threadsafe
   template <class Rep, class Period>
   [[nodiscard]] std::optional<T> try_get_for(const std::chrono::duration<Rep, Period>& d) {
     auto dl = detail::queue_impl::after(d);
-    return get_impl(&dl);
+    node_ptr n = get_impl(&dl);
+    return take(n);
   }
   template <class Clock, class Duration>
   [[nodiscard]] std::optional<T> try_get_until(const std::chrono::time_point<Clock, Duration>& t) {
     auto dl = detail::queue_impl::to_steady(t);
-    return get_impl(&dl);
+    node_ptr n = get_impl(&dl);
+    return take(n);
   }
 
   // ---- state --------------------------------------------------------------
@@ -400,63 +600,123 @@ class basic_queue {
  private:
   using wait_list = detail::queue_impl::wait_list;
   using steady_time = detail::queue_impl::steady_time;
+  using node_type = detail::queue_impl::node<T>;
+  using node_ptr = detail::queue_impl::node_ptr<T>;
+  using node_storage = detail::queue_impl::node_storage<T>;
+  using spare_type = typename Store::spare_type;
+  using lock_type = std::unique_lock<detail::spinlock>;
+
+  // A parked putter's slot: its item, the storage for the item's node, and
+  // the exception that kept a getter from moving the item in (Q5).
+  struct put_slot {
+    T* value;
+    node_storage* raw;
+    std::exception_ptr error;
+  };
 
   bool full_locked() const noexcept { return maxsize_ != 0 && store_.size() >= maxsize_; }
 
-  // Puts `v` (moving from it) if that needs no wait: to the first claimable
-  // getter (Q1) or into the store. Returns false, `v` untouched, when full.
-  bool put_locked(T& v, detail::queue_impl::wake_batch& wb) noexcept {
-    while (detail::wait_point* w = getters_.pop_front()) {
-      if (!detail::claim(*w)) continue;  // it timed out or was killed: skip it
-      static_cast<std::optional<T>*>(w->slot)->emplace(std::move(v));
+  static std::optional<T> take(node_ptr& n) {
+    if (!n) return std::nullopt;
+    return std::optional<T>(std::move(n->value));
+  }
+
+  // Lets the store take one more item without allocating under the lock:
+  // the allocation is made with the lock released (Q5). Returns with `lk`
+  // held, or throws (std::bad_alloc) with it released.
+  void make_room(lock_type& lk, spare_type& spare) {
+    while (const std::size_t capacity = store_.growth()) {
+      lk.unlock();
+      Store::allocate_spare(spare, capacity);
+      lk.lock();
+      store_.adopt(spare);
+    }
+  }
+
+  // Puts `v` if that needs no wait: to the first claimable getter (Q1) or
+  // into the store, in a node built in `raw`. Returns false, `v` untouched,
+  // when full. Throws (T's move, Compare) before any change (Q5).
+  // @pre make_room() ran in this critical section.
+  bool put_locked(node_storage& raw, T& v, detail::queue_impl::wake_batch& wb) {
+    if (!getters_.empty()) {
+      node_type* n = raw.build(v, 0);  // may throw: nothing changed yet
+      while (detail::wait_point* w = getters_.pop_front()) {
+        if (!detail::claim(*w)) continue;  // it timed out or was killed: skip it
+        *static_cast<node_type**>(w->slot) = n;
+        ++unfinished_;
+        wb.add(*w);  // completed after the lock is released
+        return true;
+      }
+      store_.push_built(n);  // every getter had left; the store is empty (Q1)
       ++unfinished_;
-      wb.add(*w);  // completed after the lock is released
       return true;
     }
     if (full_locked()) return false;
-    store_.push(std::move(v));
+    store_.push(raw, v);  // strong guarantee
     ++unfinished_;
     return true;
   }
 
-  // Takes the next item if there is one, then refills the place it freed from
-  // the first claimable putter (Q2).
-  std::optional<T> get_locked(detail::queue_impl::wake_batch& wb) noexcept {
-    if (store_.size() == 0) return std::nullopt;
-    std::optional<T> out(store_.pop());
+  // Takes the next item's node if there is one (nullptr otherwise), then
+  // refills the place it freed from the first claimable putter (Q2). Throws
+  // only before any change (Compare, in a priority_store's pop).
+  node_type* get_locked(detail::queue_impl::wake_batch& wb) {
+    if (store_.size() == 0) return nullptr;
+    node_type* out = store_.pop();  // may throw: nothing changed yet
     while (detail::wait_point* w = putters_.pop_front()) {
       if (!detail::claim(*w)) continue;
-      store_.push(std::move(*static_cast<T*>(w->slot)));
-      ++unfinished_;
+      auto& p = *static_cast<put_slot*>(w->slot);
       wb.add(*w);  // completed after the lock is released
-      break;
+      try {
+        store_.push(*p.raw, *p.value);  // the place just freed: no growth needed
+        ++unfinished_;
+        break;
+      } catch (...) {
+        // That putter's item cannot go in: its put() throws this, and the
+        // place goes to the next putter (Q2).
+        p.error = std::current_exception();
+      }
     }
     return out;
   }
 
   channel_status put_impl(T& v, const steady_time* deadline) {
+    node_storage raw;  // outside the lock (Q5); a parked put offers it
+    spare_type spare;  // freed after the unlock
     {
       detail::queue_impl::wake_batch wb;
-      std::lock_guard lk(lock_);
-      if (put_locked(v, wb)) return channel_status::ok;
+      lock_type lk(lock_);
+      make_room(lk, spare);
+      if (put_locked(raw, v, wb)) return channel_status::ok;
     }
     if (deadline != nullptr && *deadline <= std::chrono::steady_clock::now()) {
       return channel_status::timeout;
     }
+    put_slot slot{&v, &raw, nullptr};
     detail::wait_point w;
-    w.slot = &v;
+    w.slot = &slot;
     detail::prepare_wait(w, "queue put", this);  // a kill point
     {
       detail::queue_impl::wake_batch wb;
-      std::lock_guard lk(lock_);
-      if (put_locked(v, wb)) {
-        detail::cancel_wait(w);
-        return channel_status::ok;
+      lock_type lk(lock_);
+      try {
+        make_room(lk, spare);
+        if (put_locked(raw, v, wb)) {
+          detail::cancel_wait(w);
+          return channel_status::ok;
+        }
+      } catch (...) {
+        detail::cancel_wait(w);  // never parked
+        throw;
       }
       putters_.push_back(w);
     }
     detail::wake_status s = detail::wait(w, deadline);
-    if (s == detail::wake_status::signaled) return channel_status::ok;  // a getter took v
+    if (s == detail::wake_status::signaled) {
+      // A getter took v, or could not (Q5): then this put failed.
+      if (slot.error) std::rethrow_exception(slot.error);
+      return channel_status::ok;
+    }
     {
       std::lock_guard lk(lock_);
       putters_.remove(w);
@@ -465,34 +725,47 @@ class basic_queue {
     return channel_status::timeout;
   }
 
-  std::optional<T> get_impl(const steady_time* deadline) {
+  // The next item's node, parking for it; nullptr on timeout.
+  node_ptr get_impl(const steady_time* deadline) {
+    node_ptr got;
     {
       detail::queue_impl::wake_batch wb;
       std::lock_guard lk(lock_);
-      if (auto v = get_locked(wb)) return v;
+      got.reset(get_locked(wb));
     }
-    if (deadline != nullptr && *deadline <= std::chrono::steady_clock::now()) return std::nullopt;
-    std::optional<T> slot;
+    if (got) return got;
+    if (deadline != nullptr && *deadline <= std::chrono::steady_clock::now()) return got;
+    node_type* slot = nullptr;
     detail::wait_point w;
     w.slot = &slot;
     detail::prepare_wait(w, "queue get", this);  // a kill point
     {
       detail::queue_impl::wake_batch wb;
       std::lock_guard lk(lock_);
-      if (auto v = get_locked(wb)) {
-        detail::cancel_wait(w);
-        return v;
+      try {
+        got.reset(get_locked(wb));
+      } catch (...) {
+        detail::cancel_wait(w);  // never parked
+        throw;
       }
-      getters_.push_back(w);
+      if (got) {
+        detail::cancel_wait(w);
+      } else {
+        getters_.push_back(w);
+      }
     }
+    if (got) return got;
     detail::wake_status s = detail::wait(w, deadline);
-    if (s == detail::wake_status::signaled) return slot;  // a putter filled it
+    if (s == detail::wake_status::signaled) {
+      got.reset(slot);  // a putter filled it
+      return got;
+    }
     {
       std::lock_guard lk(lock_);
       getters_.remove(w);
     }
     if (s == detail::wake_status::interrupted) detail::throw_interrupt();
-    return std::nullopt;
+    return got;
   }
 
   bool join_impl(const steady_time* deadline) {
@@ -524,8 +797,8 @@ class basic_queue {
   const std::size_t maxsize_;
   mutable detail::spinlock lock_;  // guards everything below; never held across a park
   Store store_;
-  wait_list getters_;  // parked get()s; slot = std::optional<T>*
-  wait_list putters_;  // parked put()s; slot = T* (the item they offer)
+  wait_list getters_;  // parked get()s; slot = node_type** (the node handed over)
+  wait_list putters_;  // parked put()s; slot = put_slot*
   wait_list joiners_;  // parked join()s
   std::size_t unfinished_ = 0;
 };

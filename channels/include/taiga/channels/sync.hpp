@@ -582,10 +582,21 @@ class latch {
 /// runs the completion action (if any) before the others are released, and
 /// the barrier is then ready for the next phase.
 ///
+/// Phases are strictly ordered, however many tasklets use the barrier: a
+/// phase is the first `parties` arrivals counted after the previous phase
+/// completed; its completion action runs exactly once, after all of them
+/// arrived and before any of them returns. An arrival that comes while a
+/// completion action runs is not counted yet: it waits until the action has
+/// finished and then arrives in the next phase (so it can never complete a
+/// phase, or be released, while an earlier phase's action still runs). So
+/// the action must not arrive at its own barrier: it would wait for itself.
+///
 /// The barrier breaks (every waiter and every later arrival throws
 /// taiga::broken_barrier, until reset()) when abort() is called, when the
 /// completion action throws, or when a waiter is killed or thrown into
 /// before its phase completes: the phase can no longer complete as planned.
+/// An arrival killed while it waits for a completion action to finish was
+/// not counted, so it breaks nothing.
 class barrier {
  public:
   /// @throws taiga::usage_error if `parties` is 0.
@@ -595,7 +606,9 @@ class barrier {
 
   /// Arrives and parks until the phase completes. Returns the arrival index
   /// in this phase: 0 for the first arrival, parties() - 1 for the last
-  /// (which runs the completion action and does not park).
+  /// (which runs the completion action and does not park, unless the action
+  /// does). While another phase's completion action runs, it first parks
+  /// until that action has finished, uncounted.
   /// @throws    taiga::broken_barrier if the barrier is or becomes broken;
   ///            whatever the completion action throws (in the last arriver;
   ///            the barrier breaks); tasklet_exit if killed while it waits.
@@ -608,7 +621,9 @@ class barrier {
   /// @threadsafe
   void abort() noexcept;
   /// Returns the barrier to its initial state. Parties waiting in the
-  /// current phase throw taiga::broken_barrier.
+  /// current phase throw taiga::broken_barrier. The parties of a phase whose
+  /// completion action is running are released as planned when it ends, and
+  /// arrivals waiting for that action arrive in the first phase after it.
   /// @suspends  no
   /// @threadsafe
   void reset() noexcept;
@@ -623,10 +638,13 @@ class barrier {
 
   const std::size_t parties_;
   const std::function<void()> completion_;
-  mutable detail::spinlock lock_;
-  detail::wait_list waiters_;  // may hold the parties of two phases while an action runs
-  std::size_t count_ = 0;      // arrivals in phase `phase_`
+  mutable detail::spinlock lock_;  // guards everything below
+  detail::wait_list waiters_;      // counted arrivals: the current phase's, and a
+                                   // completing phase's while its action runs
+  detail::wait_list entering_;     // arrivals held while an action runs (uncounted)
+  std::size_t count_ = 0;          // arrivals in phase `phase_`
   std::uint64_t phase_ = 0;
+  bool completing_ = false;  // a completion action runs (phase_ is already the next one)
   bool broken_ = false;
 };
 

@@ -28,6 +28,8 @@ struct runtime_report {
   std::size_t stacks_outstanding = 0;  // stacks of this runtime's tasklets
   std::size_t timers_pending = 0;
   std::size_t blocking_in_flight = 0;
+  std::size_t workers_asleep = 0;    // idle workers parked on their futex
+  std::size_t workers_spinning = 0;  // workers looking for work without sleeping
 };
 
 /// A runtime: worker threads, each running a fiber loop over its own ready

@@ -11,15 +11,18 @@ namespace taiga::detail {
 /// original stack of an OS thread. The layout is the same in every build so
 /// that sanitizer and plain translation units can be mixed.
 struct exec_context {
-  void* fctx = nullptr;                    // saved Boost.Context fcontext while suspended
-  void* stack_lo = nullptr;                // lowest usable address (above any guard page)
-  std::size_t stack_size = 0;              // usable bytes
-  void* asan_fake_stack = nullptr;         // ASan's fake-stack handle while suspended
-  void* tsan_fiber = nullptr;              // TSan fiber id for this context
+  void* fctx = nullptr;               // saved Boost.Context fcontext while suspended
+  void* stack_lo = nullptr;           // lowest usable address (above any guard page)
+  union {                             // ASan and TSan never share a build
+    void* asan_fake_stack = nullptr;  // ASan's fake-stack handle while suspended
+    void* tsan_fiber;                 // TSan fiber id for this context
+  };
   void (*entry)(void* payload) = nullptr;  // first function run on a fresh context
   void* owner = nullptr;                   // tasklet_core* or fiber state, for diagnostics
-  std::uint64_t* canary = nullptr;         // canary word checked at each switch (canary mode)
+  std::uint32_t stack_size = 0;            // usable bytes
   std::uint8_t kind = 0;                   // 0 thread, 1 tasklet, 2 fiber
+  bool canary = false;                     // a canary word at stack_lo, checked at each switch
+  // 48 bytes: every tasklet's control block embeds one (tasklet_core).
 };
 
 }  // namespace taiga::detail

@@ -49,8 +49,20 @@ void prepare_wait(wait_point& w, const char* what, const void* object);
 void cancel_wait(wait_point& w) noexcept;
 /// Parks/blocks until completed, the deadline passes, or interrupted.
 wake_status wait(wait_point& w, const std::chrono::steady_clock::time_point* deadline = nullptr);
-/// Waker: wins the right to complete `w` (false: someone else did).
-bool claim(wait_point& w) noexcept;
+// wait_word bits a claim reads (the protocol: runtime/src/scheduler.cpp).
+inline constexpr std::uint32_t ww_claimed = 1;
+inline constexpr std::uint32_t ww_idle = 0x80000000u;  // not parked: nothing to claim
+
+/// Waker: wins the right to complete `w` (false: someone else did). Inline:
+/// every channel hand-off runs it under the channel's lock.
+inline bool claim(wait_point& w) noexcept {
+  std::atomic<std::uint32_t>& word = w.tasklet ? w.tasklet->wait_word : w.word;
+  std::uint32_t v = word.load(std::memory_order_acquire);
+  for (;;) {
+    if (v == ww_idle || (v & ww_claimed)) return false;
+    if (word.compare_exchange_weak(v, v | ww_claimed, std::memory_order_acq_rel)) return true;
+  }
+}
 /// Waker: after a successful claim and after writing any data: makes the
 /// waiter runnable. `next` asks to run it next on this worker (hand-off).
 void complete(wait_point& w, bool next = false) noexcept;

@@ -81,8 +81,7 @@ struct tasklet_core {
   runtime_impl* rt = nullptr;
   std::uint64_t id = 0;
   taiga::source_location site;
-  void* stack_base = nullptr;  // pooled stack (scheduler.cpp)
-  std::uint32_t stack_total = 0;
+  std::uint32_t stack_total = 0;    // pooled stack slot (scheduler.cpp; base: ctx.stack_lo)
   std::uint32_t stack_request = 0;  // usable bytes asked for; 0 = default
   std::atomic<std::uint32_t> refs{1};
   std::atomic<std::uint32_t> wait_word{0};  // park protocol word (scheduler.cpp)
@@ -93,6 +92,7 @@ struct tasklet_core {
   std::int16_t home = -1;                     // worker it must run on (pinned or spawn_on)
   std::atomic<std::int16_t> last_worker{-1};  // diagnostics (relaxed)
   spinlock lock;                              // guards: joiner, pending, name, locals
+  bool scope_expired = false;                 // timeout_scope (owned by the tasklet itself)
   void* joiner = nullptr;                     // a wait_point* of the one joiner
   std::exception_ptr pending;                 // throw_into, delivered at the next park point
   std::exception_ptr error;                   // how it ended, if it threw
@@ -101,7 +101,6 @@ struct tasklet_core {
   std::atomic<const char*> park_what{nullptr};  // what it is parked on (reports; relaxed)
   std::atomic<const void*> park_object{nullptr};
   std::int64_t scope_deadline = INT64_MAX;  // timeout_scope (owned by the tasklet itself)
-  bool scope_expired = false;
 
   static constexpr std::uint8_t flag_kill = 1;      // kill requested
   static constexpr std::uint8_t flag_pinned = 2;    // never migrates
