@@ -32,11 +32,12 @@ using detail::tasklet_core;
 using detail::tasklet_state;
 
 // wait_word bits (see "Parking" in scheduler.cpp).
-// (claimed and idle live in park.hpp: claim() is inline there.)
+// (claimed, released, switched and idle live in park.hpp: claim() and
+// complete() are inline there.)
 using detail::ww_claimed;
 using detail::ww_idle;
-inline constexpr std::uint32_t ww_released = 2;
-inline constexpr std::uint32_t ww_switched = 4;
+using detail::ww_released;
+using detail::ww_switched;
 inline constexpr std::uint32_t ww_reason_shift = 8;
 
 enum class after : std::uint8_t { none, requeue, park, exit };

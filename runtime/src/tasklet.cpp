@@ -453,15 +453,20 @@ wake_status wait(wait_point& w, const std::chrono::steady_clock::time_point* dea
   return static_cast<wake_status>((v >> internal::ww_reason_shift) & 0xff);
 }
 
-void complete(wait_point& w, bool next) noexcept {
-  if (w.tasklet == nullptr) {
-    w.word.fetch_or(internal::ww_released, std::memory_order_release);
-    futex(&w.word, FUTEX_WAKE, 1);
-    return;
-  }
-  tasklet_core* t = w.tasklet;
-  std::uint32_t old = t->wait_word.fetch_or(internal::ww_released, std::memory_order_acq_rel);
-  if (old & internal::ww_switched) internal::make_ready(t, next);
+void complete_thread(wait_point& w) noexcept {
+  w.word.fetch_or(internal::ww_released, std::memory_order_release);
+  futex(&w.word, FUTEX_WAKE, 1);
+}
+
+void make_ready_released(tasklet_core* t, bool next) noexcept {
+  internal::make_ready(t, next);
+}
+
+void finish_hand_off(const hand_off_ticket& ticket, bool next) noexcept {
+  if (ticket.ready) internal::make_ready(ticket.ready, next);
+  // The address may belong to a frame that already returned: a stray
+  // FUTEX_WAKE on it is harmless (waiters recheck their word).
+  if (ticket.futex_word) futex(ticket.futex_word, FUTEX_WAKE, 1);
 }
 
 void throw_interrupt() {

@@ -55,6 +55,7 @@ struct chan_node {
   channel_status result = channel_status::ok;  // written by the waker before complete()
   std::uint32_t case_index = 0;                // for select: which case this node is
   bool linked = false;
+  bool in_select = false;  // its wait_point is shared with the select's other cases
 };
 
 /// An intrusive FIFO of parked nodes.
@@ -384,12 +385,29 @@ class channel {
       s.lock.unlock();
       return channel_status::closed;
     }
-    if (detail::chan_node* r = s.receivers.claim_first()) {
+    // A parked receiver: hand the value over (see take() for the protocol).
+    while (detail::chan_node* r = s.receivers.head) {
+      s.receivers.remove(r);
+      detail::wait_point* claimed = nullptr;
+      if (r->in_select) {
+        if (!detail::claim(*r->wp)) continue;
+        r->wp->tag = r->case_index;
+        claimed = r->wp;
+      }
       *static_cast<item*>(r->item) = std::move(it);
       r->result = channel_status::ok;
+      detail::hand_off_ticket ticket;
+      if (!claimed && !detail::hand_off(*r->wp, ticket)) {
+        it = std::move(*static_cast<item*>(r->item));  // it left first: take the value back
+        continue;
+      }
       int pref = s.preference;
       s.lock.unlock();
-      detail::complete(*r->wp, /*next=*/pref < 0);
+      if (claimed) {
+        detail::complete(*claimed, /*next=*/pref < 0);
+      } else {
+        detail::finish_hand_off(ticket, /*next=*/pref < 0);
+      }
       if (pref < 0) detail::yield_keeping_interrupts();
       return channel_status::ok;
     }
@@ -449,14 +467,34 @@ class channel {
       woken.complete_all();
       return deliver(std::move(it));
     }
-    if (detail::chan_node* snd = s.senders.claim_first()) {
+    // A parked sender: take its offer. A plain sender is claimed and
+    // released in one step (hand_off), after its offer moved out, which is
+    // moved back if the sender already left (timeout, kill: it cannot
+    // return before it retakes our lock); a select's node is claimed first.
+    while (detail::chan_node* snd = s.senders.head) {
+      s.senders.remove(snd);
+      detail::wait_point* claimed = nullptr;
+      if (snd->in_select) {
+        if (!detail::claim(*snd->wp)) continue;
+        snd->wp->tag = snd->case_index;
+        claimed = snd->wp;
+      }
       item it = std::move(*static_cast<item*>(snd->item));
       snd->result = channel_status::ok;
+      detail::hand_off_ticket ticket;
+      if (!claimed && !detail::hand_off(*snd->wp, ticket)) {
+        *static_cast<item*>(snd->item) = std::move(it);
+        continue;
+      }
       int pref = s.preference;
       detail::chan_wake_list woken;
       if (s.closing && s.senders.size == 0) wake_receivers_closed(woken);
       s.lock.unlock();
-      detail::complete(*snd->wp, /*next=*/pref > 0);
+      if (claimed) {
+        detail::complete(*claimed, /*next=*/pref > 0);
+      } else {
+        detail::finish_hand_off(ticket, /*next=*/pref > 0);
+      }
       woken.complete_all();
       if (pref > 0) detail::yield_keeping_interrupts();
       return deliver(std::move(it));

@@ -78,6 +78,7 @@ class receive_case final : public detail::select_case {
     node_.wp = &wp;
     node_.item = &got_;
     node_.case_index = index;
+    node_.in_select = true;
     state()->receivers.push(&node_);
   }
   void unpark() noexcept override { state()->receivers.remove(&node_); }
@@ -150,6 +151,7 @@ class send_case final : public detail::select_case {
     node_.wp = &wp;
     node_.item = &offer_;
     node_.case_index = index;
+    node_.in_select = true;
     state()->senders.push(&node_);
   }
   void unpark() noexcept override { state()->senders.remove(&node_); }

@@ -15,6 +15,9 @@
 // Waker side (holding the lock of the list where it found w):
 //     if (claim(w)) { write the value into the waiter's slot; complete(w); }
 //     else          { skip w: it already woke for another reason (timeout, kill) }
+// or, one locked instruction cheaper, when the write can be undone:
+//     write the value; if (hand_off(w, ticket)) { unlock; finish_hand_off(ticket); }
+//     else { take the value back; skip w }
 #pragma once
 
 #include <atomic>
@@ -49,9 +52,16 @@ void prepare_wait(wait_point& w, const char* what, const void* object);
 void cancel_wait(wait_point& w) noexcept;
 /// Parks/blocks until completed, the deadline passes, or interrupted.
 wake_status wait(wait_point& w, const std::chrono::steady_clock::time_point* deadline = nullptr);
-// wait_word bits a claim reads (the protocol: runtime/src/scheduler.cpp).
+// wait_word bits the inline waker functions use (the protocol:
+// runtime/src/scheduler.cpp, "Parking").
 inline constexpr std::uint32_t ww_claimed = 1;
+inline constexpr std::uint32_t ww_released = 2;
+inline constexpr std::uint32_t ww_switched = 4;
 inline constexpr std::uint32_t ww_idle = 0x80000000u;  // not parked: nothing to claim
+
+/// complete()'s out-of-line parts.
+void complete_thread(wait_point& w) noexcept;                   // release + futex wake
+void make_ready_released(tasklet_core* t, bool next) noexcept;  // P4: queue it
 
 /// Waker: wins the right to complete `w` (false: someone else did). Inline:
 /// every channel hand-off runs it under the channel's lock.
@@ -65,13 +75,47 @@ inline bool claim(wait_point& w) noexcept {
 }
 /// Waker: after a successful claim and after writing any data: makes the
 /// waiter runnable. `next` asks to run it next on this worker (hand-off).
-void complete(wait_point& w, bool next = false) noexcept;
+/// Inline: a rendezvous runs it once per message; only the rare parts (a
+/// plain thread's futex, queueing the tasklet) are calls.
+inline void complete(wait_point& w, bool next = false) noexcept;
 /// claim + complete.
 inline bool wake(wait_point& w, bool next = false) noexcept {
   if (!claim(w)) return false;
   complete(w, next);
   return true;
 }
+/// What a hand_off leaves to do once the waker has dropped its locks.
+struct hand_off_ticket {
+  tasklet_core* ready = nullptr;                     // a parked tasklet to queue
+  std::atomic<std::uint32_t>* futex_word = nullptr;  // a plain thread to wake
+};
+/// Waker: claim and complete in one atomic step, for a waker that has
+/// already written its data into the waiter's slot and can take it back
+/// (false: the waiter woke for another reason first; undo the write). One
+/// locked instruction per hand-over instead of claim's and complete's two:
+/// those drain the store buffer, and a rendezvous pays them on every
+/// message. Not for a wait point that needs data written between the claim
+/// and the release (a select's, which carries the winning case: claim it).
+/// On true, call finish_hand_off(ticket, next) after unlocking.
+inline bool hand_off(wait_point& w, hand_off_ticket& ticket) noexcept {
+  tasklet_core* t = w.tasklet;  // read first: a released thread's frame may die at once
+  std::atomic<std::uint32_t>& word = t ? t->wait_word : w.word;
+  std::uint32_t v = word.load(std::memory_order_acquire);
+  for (;;) {
+    if (v == ww_idle || (v & ww_claimed)) return false;
+    // The reason bits stay 0: signaled.
+    if (word.compare_exchange_weak(v, v | ww_claimed | ww_released, std::memory_order_acq_rel))
+      break;
+  }
+  if (t == nullptr) {
+    ticket.futex_word = &word;
+  } else if (v & ww_switched) {
+    ticket.ready = t;  // else its own switch-out sees ww_released and queues it (P4)
+  }
+  return true;
+}
+void finish_hand_off(const hand_off_ticket& ticket, bool next = false) noexcept;
+
 /// Raises the pending interruption of the calling tasklet.
 [[noreturn]] void throw_interrupt();
 /// Lets the tasklet a hand-off just woke run first (channel preference):
@@ -83,5 +127,15 @@ void yield_keeping_interrupts();
 /// such as a condition variable retaking its mutex); returns what to restore.
 std::int64_t suspend_timeout_scope() noexcept;
 void restore_timeout_scope(std::int64_t saved) noexcept;
+
+inline void complete(wait_point& w, bool next) noexcept {
+  tasklet_core* t = w.tasklet;
+  if (t == nullptr) {
+    complete_thread(w);
+    return;
+  }
+  std::uint32_t old = t->wait_word.fetch_or(ww_released, std::memory_order_acq_rel);
+  if (old & ww_switched) make_ready_released(t, next);
+}
 
 }  // namespace taiga::detail
