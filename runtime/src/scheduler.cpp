@@ -49,17 +49,12 @@
 //   | switched   the tasklet has switched away (set in after_switch)
 //
 // Steps:
-//   P1 the tasklet stores 0 and checks its kill and throw flags (both
-//      relaxed: prepare_wait throws at once for a kill it sees). A killer or
-//      thrower sets its flag (seq_cst RMW), then tries to claim. The fence
-//      that makes this Dekker pair safe is on the tasklet's side after the
-//      switch: the resumed side sets `switched` with a seq_cst RMW and then
-//      loads the flags (seq_cst); if a kill is pending and nobody claimed the
-//      park, it claims it for the killer (interrupt_park). Either the killer's
-//      claim sees the armed word or this load sees the flag, so a kill is
-//      never lost between the check and the park. (A seq_cst store in
-//      prepare_wait did the same at the cost of one locked instruction per
-//      park; the switched RMW is paid anyway.)
+//   P1 the tasklet stores 0 (seq_cst), then loads its kill and throw flags
+//      (seq_cst); a killer or thrower sets its flag (seq_cst), then tries
+//      to claim. One of them sees the other (Dekker), so a kill is never lost
+//      between the check and the park. (Moving this fence onto P4's RMW was
+//      tried and is wrong: after that RMW the tasklet may already belong to
+//      a waker on another thread, so the flags load could read freed memory.)
 //   P2 the tasklet publishes itself to wakers (a wait list under that list's
 //      lock, a timer node under the heap's lock) and switches away; the
 //      resumed side sets `switched`.

@@ -284,17 +284,12 @@ inline void worker::after_switch(switch_payload* p) {
     return;
   }
   if (p->what == after::park) {
-    // P1/P4 (scheduler.cpp, "Parking"): this RMW is also the fence between
-    // the tasklet's arming store and the flags load below; a killer fences
-    // between setting its flag and its claim.
-    std::uint32_t old = prev->wait_word.fetch_or(ww_switched, std::memory_order_seq_cst);
-    if (old & ww_released) {
-      make_ready(prev, false);
-    } else if (!(old & ww_claimed) && (prev->flags.load(std::memory_order_seq_cst) &
-                                       (tasklet_core::flag_kill | tasklet_core::flag_throw)))
-        [[unlikely]] {
-      interrupt_park(prev, detail::wake_status::interrupted);
-    }
+    // P4 (scheduler.cpp, "Parking"). Once `switched` is set and `released`
+    // was not, a waker may queue `prev` at any moment and it may run, end
+    // and be freed elsewhere: nothing below may touch it. (A flags check
+    // here, meant to replace P1's fence, read freed memory: TSan.)
+    std::uint32_t old = prev->wait_word.fetch_or(ww_switched, std::memory_order_acq_rel);
+    if (old & ww_released) make_ready(prev, false);
     return;
   }
   if (p->what != after::none) after_switch_slow(p);

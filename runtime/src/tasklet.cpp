@@ -362,10 +362,8 @@ void prepare_wait(wait_point& w, const char* what, const void* object) {
   }
   t->park_what.store(what, std::memory_order_relaxed);
   t->park_object.store(object, std::memory_order_relaxed);
-  // P1: arm, then look for a kill. No fence here: a kill that this relaxed
-  // load misses is caught after the switch (after_switch, after::park).
-  t->wait_word.store(0, std::memory_order_relaxed);
-  std::uint8_t f = t->flags.load(std::memory_order_relaxed);
+  t->wait_word.store(0, std::memory_order_seq_cst);  // P1: arm, then look for a kill
+  std::uint8_t f = t->flags.load(std::memory_order_seq_cst);
   if (f & (tasklet_core::flag_kill | tasklet_core::flag_throw)) {
     t->wait_word.store(internal::ww_idle, std::memory_order_relaxed);
     throw_interrupt();
