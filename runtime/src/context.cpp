@@ -69,7 +69,7 @@ void init_thread_context(exec_context& ctx) {
     std::size_t size = 0;
     if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
       ctx.stack_lo = addr;
-      ctx.stack_size = static_cast<std::uint32_t>(size);
+      ctx.stack_size = size;
     }
     pthread_attr_destroy(&attr);
   }
@@ -81,7 +81,7 @@ void init_thread_context(exec_context& ctx) {
 
 void make_context(exec_context& ctx, void* lo, std::size_t size) {
   ctx.stack_lo = lo;
-  ctx.stack_size = static_cast<std::uint32_t>(size);
+  ctx.stack_size = size;
   ctx.asan_fake_stack = nullptr;
   ctx.fctx = bctx::make_fcontext(static_cast<char*>(lo) + size, size, &trampoline);
 #if defined(TAIGA_SANITIZE_THREAD)

@@ -58,7 +58,23 @@ namespace detail_switch {
 // caller's red zone, which the push would otherwise overwrite. Off where
 // CET shadow stacks could be on (a `ret`-less jump into jump_fcontext is
 // fine there, but its own jmp is checked) and off other ABIs.
-#if defined(__x86_64__) && defined(__ELF__) && !defined(__CET__) && !defined(TAIGA_PLAIN_JUMP)
+// The clobbers must name every caller-saved register the compiler may keep
+// a value in: with AVX-512 that includes xmm16-31 and the mask registers
+// (GCC and clang both allocate doubles to xmm16+ under -march=skylake-avx512).
+// APX's extra general registers are not listed, so APX builds take the
+// plain call. The CFI does not describe the 136 bytes pushed between the
+// `lea` and the jump: only asynchronous unwinders (a profiler, a debugger
+// stopped exactly there) can notice, and no exception is thrown there.
+#if defined(__AVX512F__)
+#define TAIGA_JUMP_AVX512_CLOBBERS                                                              \
+  , "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25",   \
+      "xmm26", "xmm27", "xmm28", "xmm29", "xmm30", "xmm31", "k0", "k1", "k2", "k3", "k4", "k5", \
+      "k6", "k7"
+#else
+#define TAIGA_JUMP_AVX512_CLOBBERS
+#endif
+#if defined(__x86_64__) && defined(__ELF__) && !defined(__CET__) && !defined(__APX_F__) && \
+    !defined(TAIGA_PLAIN_JUMP)
 [[gnu::always_inline]] inline boost::context::detail::transfer_t jump(
     boost::context::detail::fcontext_t to, void* vp) {
   void* from_fctx;
@@ -74,7 +90,8 @@ namespace detail_switch {
       :
       : "rcx", "r8", "r9", "r10", "r11", "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4",
         "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14",
-        "xmm15", "st", "st(1)", "st(2)", "st(3)", "st(4)", "st(5)", "st(6)", "st(7)");
+        "xmm15", "st", "st(1)", "st(2)", "st(3)", "st(4)", "st(5)", "st(6)",
+        "st(7)" TAIGA_JUMP_AVX512_CLOBBERS);
   return boost::context::detail::transfer_t{from_fctx, data};
 }
 #else
@@ -125,7 +142,7 @@ struct switch_msg {
 #if defined(TAIGA_SANITIZE_ADDRESS)
   if (msg->from->stack_lo == nullptr) {
     msg->from->stack_lo = const_cast<void*>(old_lo);
-    msg->from->stack_size = static_cast<std::uint32_t>(old_size);
+    msg->from->stack_size = old_size;
   }
 #endif
   return msg->payload;

@@ -93,7 +93,10 @@
 //      that moment (nspinning + 1, its wake_spinning flag set) and must
 //      consume the flag wherever it leaves idleness: after its sleep, and
 //      also when I4's final check sends it back to work without sleeping
-//      (wake_one can pick it in between). A worker that missed the flag in
+//      (wake_one can pick it in between). wake_one sets the flag under
+//      idle_mu while it takes the worker out of the list, and the worker
+//      reads it only after its own idle_leave has taken idle_mu, so it
+//      cannot read it before it is set. A worker that missed the flag in
 //      that second case once left nspinning at 1 with no spinner: every
 //      later wake_one failed its 0->1 CAS, publishers saw "a spinner exists",
 //      and a runtime with one busy worker and the rest asleep hung with an
@@ -558,6 +561,10 @@ void runtime_impl::wake_one() noexcept {
       w = idle.back();
       idle.pop_back();
       w->in_idle.store(false, std::memory_order_relaxed);
+      // I5: set under idle_mu, in the same step that takes w out of the
+      // list. w consumes the flag only after its own idle_leave (which takes
+      // idle_mu), so it cannot look before we have set it.
+      w->wake_spinning.store(true, std::memory_order_release);
       npidle.fetch_sub(1, std::memory_order_seq_cst);
     }
   }
@@ -565,7 +572,6 @@ void runtime_impl::wake_one() noexcept {
     nspinning.fetch_sub(1, std::memory_order_seq_cst);
     return;
   }
-  w->wake_spinning.store(true, std::memory_order_release);
   w->unpark();
 }
 

@@ -19,10 +19,12 @@ struct exec_context {
   };
   void (*entry)(void* payload) = nullptr;  // first function run on a fresh context
   void* owner = nullptr;                   // tasklet_core* or fiber state, for diagnostics
-  std::uint32_t stack_size = 0;            // usable bytes
-  std::uint8_t kind = 0;                   // 0 thread, 1 tasklet, 2 fiber
-  bool canary = false;                     // a canary word at stack_lo, checked at each switch
-  // 48 bytes: every tasklet's control block embeds one (tasklet_core).
+  // Usable bytes. Not 32 bits: a thread's own stack can be huge (ulimit -s
+  // unlimited), and ASan needs its real bounds on every switch back to it.
+  std::size_t stack_size = 0;
+  std::uint8_t kind = 0;  // 0 thread, 1 tasklet, 2 fiber
+  bool canary = false;    // a canary word at stack_lo, checked at each switch
+  // 56 bytes: every tasklet's control block embeds one (tasklet_core).
 };
 
 }  // namespace taiga::detail
