@@ -123,7 +123,7 @@ wake_status park(wait_point& w, spinlock& lock, wait_list& list, const time_poin
   wake_status s = detail::wait(w, deadline);
   if (s != wake_status::signaled) {
     guard g(lock);
-    if (list.contains(w)) list.remove(w);
+    list.remove_if_linked(w);
     on_leave();
   }
   return s;

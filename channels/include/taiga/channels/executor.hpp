@@ -71,7 +71,7 @@ struct pool_state {
   std::size_t running = 0;          // E1
   std::vector<tasklet_id> runners;  // ids of live runners (shutdown from inside)
   bool closed = false;              // E3
-  queue_impl::wait_list idle;       // shutdown(true) waiters, woken at running == 0
+  wait_list idle;                   // shutdown(true) waiters, woken at running == 0
 };
 
 /// One runner's slot in `running` (E1), from the submit that starts it until
@@ -91,7 +91,7 @@ class runner_ticket {
     if (!st_ || left_) return;
     std::deque<std::unique_ptr<job>> orphans;
     {
-      queue_impl::wake_batch wb;  // completes idle waiters after the unlock
+      wake_batch wb;  // completes idle waiters after the unlock
       std::lock_guard lk(st_->lock);
       if (me_ != 0) st_->runners.erase(std::find(st_->runners.begin(), st_->runners.end(), me_));
       if (--st_->running == 0) {
@@ -113,9 +113,9 @@ class runner_ticket {
     }
     std::unique_ptr<job> j = std::move(first_);
     for (;;) {
-      j->run();                   // a kill unwinds from here; ~runner_ticket balances the books
-      j.reset();                  // the call's captures die before the next call starts
-      queue_impl::wake_batch wb;  // completes idle waiters after the unlock
+      j->run();       // a kill unwinds from here; ~runner_ticket balances the books
+      j.reset();      // the call's captures die before the next call starts
+      wake_batch wb;  // completes idle waiters after the unlock
       std::lock_guard lk(st.lock);
       if (st.jobs.empty()) {
         // Leave in the same critical section that saw the queue empty: a
@@ -466,7 +466,7 @@ class task_pool {
       if (s == detail::wake_status::signaled) continue;  // re-check running
       {
         std::lock_guard lk(st.lock);
-        st.idle.remove(w);
+        st.idle.remove_if_linked(w);
       }
       detail::throw_interrupt();
     }

@@ -186,7 +186,7 @@ class state_base {
     if (s == wake_status::signaled) return true;
     {
       std::lock_guard lk(lock_);
-      waiters_.remove(w);
+      waiters_.remove_if_linked(w);
     }
     if (s == wake_status::interrupted) throw_interrupt();
     return ready();
@@ -264,7 +264,7 @@ class state_base {
   outcome commit(Store&& store) {
     callback* cbs = nullptr;
     {
-      queue_impl::wake_batch wb;  // completes the waiters after the unlock
+      wake_batch wb;  // completes the waiters after the unlock
       std::lock_guard lk(lock_);
       if (ready_.load(std::memory_order_relaxed)) {
         return cancelled_ ? outcome::cancelled : outcome::taken;
@@ -294,7 +294,7 @@ class state_base {
   std::atomic<bool> ready_{false};
   bool cancelled_ = false;    // written by the commit, before ready_
   std::exception_ptr error_;  // written by the commit, before ready_
-  queue_impl::wait_list waiters_;
+  wait_list waiters_;
   callback* cb_head_ = nullptr;  // callbacks waiting for the commit (F4)
   callback* cb_tail_ = nullptr;
 };
@@ -506,12 +506,12 @@ class future {
   /// @returns std::future_status::ready or ::timeout. @suspends yes
   template <class Rep, class Period>
   std::future_status wait_for(const std::chrono::duration<Rep, Period>& d) const {
-    auto dl = detail::queue_impl::after(d);
+    auto dl = detail::deadline_after(d);
     return require().wait(&dl) ? std::future_status::ready : std::future_status::timeout;
   }
   template <class Clock, class Duration>
   std::future_status wait_until(const std::chrono::time_point<Clock, Duration>& t) const {
-    auto dl = detail::queue_impl::to_steady(t);
+    auto dl = detail::to_steady(t);
     return require().wait(&dl) ? std::future_status::ready : std::future_status::timeout;
   }
 
@@ -598,12 +598,12 @@ class shared_future {
   void wait() const { (void)require().wait(nullptr); }
   template <class Rep, class Period>
   std::future_status wait_for(const std::chrono::duration<Rep, Period>& d) const {
-    auto dl = detail::queue_impl::after(d);
+    auto dl = detail::deadline_after(d);
     return require().wait(&dl) ? std::future_status::ready : std::future_status::timeout;
   }
   template <class Clock, class Duration>
   std::future_status wait_until(const std::chrono::time_point<Clock, Duration>& t) const {
-    auto dl = detail::queue_impl::to_steady(t);
+    auto dl = detail::to_steady(t);
     return require().wait(&dl) ? std::future_status::ready : std::future_status::timeout;
   }
 

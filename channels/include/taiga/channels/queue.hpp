@@ -15,8 +15,9 @@
 //      frees a place moves the first claimable putter's item into the store.
 //  Q3  unfinished_ counts successful puts minus task_done() calls; it is never
 //      negative (a surplus task_done() throws usage_error).
-//  Q4  a waiter is in at most one list, and only while its wait_point::tag is
-//      1. A waker unlinks a waiter *before* it tries to claim it, so a waiter
+//  Q4  a waiter is in at most one list (detail::wait_list::contains tells
+//      whether it still is). A waker unlinks a waiter *before* it tries to
+//      claim it, so a waiter
 //      that wakes for another reason (timeout, kill) finds itself either
 //      unlinked (it lost nothing) or still linked (it unlinks itself).
 //  Q5  nothing under lock_ allocates, and every step under it that can throw
@@ -50,6 +51,7 @@
 #include <mutex>
 #include <optional>
 #include <taiga/channels/status.hpp>
+#include <taiga/channels/sync.hpp>
 #include <taiga/runtime/detail/park.hpp>
 #include <taiga/runtime/errors.hpp>
 #include <type_traits>
@@ -60,111 +62,8 @@ namespace taiga {
 
 namespace detail::queue_impl {
 
-/// An intrusive FIFO list of wait_points (through next/prev). `tag` is 1
-/// while a wait_point is linked (invariant Q4). Not thread-safe: the owner's
-/// lock guards it.
-class wait_list {
- public:
-  bool empty() const noexcept { return head_ == nullptr; }
-  void push_back(wait_point& w) noexcept {
-    w.tag = 1;
-    w.next = nullptr;
-    w.prev = tail_;
-    if (tail_ != nullptr) {
-      tail_->next = &w;
-    } else {
-      head_ = &w;
-    }
-    tail_ = &w;
-  }
-  wait_point* pop_front() noexcept {
-    wait_point* w = head_;
-    if (w != nullptr) remove(*w);
-    return w;
-  }
-  /// Unlinks `w` if it is still linked.
-  void remove(wait_point& w) noexcept {
-    if (w.tag != 1) return;
-    if (w.prev != nullptr) {
-      w.prev->next = w.next;
-    } else {
-      head_ = w.next;
-    }
-    if (w.next != nullptr) {
-      w.next->prev = w.prev;
-    } else {
-      tail_ = w.prev;
-    }
-    w.next = w.prev = nullptr;
-    w.tag = 0;
-  }
-  /// Claims every waiter (they carry no data) into `batch`, which completes
-  /// them once the owner's lock is released.
-  template <class Batch>
-  void claim_all(Batch& batch) noexcept {
-    while (wait_point* w = pop_front())
-      if (claim(*w)) batch.add(*w);
-  }
-
- private:
-  wait_point* head_ = nullptr;
-  wait_point* tail_ = nullptr;
-};
-
-/// Waiters claimed under the queue's lock, completed when the batch is
-/// destroyed. Declare it before the lock guard: it is then destroyed after
-/// the lock is released, and nothing touches the queue after a waiter is
-/// completed (a woken joiner or getter may destroy the queue at once).
-/// Linked through wait_point::next, free once the waiter left its list.
-class wake_batch {
- public:
-  wake_batch() = default;
-  wake_batch(const wake_batch&) = delete;
-  wake_batch& operator=(const wake_batch&) = delete;
-  void add(wait_point& w) noexcept {
-    w.next = nullptr;
-    if (tail_ != nullptr) {
-      tail_->next = &w;
-    } else {
-      head_ = &w;
-    }
-    tail_ = &w;
-  }
-  ~wake_batch() {
-    for (wait_point* w = head_; w != nullptr;) {
-      wait_point* next = w->next;  // read before the waiter can return
-      complete(*w);
-      w = next;
-    }
-  }
-
- private:
-  wait_point* head_ = nullptr;
-  wait_point* tail_ = nullptr;
-};
-
-using steady_time = std::chrono::steady_clock::time_point;
-
-/// A deadline on steady_clock for a time point of any clock.
-template <class Clock, class Duration>
-steady_time to_steady(const std::chrono::time_point<Clock, Duration>& t) {
-  if constexpr (std::is_same_v<Clock, std::chrono::steady_clock>) {
-    return std::chrono::time_point_cast<std::chrono::steady_clock::duration>(t);
-  } else {
-    return std::chrono::steady_clock::now() +
-           std::chrono::ceil<std::chrono::steady_clock::duration>(t - Clock::now());
-  }
-}
-
-template <class Rep, class Period>
-steady_time after(const std::chrono::duration<Rep, Period>& d) {
-  // Saturates: try_get_for(hours::max()) means "forever", not an overflow.
-  auto now = std::chrono::steady_clock::now();
-  if (d >= std::chrono::duration_cast<std::chrono::duration<Rep, Period>>(
-               std::chrono::hours(24 * 365 * 100)))
-    return steady_time::max();
-  return now + std::chrono::ceil<std::chrono::steady_clock::duration>(d);
-}
+// The wait list, the wake batch and the deadline helpers are the sync
+// toolkit's (detail:: in sync.hpp): one implementation of each.
 
 /// One queued item, with the link its store needs. `seq` orders equal items
 /// in a priority_store.
@@ -460,7 +359,7 @@ class basic_queue {
   [[nodiscard]] channel_status try_put(T&& v) {
     node_storage raw;  // outside the lock (Q5)
     spare_type spare;  // freed after the unlock
-    detail::queue_impl::wake_batch wb;
+    detail::wake_batch wb;
     lock_type lk(lock_);
     make_room(lk, spare);
     return put_locked(raw, v, wb) ? channel_status::ok : channel_status::would_block;
@@ -478,13 +377,13 @@ class basic_queue {
   /// @threadsafe
   template <class Rep, class Period>
   [[nodiscard]] channel_status try_put_for(T&& v, const std::chrono::duration<Rep, Period>& d) {
-    auto dl = detail::queue_impl::after(d);
+    auto dl = detail::deadline_after(d);
     return put_impl(v, &dl);
   }
   template <class Clock, class Duration>
   [[nodiscard]] channel_status try_put_until(T&& v,
                                              const std::chrono::time_point<Clock, Duration>& t) {
-    auto dl = detail::queue_impl::to_steady(t);
+    auto dl = detail::to_steady(t);
     return put_impl(v, &dl);
   }
   template <class Rep, class Period>
@@ -521,7 +420,7 @@ class basic_queue {
   [[nodiscard]] std::optional<T> try_get() {
     node_ptr n;
     {
-      detail::queue_impl::wake_batch wb;
+      detail::wake_batch wb;
       std::lock_guard lk(lock_);
       n.reset(get_locked(wb));
     }
@@ -535,13 +434,13 @@ class basic_queue {
   /// @threadsafe
   template <class Rep, class Period>
   [[nodiscard]] std::optional<T> try_get_for(const std::chrono::duration<Rep, Period>& d) {
-    auto dl = detail::queue_impl::after(d);
+    auto dl = detail::deadline_after(d);
     node_ptr n = get_impl(&dl);
     return take(n);
   }
   template <class Clock, class Duration>
   [[nodiscard]] std::optional<T> try_get_until(const std::chrono::time_point<Clock, Duration>& t) {
-    auto dl = detail::queue_impl::to_steady(t);
+    auto dl = detail::to_steady(t);
     node_ptr n = get_impl(&dl);
     return take(n);
   }
@@ -570,7 +469,7 @@ class basic_queue {
   /// @suspends no
   /// @threadsafe
   void task_done() {
-    detail::queue_impl::wake_batch wb;
+    detail::wake_batch wb;
     std::lock_guard lk(lock_);
     if (unfinished_ == 0) throw usage_error("taiga::queue::task_done called too many times");
     if (--unfinished_ == 0) joiners_.claim_all(wb);
@@ -583,12 +482,12 @@ class basic_queue {
   /// join() with a time limit. @returns true if the count reached zero.
   template <class Rep, class Period>
   [[nodiscard]] bool try_join_for(const std::chrono::duration<Rep, Period>& d) {
-    auto dl = detail::queue_impl::after(d);
+    auto dl = detail::deadline_after(d);
     return join_impl(&dl);
   }
   template <class Clock, class Duration>
   [[nodiscard]] bool try_join_until(const std::chrono::time_point<Clock, Duration>& t) {
-    auto dl = detail::queue_impl::to_steady(t);
+    auto dl = detail::to_steady(t);
     return join_impl(&dl);
   }
   /// Items put and not yet task_done() (a snapshot). @threadsafe
@@ -598,8 +497,8 @@ class basic_queue {
   }
 
  private:
-  using wait_list = detail::queue_impl::wait_list;
-  using steady_time = detail::queue_impl::steady_time;
+  using wait_list = detail::wait_list;
+  using steady_time = detail::sync_clock::time_point;
   using node_type = detail::queue_impl::node<T>;
   using node_ptr = detail::queue_impl::node_ptr<T>;
   using node_storage = detail::queue_impl::node_storage<T>;
@@ -637,7 +536,7 @@ class basic_queue {
   // into the store, in a node built in `raw`. Returns false, `v` untouched,
   // when full. Throws (T's move, Compare) before any change (Q5).
   // @pre make_room() ran in this critical section.
-  bool put_locked(node_storage& raw, T& v, detail::queue_impl::wake_batch& wb) {
+  bool put_locked(node_storage& raw, T& v, detail::wake_batch& wb) {
     if (!getters_.empty()) {
       node_type* n = raw.build(v, 0);  // may throw: nothing changed yet
       while (detail::wait_point* w = getters_.pop_front()) {
@@ -660,7 +559,7 @@ class basic_queue {
   // Takes the next item's node if there is one (nullptr otherwise), then
   // refills the place it freed from the first claimable putter (Q2). Throws
   // only before any change (Compare, in a priority_store's pop).
-  node_type* get_locked(detail::queue_impl::wake_batch& wb) {
+  node_type* get_locked(detail::wake_batch& wb) {
     if (store_.size() == 0) return nullptr;
     node_type* out = store_.pop();  // may throw: nothing changed yet
     while (detail::wait_point* w = putters_.pop_front()) {
@@ -684,7 +583,7 @@ class basic_queue {
     node_storage raw;  // outside the lock (Q5); a parked put offers it
     spare_type spare;  // freed after the unlock
     {
-      detail::queue_impl::wake_batch wb;
+      detail::wake_batch wb;
       lock_type lk(lock_);
       make_room(lk, spare);
       if (put_locked(raw, v, wb)) return channel_status::ok;
@@ -697,7 +596,7 @@ class basic_queue {
     w.slot = &slot;
     detail::prepare_wait(w, "queue put", this);  // a kill point
     {
-      detail::queue_impl::wake_batch wb;
+      detail::wake_batch wb;
       lock_type lk(lock_);
       try {
         make_room(lk, spare);
@@ -719,7 +618,7 @@ class basic_queue {
     }
     {
       std::lock_guard lk(lock_);
-      putters_.remove(w);
+      putters_.remove_if_linked(w);
     }
     if (s == detail::wake_status::interrupted) detail::throw_interrupt();
     return channel_status::timeout;
@@ -729,7 +628,7 @@ class basic_queue {
   node_ptr get_impl(const steady_time* deadline) {
     node_ptr got;
     {
-      detail::queue_impl::wake_batch wb;
+      detail::wake_batch wb;
       std::lock_guard lk(lock_);
       got.reset(get_locked(wb));
     }
@@ -740,7 +639,7 @@ class basic_queue {
     w.slot = &slot;
     detail::prepare_wait(w, "queue get", this);  // a kill point
     {
-      detail::queue_impl::wake_batch wb;
+      detail::wake_batch wb;
       std::lock_guard lk(lock_);
       try {
         got.reset(get_locked(wb));
@@ -762,7 +661,7 @@ class basic_queue {
     }
     {
       std::lock_guard lk(lock_);
-      getters_.remove(w);
+      getters_.remove_if_linked(w);
     }
     if (s == detail::wake_status::interrupted) detail::throw_interrupt();
     return got;
@@ -788,7 +687,7 @@ class basic_queue {
     if (s == detail::wake_status::signaled) return true;
     {
       std::lock_guard lk(lock_);
-      joiners_.remove(w);
+      joiners_.remove_if_linked(w);
     }
     if (s == detail::wake_status::interrupted) detail::throw_interrupt();
     return false;

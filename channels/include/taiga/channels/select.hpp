@@ -38,67 +38,93 @@ std::uint64_t select_random() noexcept;
 
 }  // namespace detail
 
-template <class T, class F>
-class receive_case final : public detail::select_case {
+namespace detail {
+
+/// What a receive case and a send case share (CRTP: `Case` is the case
+/// class): the channel, the guard, the node a parked case links into one of
+/// the channel's lists (`Sends`: the senders list, else the receivers), the
+/// partner that try_now claimed, and the outcome.
+template <class T, class Case, bool Sends>
+class channel_case : public select_case {
  public:
-  receive_case(channel<T> ch, F fn) : ch_(std::move(ch)), fn_(std::move(fn)) {}
   /// Disables the case unless `guard` holds (occam's guards, Go's nil channel).
-  receive_case&& when(bool guard) && {
+  Case&& when(bool guard) && {
     enabled_ = guard;
-    return std::move(*this);
+    return std::move(static_cast<Case&>(*this));
   }
-  detail::chan_base* base() noexcept override {
-    return enabled_ && ch_ ? static_cast<detail::chan_base*>(state()) : nullptr;
+  chan_base* base() noexcept override { return enabled_ && ch_ ? chan() : nullptr; }
+  void park(wait_point& wp, std::uint32_t index) override {
+    node_.wp = &wp;
+    node_.item = static_cast<Case*>(this)->slot();
+    node_.case_index = index;
+    node_.in_select = true;
+    list().push(&node_);
   }
+  void unpark() noexcept override { list().remove(&node_); }
+  void after_unlock() noexcept override {
+    if (partner_) complete(*partner_->wp);
+  }
+  void finish() override { static_cast<Case*>(this)->run(); }
+  void finish_woken() override {
+    status_ = node_.result;
+    static_cast<Case*>(this)->run();
+  }
+
+ protected:
+  using item = chan_item<T>;
+  explicit channel_case(channel<T> ch) : ch_(std::move(ch)) {}
+  auto* state() { return select_access<T>::state(ch_); }
+  chan_base* chan() { return state(); }
+  chan_list& list() { return Sends ? chan()->senders : chan()->receivers; }
+
+  channel<T> ch_;
+  bool enabled_ = true;
+  chan_node node_;
+  chan_node* partner_ = nullptr;
+  channel_status status_ = channel_status::ok;
+};
+
+}  // namespace detail
+
+template <class T, class F>
+class receive_case final : public detail::channel_case<T, receive_case<T, F>, false> {
+  using base_t = detail::channel_case<T, receive_case<T, F>, false>;
+  friend base_t;
+
+ public:
+  receive_case(channel<T> ch, F fn) : base_t(std::move(ch)), fn_(std::move(fn)) {}
   bool try_now() override {
-    auto& s = *state();
+    auto& s = *this->state();
     if (!s.buffer.empty()) {
       got_ = std::move(s.buffer.front());
       s.buffer.pop_front();
-      if ((partner_ = s.senders.claim_first())) {
-        s.buffer.push_back(std::move(*static_cast<item*>(partner_->item)));
-        partner_->result = channel_status::ok;
+      if ((this->partner_ = s.senders.claim_first())) {
+        s.buffer.push_back(std::move(*static_cast<item*>(this->partner_->item)));
+        this->partner_->result = channel_status::ok;
       }
-      status_ = channel_status::ok;
+      this->status_ = channel_status::ok;
       return true;
     }
-    if ((partner_ = s.senders.claim_first())) {
-      got_ = std::move(*static_cast<item*>(partner_->item));
-      partner_->result = channel_status::ok;
-      status_ = channel_status::ok;
+    if ((this->partner_ = s.senders.claim_first())) {
+      got_ = std::move(*static_cast<item*>(this->partner_->item));
+      this->partner_->result = channel_status::ok;
+      this->status_ = channel_status::ok;
       return true;
     }
     if (s.closing) {
-      status_ = channel_status::closed;
+      this->status_ = channel_status::closed;
       return true;
     }
     return false;
   }
-  void park(detail::wait_point& wp, std::uint32_t index) override {
-    node_.wp = &wp;
-    node_.item = &got_;
-    node_.case_index = index;
-    node_.in_select = true;
-    state()->receivers.push(&node_);
-  }
-  void unpark() noexcept override { state()->receivers.remove(&node_); }
-  void after_unlock() noexcept override {
-    if (partner_) detail::complete(*partner_->wp);
-  }
-  void finish() override { run(); }
-  void finish_woken() override {
-    status_ = node_.result;
-    run();
-  }
 
  private:
   using item = detail::chan_item<T>;
-  using state_t = typename channel<T>::state;
-  state_t* state() { return select_access<T>::state(ch_); }
+  item* slot() { return &got_; }
   void run() {
-    if (status_ == channel_status::ok && got_.error) std::rethrow_exception(got_.error);
+    if (this->status_ == channel_status::ok && got_.error) std::rethrow_exception(got_.error);
     if constexpr (std::is_invocable_v<F, std::optional<T>>) {
-      if (status_ == channel_status::ok) {
+      if (this->status_ == channel_status::ok) {
         fn_(std::move(got_.value));
       } else {
         fn_(std::optional<T>());
@@ -107,81 +133,50 @@ class receive_case final : public detail::select_case {
       fn_();
     }
   }
-  channel<T> ch_;
   F fn_;
-  bool enabled_ = true;
   item got_;
-  detail::chan_node node_;
-  detail::chan_node* partner_ = nullptr;
-  channel_status status_ = channel_status::ok;
 };
 
 template <class T, class F>
-class send_case final : public detail::select_case {
+class send_case final : public detail::channel_case<T, send_case<T, F>, true> {
+  using base_t = detail::channel_case<T, send_case<T, F>, true>;
+  friend base_t;
+
  public:
   send_case(channel<T> ch, T v, F fn)
-      : ch_(std::move(ch)), offer_{std::move(v), nullptr}, fn_(std::move(fn)) {}
-  send_case&& when(bool guard) && {
-    enabled_ = guard;
-    return std::move(*this);
-  }
-  detail::chan_base* base() noexcept override {
-    return enabled_ && ch_ ? static_cast<detail::chan_base*>(state()) : nullptr;
-  }
+      : base_t(std::move(ch)), offer_{std::move(v), nullptr}, fn_(std::move(fn)) {}
   bool try_now() override {
-    auto& s = *state();
+    auto& s = *this->state();
     if (s.closing) {
-      status_ = channel_status::closed;
+      this->status_ = channel_status::closed;
       return true;
     }
-    if ((partner_ = s.receivers.claim_first())) {
-      *static_cast<item*>(partner_->item) = std::move(offer_);
-      partner_->result = channel_status::ok;
-      status_ = channel_status::ok;
+    if ((this->partner_ = s.receivers.claim_first())) {
+      *static_cast<item*>(this->partner_->item) = std::move(offer_);
+      this->partner_->result = channel_status::ok;
+      this->status_ = channel_status::ok;
       return true;
     }
     if (s.buffer.size() < s.capacity) {
       s.buffer.push_back(std::move(offer_));
-      status_ = channel_status::ok;
+      this->status_ = channel_status::ok;
       return true;
     }
     return false;
   }
-  void park(detail::wait_point& wp, std::uint32_t index) override {
-    node_.wp = &wp;
-    node_.item = &offer_;
-    node_.case_index = index;
-    node_.in_select = true;
-    state()->senders.push(&node_);
-  }
-  void unpark() noexcept override { state()->senders.remove(&node_); }
-  void after_unlock() noexcept override {
-    if (partner_) detail::complete(*partner_->wp);
-  }
-  void finish() override { run(); }
-  void finish_woken() override {
-    status_ = node_.result;
-    run();
-  }
 
  private:
   using item = detail::chan_item<T>;
-  using state_t = typename channel<T>::state;
-  state_t* state() { return select_access<T>::state(ch_); }
+  item* slot() { return &offer_; }
   void run() {
     if constexpr (std::is_invocable_v<F, channel_status>) {
-      fn_(status_);
+      fn_(this->status_);
     } else {
       fn_();
     }
   }
-  channel<T> ch_;
   item offer_;
   F fn_;
-  bool enabled_ = true;
-  detail::chan_node node_;
-  detail::chan_node* partner_ = nullptr;
-  channel_status status_ = channel_status::ok;
 };
 
 template <class F>

@@ -72,6 +72,18 @@ class wait_list {
     if (w != nullptr) remove(*w);
     return w;
   }
+  /// For a waiter that woke for another reason (timeout, kill): a waker may
+  /// already have unlinked it.
+  void remove_if_linked(wait_point& w) noexcept {
+    if (contains(w)) remove(w);
+  }
+  /// Claims every waiter (they carry no data) into `batch` (a wake_batch),
+  /// which completes them once the owner's lock is released.
+  template <class Batch>
+  void claim_all(Batch& batch) noexcept {
+    while (wait_point* w = pop_front())
+      if (claim(*w)) batch.add(*w);
+  }
 
  private:
   wait_point* head_ = nullptr;
