@@ -123,6 +123,8 @@
 // changed since the previous check.
 #include "scheduler.hpp"
 
+#include "slab.hpp"
+
 // GCC 12 reports a false -Wstringop-overflow inside moodycamel's
 // enqueue_bulk once it is inlined here (GCC bug 106199 family).
 #if defined(__GNUC__) && !defined(__clang__)
@@ -136,6 +138,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <sstream>
@@ -201,12 +204,39 @@ worker::worker(runtime_impl* r, unsigned i)
 
 // ---- queues -------------------------------------------------------------
 
+// A 16-byte header keeps the size for free() (moodycamel's free has none)
+// and malloc's alignment for what follows.
+void* queue_traits::malloc(std::size_t size) noexcept {
+  constexpr std::size_t header = 16;
+  try {
+    auto* p = static_cast<char*>(slab_allocate(size + header));
+    *reinterpret_cast<std::size_t*>(p) = size + header;
+    return p + header;
+  } catch (const std::bad_alloc&) {
+    return nullptr;  // moodycamel's contract: the enqueue fails
+  }
+}
+
+void queued(bool ok) noexcept {
+  if (ok) [[likely]]
+    return;
+  // A ready tasklet that cannot be queued would be lost: a silent hang.
+  std::fputs("taiga: fatal: out of memory queueing a ready tasklet\n", stderr);
+  std::abort();
+}
+
+void queue_traits::free(void* p) noexcept {
+  if (p == nullptr) return;
+  char* base = static_cast<char*>(p) - 16;
+  slab_free(base, *reinterpret_cast<std::size_t*>(base));
+}
+
 void worker::push_local_slow(tasklet_core* t) {
   while (!rq.push(t)) {
     // Full: move half of the queue to the inject queue in one batch.
     tasklet_core* batch[run_queue::capacity / 2];
     std::uint32_t n = rq.grab_half_for_overflow(batch);
-    if (n > 0) rt->inject.enqueue_bulk(*inject_ptok, batch, n);
+    if (n > 0) queued(rt->inject.enqueue_bulk(*inject_ptok, batch, n));
   }
 }
 
@@ -449,7 +479,7 @@ void make_ready(tasklet_core* t, bool next) noexcept {
         return;
       }
       worker* h = rt->workers[static_cast<unsigned>(t->home)].get();
-      h->remote.enqueue(t);
+      queued(h->remote.enqueue(t));
       rt->unpark_worker(h);
       return;
     }
@@ -459,11 +489,11 @@ void make_ready(tasklet_core* t, bool next) noexcept {
   }
   if (pinned && t->home >= 0) {
     worker* h = rt->workers[static_cast<unsigned>(t->home)].get();
-    h->remote.enqueue(t);
+    queued(h->remote.enqueue(t));
     rt->unpark_worker(h);
     return;
   }
-  rt->inject.enqueue(t);
+  queued(rt->inject.enqueue(t));
   rt->inject_count.fetch_add(1, std::memory_order_relaxed);
   if (rt->embedded) {
     rt->workers[0]->unpark();

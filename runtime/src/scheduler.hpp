@@ -48,6 +48,25 @@ struct switch_payload {
 
 class blocking_pool;
 
+// Memory for the moodycamel ready queues (inject, remote). moodycamel keeps
+// the blocks it allocates (32 queued pointers each) on a free list until the
+// queue dies, and by default mallocs them. A million spawned-but-not-run
+// tasklets overflow into ~9 MiB of blocks: from glibc that is 2,000+ fresh
+// 4 KiB pages, each an mprotect (arena growth) and a first-touch fault
+// (15-20 us here, machine.md), a tenth of spawn_join's first round. From the
+// slab it is a few pre-faulted 2 MiB chunks, kept for the next runtime. An
+// intrusive list through tasklet_core::next (Go's global runq) was also
+// tried: no memory at all, but popping walks the cold blocks one dependent
+// load at a time, and the warm round got 5-8% slower.
+struct queue_traits : moodycamel::ConcurrentQueueDefaultTraits {
+  static void* malloc(std::size_t size) noexcept;
+  static void free(void* p) noexcept;
+};
+using ready_queue = moodycamel::ConcurrentQueue<tasklet_core*, queue_traits>;
+/// Checks an enqueue's result: false means out of memory, which ends the
+/// process with a message (a lost ready tasklet would be a silent hang).
+void queued(bool ok) noexcept;
+
 struct alignas(64) worker {
   worker(runtime_impl* rt, unsigned index);
 
@@ -69,9 +88,9 @@ struct alignas(64) worker {
   moodycamel::ConsumerToken* inject_ctok = nullptr;
 
   // --- shared --------------------------------------------------------------
-  run_queue rq;                                       // stealable FIFO
-  std::atomic<tasklet_core*> next_slot{nullptr};      // LIFO "run next" slot, stealable
-  moodycamel::ConcurrentQueue<tasklet_core*> remote;  // for this worker only
+  run_queue rq;                                   // stealable FIFO
+  std::atomic<tasklet_core*> next_slot{nullptr};  // LIFO "run next" slot, stealable
+  ready_queue remote;                             // for this worker only
   timer_heap timers;
   std::atomic<std::uint32_t> park_word{0};      // parker futex word
   std::atomic<bool> in_idle{false};             // in rt->idle (written under idle_mu)
@@ -179,7 +198,7 @@ struct runtime_impl {
   unsigned nworkers = 1;
   std::vector<std::unique_ptr<internal::worker>> workers;
   std::vector<std::thread> threads;
-  moodycamel::ConcurrentQueue<tasklet_core*> inject;
+  internal::ready_queue inject;
   std::atomic<std::uint64_t> inject_count{0};
 
   // Idle protocol (scheduler.cpp, "Idle workers").

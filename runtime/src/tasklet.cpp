@@ -243,7 +243,7 @@ void submit(tasklet_core* t, runtime* rt, const spawn_options* o) {
     }
     worker* h = r->workers[static_cast<unsigned>(place)].get();
     if (!pinned) t->home = -1;
-    h->remote.enqueue(t);
+    internal::queued(h->remote.enqueue(t));
     if (r->embedded) {
       h->unpark();
     } else {
