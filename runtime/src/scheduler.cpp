@@ -198,22 +198,44 @@ void set_this_worker(worker* w) noexcept {
 worker::worker(runtime_impl* r, unsigned i)
     : rt(r), index(i), solo(r->nworkers == 1), rq(solo), remote(64) {
   rng = 0x9E3779B97F4A7C15ULL * (i + 1);
-  inject_ptok = new moodycamel::ProducerToken(rt->inject);
-  inject_ctok = new moodycamel::ConsumerToken(rt->inject);
+  auto ptok = std::make_unique<moodycamel::ProducerToken>(rt->inject);
+  if (!ptok->valid()) throw std::bad_alloc();  // its producer could not be allocated
+  auto ctok = std::make_unique<moodycamel::ConsumerToken>(rt->inject);
+  inject_ptok = ptok.release();
+  inject_ctok = ctok.release();
 }
 
 // ---- queues -------------------------------------------------------------
 
-// A 16-byte header keeps the size for free() (moodycamel's free has none)
-// and malloc's alignment for what follows.
+// Only the Blocks (32 queued pointers each, 328 bytes with this moodycamel)
+// go to the slab: they are what a long queue allocates, again and again. The
+// rest (producers, block indexes, initial pools) are one-offs per thread or
+// queue, in sizes no tasklet block uses; from the slab each would claim a
+// 64 KiB span per thread, so they stay with malloc. A 16-byte header records
+// which (and the size, as moodycamel's free() passes none) and keeps malloc's
+// alignment for what follows.
+namespace {
+constexpr std::size_t queue_header = 16;
+constexpr bool queue_block_size(std::size_t size) {
+  return size > 256 && size + queue_header <= 512;
+}
+}  // namespace
+
 void* queue_traits::malloc(std::size_t size) noexcept {
-  constexpr std::size_t header = 16;
   try {
-    auto* p = static_cast<char*>(slab_allocate(size + header));
-    *reinterpret_cast<std::size_t*>(p) = size + header;
-    return p + header;
-  } catch (const std::bad_alloc&) {
-    return nullptr;  // moodycamel's contract: the enqueue fails
+    char* p = nullptr;
+    std::size_t tag = 0;  // 0: malloc
+    if (queue_block_size(size)) {
+      tag = size + queue_header;
+      p = static_cast<char*>(slab_allocate(tag));
+    } else {
+      p = static_cast<char*>(std::malloc(size + queue_header));
+      if (p == nullptr) return nullptr;
+    }
+    *reinterpret_cast<std::size_t*>(p) = tag;
+    return p + queue_header;
+  } catch (...) {
+    return nullptr;  // moodycamel's contract: the enqueue fails (then queued())
   }
 }
 
@@ -227,8 +249,13 @@ void queued(bool ok) noexcept {
 
 void queue_traits::free(void* p) noexcept {
   if (p == nullptr) return;
-  char* base = static_cast<char*>(p) - 16;
-  slab_free(base, *reinterpret_cast<std::size_t*>(base));
+  char* base = static_cast<char*>(p) - queue_header;
+  std::size_t tag = *reinterpret_cast<std::size_t*>(base);
+  if (tag == 0) {
+    std::free(base);
+  } else {
+    slab_free(base, tag);
+  }
 }
 
 void worker::push_local_slow(tasklet_core* t) {

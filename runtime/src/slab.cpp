@@ -12,9 +12,15 @@
 //  - each thread keeps a singly linked free list per class, no locks;
 //  - a thread whose list grows past `high` hands `batch` blocks to the
 //    class's global list (one lock), and a thread whose list is empty takes a
-//    batch from it before carving a new chunk. So a producer/consumer pair
+//    batch from it before carving new memory. So a producer/consumer pair
 //    (spawn on one worker, finish on another) recycles through the global
 //    list instead of growing forever.
+//  - new memory is carved in 64 KiB spans (tcmalloc's spans) taken in order
+//    from the current 2 MiB chunk, one lock per span. Carving whole chunks
+//    per thread and class, as the first version did, populated 2 MiB of RSS
+//    for every (thread, size class) pair that ever allocated: 12 MiB for a
+//    run of spawn_join once the ready queues used the slab too, and more
+//    on a 16-worker machine, for a handful of blocks each.
 //  - chunks are never returned to the OS (the blocks are reused); this is a
 //    bounded cost: the peak number of simultaneously live tasklets.
 // ASan builds use operator new instead, so that use-after-free of a block is
@@ -50,6 +56,7 @@ namespace {
 constexpr std::size_t granule = 64;
 constexpr std::size_t nclasses = slab_max / granule;
 constexpr std::size_t chunk_bytes = 2u << 20;  // one transparent huge page
+constexpr std::size_t span_bytes = 64u << 10;  // carved for one thread and class
 constexpr std::size_t high = 4096;             // blocks a thread keeps per class
 constexpr std::size_t batch = 1024;            // blocks moved at once
 
@@ -69,40 +76,69 @@ struct global_class {
 
 global_class g_classes[nclasses];
 
+// A thread's free lists. Trivially destructible and constant-initialized,
+// so every access is a plain TLS load with no init guard, and the storage
+// stays valid until the thread is gone. Handing the lists back at thread
+// exit is lists_owner's job (a separate thread_local with a destructor,
+// registered at the thread's first refill). After that, `gone` is set: a
+// thread_local destroyed later (say a promise whose destructor wakes a
+// tasklet, which may allocate a queue block) takes and returns blocks
+// through the global lists instead.
 struct thread_lists {
-  free_block* head[nclasses] = {};
-  std::size_t count[nclasses] = {};
-  ~thread_lists() {
-    // Hand everything back so other threads can use it.
+  free_block* head[nclasses];
+  std::size_t count[nclasses];
+  bool gone;
+};
+thread_local thread_lists tls_lists{};
+
+struct lists_owner {
+  bool armed = false;
+  ~lists_owner() {
+    thread_lists& t = tls_lists;
     for (std::size_t c = 0; c < nclasses; ++c) {
-      if (count[c] == 0) continue;
+      if (t.count[c] == 0) continue;
       std::lock_guard lk(g_classes[c].mu);
-      g_classes[c].batches.push_back({head[c], count[c]});
-      head[c] = nullptr;
-      count[c] = 0;
+      g_classes[c].batches.push_back({t.head[c], t.count[c]});
+      t.head[c] = nullptr;
+      t.count[c] = 0;
     }
+    t.gone = true;
   }
 };
+thread_local lists_owner tls_owner;
 
-thread_local thread_lists tls_lists;
-
-void refill(std::size_t c) {
-  thread_lists& t = tls_lists;
+void* allocate_late(std::size_t c) {
   {
     std::lock_guard lk(g_classes[c].mu);
     auto& bs = g_classes[c].batches;
     if (!bs.empty()) {
-      batch_list b = bs.back();
-      bs.pop_back();
-      t.head[c] = b.head;
-      t.count[c] = b.count;
-      return;
+      batch_list& b = bs.back();
+      free_block* blk = b.head;
+      b.head = blk->next;
+      if (--b.count == 0) bs.pop_back();
+      return blk;
     }
   }
-  // A 2 MiB-aligned chunk asked to be one transparent huge page: one fault
-  // (or one populate) for 2 MiB instead of 512 page faults, which is what a
-  // million fresh tasklet blocks cost on our VMs (machine.md). Where THP is
-  // off, MADV_POPULATE_WRITE still faults the chunk in one call.
+  // Class-sized and aligned like a carved block, so that it can join the
+  // free lists when it is freed (it is never returned to the OS).
+  return ::operator new ((c + 1) * granule, std::align_val_t{granule});
+}
+
+void free_late(std::size_t c, free_block* b) noexcept {
+  b->next = nullptr;
+  std::lock_guard lk(g_classes[c].mu);
+  try {
+    g_classes[c].batches.push_back({b, 1});
+  } catch (...) {
+    // No room to record it: the block leaks, which beats terminating.
+  }
+}
+
+// A 2 MiB-aligned chunk asked to be one transparent huge page: one fault
+// (or one populate) for 2 MiB instead of 512 page faults, which is what a
+// million fresh tasklet blocks cost on our VMs (machine.md). Where THP is
+// off, MADV_POPULATE_WRITE still faults the chunk in one call.
+void* map_chunk() {
   void* raw = ::mmap(nullptr, 2 * chunk_bytes, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (raw == MAP_FAILED) throw std::bad_alloc();
@@ -115,9 +151,44 @@ void refill(std::size_t c) {
   void* mem = reinterpret_cast<void*>(aligned);
   ::madvise(mem, chunk_bytes, MADV_HUGEPAGE);
   ::madvise(mem, chunk_bytes, MADV_POPULATE_WRITE);  // failure only costs speed
+  return mem;
+}
+
+struct span_source {
+  std::mutex mu;
+  char* next = nullptr;
+  char* end = nullptr;
+};
+span_source g_spans;
+
+void* take_span() {
+  std::lock_guard lk(g_spans.mu);
+  if (g_spans.next == g_spans.end) {
+    g_spans.next = static_cast<char*>(map_chunk());
+    g_spans.end = g_spans.next + chunk_bytes;
+  }
+  char* s = g_spans.next;
+  g_spans.next += span_bytes;
+  return s;
+}
+
+void refill(std::size_t c) {
+  thread_lists& t = tls_lists;
+  tls_owner.armed = true;  // registers the hand-back at thread exit
+  {
+    std::lock_guard lk(g_classes[c].mu);
+    auto& bs = g_classes[c].batches;
+    if (!bs.empty()) {
+      batch_list b = bs.back();
+      bs.pop_back();
+      t.head[c] = b.head;
+      t.count[c] = b.count;
+      return;
+    }
+  }
+  auto* base = static_cast<char*>(take_span());
   std::size_t size = (c + 1) * granule;
-  std::size_t n = chunk_bytes / size;
-  auto* base = static_cast<char*>(mem);
+  std::size_t n = span_bytes / size;
   free_block* head = nullptr;
   for (std::size_t i = n; i-- > 0;) {
     auto* b = reinterpret_cast<free_block*>(base + i * size);
@@ -134,7 +205,10 @@ void* slab_allocate(std::size_t size) {
   if (size > slab_max) return ::operator new(size);
   std::size_t c = (size - 1) / granule;
   thread_lists& t = tls_lists;
-  if (t.head[c] == nullptr) refill(c);
+  if (t.head[c] == nullptr) [[unlikely]] {
+    if (t.gone) return allocate_late(c);
+    refill(c);
+  }
   free_block* b = t.head[c];
   t.head[c] = b->next;
   --t.count[c];
@@ -147,10 +221,18 @@ void slab_free(void* p, std::size_t size) noexcept {
     return;
   }
   std::size_t c = (size - 1) / granule;
-  thread_lists& t = tls_lists;
   auto* b = static_cast<free_block*>(p);
+  thread_lists& t = tls_lists;
+  if (t.gone) [[unlikely]] {
+    free_late(c, b);
+    return;
+  }
   b->next = t.head[c];
   t.head[c] = b;
+  // A thread that only frees (it finishes tasklets other threads spawned)
+  // never refills: register the hand-back when its list starts.
+  if (b->next == nullptr) [[unlikely]]
+    tls_owner.armed = true;
   if (++t.count[c] > high) {
     // Move `batch` blocks to the global list.
     free_block* first = t.head[c];

@@ -186,13 +186,23 @@ struct stack_pool::size_class {
   std::size_t regions = 0;
 };
 
+struct thread_cache;
+
 struct stack_pool::impl {
   std::mutex classes_mu;
   std::vector<size_class*> classes;  // never shrinks; few entries
   std::atomic<std::size_t> mapped{0};
-  std::atomic<std::size_t> outstanding{0};
   std::atomic<std::size_t> mprotect_used{0};
   std::size_t mprotect_budget = internal::mprotect_budget();
+  // Stacks handed out and not returned, for reports: the sum of the live
+  // threads' counts plus what exited threads left (a stack may be allocated
+  // on one thread and released on another, so one thread's count can be
+  // negative). One process-wide counter would be a cache line written by
+  // every spawn and exit on every core: the live-tasklet counter was such a
+  // line, and it kept skynet from scaling on 16 cores.
+  std::mutex counts_mu;
+  std::vector<thread_cache*> caches;  // threads with a cache, for the sum
+  std::int64_t retired = 0;           // net count of exited threads
 };
 
 // Per-thread cache: a few warm stacks per size class, so that spawning and
@@ -203,9 +213,14 @@ struct thread_cache {
     std::vector<stack> items;
   };
   entry entries[4];
-  ~thread_cache() {
-    for (auto& e : entries)
-      for (auto& s : e.items) stack_pool::instance().release_to_class(s);
+  // Handed out minus released by this thread. Written only by this thread
+  // (a plain load and store, no locked instruction); read by stats().
+  std::atomic<std::int64_t> outstanding{0};
+
+  thread_cache();
+  ~thread_cache();
+  void count(std::int64_t d) noexcept {
+    outstanding.store(outstanding.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
   }
 };
 
@@ -219,6 +234,22 @@ stack_pool& stack_pool::instance() {
 }
 
 stack_pool::stack_pool() : mode_(detect_mode()), impl_(new impl) {}
+
+thread_cache::thread_cache() {
+  auto& im = *stack_pool::instance().impl_;
+  std::lock_guard lk(im.counts_mu);
+  im.caches.push_back(this);
+}
+
+thread_cache::~thread_cache() {
+  auto& pool = stack_pool::instance();
+  for (auto& e : entries)
+    for (auto& s : e.items) pool.release_to_class(s);
+  auto& im = *pool.impl_;
+  std::lock_guard lk(im.counts_mu);
+  im.retired += outstanding.load(std::memory_order_relaxed);
+  std::erase(im.caches, this);
+}
 
 stack_pool::size_class& stack_pool::class_for(std::uint32_t total) {
   std::lock_guard lk(impl_->classes_mu);
@@ -234,7 +265,7 @@ stack stack_pool::allocate(std::size_t usable) {
   std::size_t total_sz = (usable + g_page - 1) / g_page * g_page + g_page;
   if (total_sz > (1u << 30)) throw std::bad_alloc();
   auto total = static_cast<std::uint32_t>(total_sz);
-  impl_->outstanding.fetch_add(1, std::memory_order_relaxed);
+  tls_cache.count(1);
 
   // Fast path: this thread's cache.
   thread_cache::entry* slot = nullptr;
@@ -280,7 +311,7 @@ stack stack_pool::allocate(std::size_t usable) {
       void* mem = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
       if (mem == MAP_FAILED) {
-        impl_->outstanding.fetch_sub(1, std::memory_order_relaxed);
+        tls_cache.count(-1);
         throw std::bad_alloc();
       }
       impl_->mapped.fetch_add(bytes, std::memory_order_relaxed);
@@ -333,7 +364,7 @@ stack stack_pool::allocate(std::size_t usable) {
 }
 
 void stack_pool::release(stack s) noexcept {
-  impl_->outstanding.fetch_sub(1, std::memory_order_relaxed);
+  tls_cache.count(-1);
   for (auto& e : tls_cache.entries) {
     if (e.total == s.total || e.items.empty()) {
       if (e.items.size() < cache_max) {
@@ -411,7 +442,12 @@ void stack_pool::trim(std::size_t keep_warm) noexcept {
 stack_pool_stats stack_pool::stats() const noexcept {
   stack_pool_stats st;
   st.mapped_bytes = impl_->mapped.load();
-  st.outstanding = impl_->outstanding.load();
+  {
+    std::lock_guard lk(impl_->counts_mu);
+    std::int64_t n = impl_->retired;
+    for (auto* c : impl_->caches) n += c->outstanding.load(std::memory_order_relaxed);
+    st.outstanding = n > 0 ? static_cast<std::size_t>(n) : 0;
+  }
   st.mprotect_guards = impl_->mprotect_used.load();
   std::lock_guard lk(impl_->classes_mu);
   for (auto* c : impl_->classes) {

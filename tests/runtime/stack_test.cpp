@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <taiga/runtime.hpp>
+#include <thread>
 #include <vector>
 
 #include "runtime_fixture.hpp"
@@ -159,6 +160,23 @@ TEST(stacks, a_million_parked_tasklets_fit_the_memory_target) {
   double per = (peak - base) * 1024.0 / n;
   std::printf("1,000,000 parked tasklets: %.0f bytes each\n", per);
   EXPECT_LT(per, 4608.0);
+}
+
+// The outstanding count is kept per thread (no shared counter on the spawn
+// path); a stack allocated on one thread and released on another, and
+// threads that exit with a negative count, must still add up.
+TEST(stacks, outstanding_count_adds_up_across_threads) {
+  auto& pool = taiga::internal::stack_pool::instance();
+  auto before = pool.stats().outstanding;
+  taiga::internal::stack s{};
+  std::thread([&] { s = pool.allocate(64 * 1024); }).join();  // +1, thread gone
+  EXPECT_EQ(pool.stats().outstanding, before + 1);
+  taiga::internal::stack t = pool.allocate(64 * 1024);
+  EXPECT_EQ(pool.stats().outstanding, before + 2);
+  std::thread([&] { pool.release(s); }).join();  // -1 on a thread that exits
+  EXPECT_EQ(pool.stats().outstanding, before + 1);
+  pool.release(t);
+  EXPECT_EQ(pool.stats().outstanding, before);
 }
 
 TEST(stacks, pool_recycles_warm_stacks_and_trims_them) {
