@@ -99,8 +99,10 @@ fiber_home* current_home() {
     return hh.h;
   }
   if (tls_thread_home == nullptr) {
-    (void)&tls_thread_home_holder;
+    // The stack cache first, so that it outlives the home holder (whose
+    // destructor releases stacks).
     internal::stack_pool::prepare_thread();
+    (void)&tls_thread_home_holder;
     tls_thread_home = make_home(nullptr);
   }
   return tls_thread_home;

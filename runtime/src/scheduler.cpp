@@ -198,11 +198,9 @@ void set_this_worker(worker* w) noexcept {
 worker::worker(runtime_impl* r, unsigned i)
     : rt(r), index(i), solo(r->nworkers == 1), rq(solo), remote(64) {
   rng = 0x9E3779B97F4A7C15ULL * (i + 1);
-  auto ptok = std::make_unique<moodycamel::ProducerToken>(rt->inject);
-  if (!ptok->valid()) throw std::bad_alloc();  // its producer could not be allocated
-  auto ctok = std::make_unique<moodycamel::ConsumerToken>(rt->inject);
-  inject_ptok = ptok.release();
-  inject_ctok = ctok.release();
+  inject_ptok = std::make_unique<moodycamel::ProducerToken>(rt->inject);
+  if (!inject_ptok->valid()) throw std::bad_alloc();  // its producer could not be allocated
+  inject_ctok = std::make_unique<moodycamel::ConsumerToken>(rt->inject);
 }
 
 // ---- queues -------------------------------------------------------------
@@ -565,12 +563,7 @@ runtime_impl::runtime_impl(runtime* o, runtime_config c) : owner(o), cfg(std::mo
   blocking = std::make_unique<internal::blocking_pool>(this, cfg.blocking_threads);
 }
 
-runtime_impl::~runtime_impl() {
-  for (auto& w : workers) {
-    delete w->inject_ptok;
-    delete w->inject_ctok;
-  }
-}
+runtime_impl::~runtime_impl() = default;
 
 void runtime_impl::start() {
   internal::stack_pool::prepare_thread();

@@ -85,8 +85,8 @@ struct alignas(64) worker {
   std::uint64_t rng = 0;
   tasklet_core* priv_head = nullptr;  // pinned tasklets: never stolen
   tasklet_core* priv_tail = nullptr;
-  moodycamel::ProducerToken* inject_ptok = nullptr;
-  moodycamel::ConsumerToken* inject_ctok = nullptr;
+  std::unique_ptr<moodycamel::ProducerToken> inject_ptok;
+  std::unique_ptr<moodycamel::ConsumerToken> inject_ctok;
 
   // --- shared --------------------------------------------------------------
   run_queue rq;                                   // stealable FIFO
@@ -197,10 +197,12 @@ struct runtime_impl {
   runtime_config cfg;
   bool embedded = false;
   unsigned nworkers = 1;
-  std::vector<std::unique_ptr<internal::worker>> workers;
-  std::vector<std::thread> threads;
+  // Before `workers`: their tokens must die first (a token's destructor
+  // touches its queue).
   internal::ready_queue inject;
   std::atomic<std::uint64_t> inject_count{0};
+  std::vector<std::unique_ptr<internal::worker>> workers;
+  std::vector<std::thread> threads;
 
   // Idle protocol (scheduler.cpp, "Idle workers").
   std::atomic<int> nspinning{0};

@@ -32,7 +32,8 @@
 #include <cstdint>
 #include <mutex>
 #include <new>
-#include <vector>
+#include <type_traits>
+#include <utility>
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -64,15 +65,36 @@ struct free_block {
   free_block* next;
 };
 
-struct batch_list {
-  free_block* head = nullptr;
-  std::size_t count = 0;
+// A batch of free blocks on a class's global list: a list through
+// free_block::next whose first block also links the batches and holds the
+// count (every block has room: the smallest class is 64 bytes). Intrusive,
+// so the global lists allocate nothing (slab_free is noexcept) and are
+// trivially destructible: frees that run during static destruction, after
+// this file's statics would have been destroyed, still find them intact.
+struct batch_head : free_block {
+  batch_head* next_batch;
+  std::size_t count;
 };
+static_assert(sizeof(batch_head) <= granule);
 
 struct global_class {
   std::mutex mu;
-  std::vector<batch_list> batches;
+  batch_head* top = nullptr;
+
+  void push(free_block* first, std::size_t n) noexcept {  // under mu
+    auto* b = static_cast<batch_head*>(first);
+    b->next_batch = top;
+    b->count = n;
+    top = b;
+  }
+  /// Under mu; top != nullptr.
+  std::pair<free_block*, std::size_t> pop() noexcept {
+    batch_head* b = top;
+    top = b->next_batch;
+    return {b, b->count};
+  }
 };
+static_assert(std::is_trivially_destructible_v<global_class>);
 
 global_class g_classes[nclasses];
 
@@ -98,7 +120,7 @@ struct lists_owner {
     for (std::size_t c = 0; c < nclasses; ++c) {
       if (t.count[c] == 0) continue;
       std::lock_guard lk(g_classes[c].mu);
-      g_classes[c].batches.push_back({t.head[c], t.count[c]});
+      g_classes[c].push(t.head[c], t.count[c]);
       t.head[c] = nullptr;
       t.count[c] = 0;
     }
@@ -107,16 +129,21 @@ struct lists_owner {
 };
 thread_local lists_owner tls_owner;
 
+// After the thread's lists are gone: one block at a time from the global
+// list, whose top batch gives up its second block (or itself when alone).
 void* allocate_late(std::size_t c) {
   {
-    std::lock_guard lk(g_classes[c].mu);
-    auto& bs = g_classes[c].batches;
-    if (!bs.empty()) {
-      batch_list& b = bs.back();
-      free_block* blk = b.head;
-      b.head = blk->next;
-      if (--b.count == 0) bs.pop_back();
-      return blk;
+    global_class& g = g_classes[c];
+    std::lock_guard lk(g.mu);
+    if (batch_head* b = g.top) {
+      if (b->count > 1) {
+        free_block* blk = b->next;
+        b->next = blk->next;
+        --b->count;
+        return blk;
+      }
+      g.top = b->next_batch;
+      return b;
     }
   }
   // Class-sized and aligned like a carved block, so that it can join the
@@ -124,14 +151,19 @@ void* allocate_late(std::size_t c) {
   return ::operator new ((c + 1) * granule, std::align_val_t{granule});
 }
 
+// Joins the top batch while it is short of `batch`, so that many late frees
+// do not leave as many one-block batches.
 void free_late(std::size_t c, free_block* b) noexcept {
-  b->next = nullptr;
-  std::lock_guard lk(g_classes[c].mu);
-  try {
-    g_classes[c].batches.push_back({b, 1});
-  } catch (...) {
-    // No room to record it: the block leaks, which beats terminating.
+  global_class& g = g_classes[c];
+  std::lock_guard lk(g.mu);
+  if (batch_head* top = g.top; top != nullptr && top->count < batch) {
+    b->next = top->next;
+    top->next = b;
+    ++top->count;
+    return;
   }
+  b->next = nullptr;
+  g.push(b, 1);
 }
 
 // A 2 MiB-aligned chunk asked to be one transparent huge page: one fault
@@ -177,12 +209,10 @@ void refill(std::size_t c) {
   tls_owner.armed = true;  // registers the hand-back at thread exit
   {
     std::lock_guard lk(g_classes[c].mu);
-    auto& bs = g_classes[c].batches;
-    if (!bs.empty()) {
-      batch_list b = bs.back();
-      bs.pop_back();
-      t.head[c] = b.head;
-      t.count[c] = b.count;
+    if (g_classes[c].top != nullptr) {
+      auto [head, n] = g_classes[c].pop();
+      t.head[c] = head;
+      t.count[c] = n;
       return;
     }
   }
@@ -242,7 +272,7 @@ void slab_free(void* p, std::size_t size) noexcept {
     last->next = nullptr;
     t.count[c] -= batch;
     std::lock_guard lk(g_classes[c].mu);
-    g_classes[c].batches.push_back({first, batch});
+    g_classes[c].push(first, batch);
   }
 }
 

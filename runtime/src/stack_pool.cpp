@@ -201,8 +201,8 @@ struct stack_pool::impl {
   // every spawn and exit on every core: the live-tasklet counter was such a
   // line, and it kept skynet from scaling on 16 cores.
   std::mutex counts_mu;
-  std::vector<thread_cache*> caches;  // threads with a cache, for the sum
-  std::int64_t retired = 0;           // net count of exited threads
+  thread_cache* caches = nullptr;  // threads with a cache (intrusive), for the sum
+  std::int64_t retired = 0;        // net count of exited threads (and late releases)
 };
 
 // Per-thread cache: a few warm stacks per size class, so that spawning and
@@ -216,16 +216,31 @@ struct thread_cache {
   // Handed out minus released by this thread. Written only by this thread
   // (a plain load and store, no locked instruction); read by stats().
   std::atomic<std::int64_t> outstanding{0};
+  thread_cache* reg_prev = nullptr;  // impl::caches links, under counts_mu
+  thread_cache* reg_next = nullptr;
 
-  thread_cache();
+  thread_cache() noexcept;
   ~thread_cache();
-  void count(std::int64_t d) noexcept {
-    outstanding.store(outstanding.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
-  }
 };
 
 namespace {
 thread_local thread_cache tls_cache;
+// Set when this thread's cache is destroyed. prepare_thread() builds the
+// cache early so that most thread_locals die before it, but one touched
+// before it (a thread_local vector of fibers, say) is destroyed after it and
+// may still release stacks: those go straight to the size classes. Trivially
+// destructible, so it can still be read then.
+thread_local bool tls_cache_gone = false;
+}  // namespace
+
+void stack_pool::count_outstanding(std::int64_t d) noexcept {
+  if (tls_cache_gone) [[unlikely]] {
+    std::lock_guard lk(impl_->counts_mu);
+    impl_->retired += d;
+    return;
+  }
+  auto& n = tls_cache.outstanding;
+  n.store(n.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
 }
 
 stack_pool& stack_pool::instance() {
@@ -235,10 +250,12 @@ stack_pool& stack_pool::instance() {
 
 stack_pool::stack_pool() : mode_(detect_mode()), impl_(new impl) {}
 
-thread_cache::thread_cache() {
+thread_cache::thread_cache() noexcept {
   auto& im = *stack_pool::instance().impl_;
   std::lock_guard lk(im.counts_mu);
-  im.caches.push_back(this);
+  reg_next = im.caches;
+  if (reg_next != nullptr) reg_next->reg_prev = this;
+  im.caches = this;
 }
 
 thread_cache::~thread_cache() {
@@ -246,9 +263,17 @@ thread_cache::~thread_cache() {
   for (auto& e : entries)
     for (auto& s : e.items) pool.release_to_class(s);
   auto& im = *pool.impl_;
-  std::lock_guard lk(im.counts_mu);
-  im.retired += outstanding.load(std::memory_order_relaxed);
-  std::erase(im.caches, this);
+  {
+    std::lock_guard lk(im.counts_mu);
+    im.retired += outstanding.load(std::memory_order_relaxed);
+    if (reg_prev != nullptr) {
+      reg_prev->reg_next = reg_next;
+    } else {
+      im.caches = reg_next;
+    }
+    if (reg_next != nullptr) reg_next->reg_prev = reg_prev;
+  }
+  tls_cache_gone = true;
 }
 
 stack_pool::size_class& stack_pool::class_for(std::uint32_t total) {
@@ -265,20 +290,22 @@ stack stack_pool::allocate(std::size_t usable) {
   std::size_t total_sz = (usable + g_page - 1) / g_page * g_page + g_page;
   if (total_sz > (1u << 30)) throw std::bad_alloc();
   auto total = static_cast<std::uint32_t>(total_sz);
-  tls_cache.count(1);
 
   // Fast path: this thread's cache.
   thread_cache::entry* slot = nullptr;
-  for (auto& e : tls_cache.entries) {
-    if (e.total == total) {
-      slot = &e;
-      break;
+  if (!tls_cache_gone) [[likely]] {
+    for (auto& e : tls_cache.entries) {
+      if (e.total == total) {
+        slot = &e;
+        break;
+      }
+      if (slot == nullptr && e.items.empty()) slot = &e;
     }
-    if (slot == nullptr && e.items.empty()) slot = &e;
   }
   if (slot != nullptr && slot->total == total && !slot->items.empty()) {
     stack s = slot->items.back();
     slot->items.pop_back();
+    count_outstanding(1);
     return hand_out(s);
   }
 
@@ -310,10 +337,7 @@ stack stack_pool::allocate(std::size_t usable) {
       std::size_t bytes = n * total;
       void* mem = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-      if (mem == MAP_FAILED) {
-        tls_cache.count(-1);
-        throw std::bad_alloc();
-      }
+      if (mem == MAP_FAILED) throw std::bad_alloc();
       impl_->mapped.fetch_add(bytes, std::memory_order_relaxed);
       ++c.regions;
       auto* base = static_cast<char*>(mem);
@@ -360,11 +384,16 @@ stack stack_pool::allocate(std::size_t usable) {
     std::lock_guard lk(c.mu);
     for (auto& g : got) c.warm.push_back(g);
   }
+  count_outstanding(1);
   return hand_out(s);
 }
 
 void stack_pool::release(stack s) noexcept {
-  tls_cache.count(-1);
+  count_outstanding(-1);
+  if (tls_cache_gone) [[unlikely]] {
+    release_to_class(s);
+    return;
+  }
   for (auto& e : tls_cache.entries) {
     if (e.total == s.total || e.items.empty()) {
       if (e.items.size() < cache_max) {
@@ -427,9 +456,11 @@ void stack_pool::trim_class_all(std::size_t keep) noexcept {
 }
 
 void stack_pool::trim(std::size_t keep_warm) noexcept {
-  for (auto& e : tls_cache.entries) {
-    for (auto& s : e.items) release_to_class(s);
-    e.items.clear();
+  if (!tls_cache_gone) {
+    for (auto& e : tls_cache.entries) {
+      for (auto& s : e.items) release_to_class(s);
+      e.items.clear();
+    }
   }
   std::vector<size_class*> classes;
   {
@@ -445,7 +476,8 @@ stack_pool_stats stack_pool::stats() const noexcept {
   {
     std::lock_guard lk(impl_->counts_mu);
     std::int64_t n = impl_->retired;
-    for (auto* c : impl_->caches) n += c->outstanding.load(std::memory_order_relaxed);
+    for (thread_cache* c = impl_->caches; c != nullptr; c = c->reg_next)
+      n += c->outstanding.load(std::memory_order_relaxed);
     st.outstanding = n > 0 ? static_cast<std::size_t>(n) : 0;
   }
   st.mprotect_guards = impl_->mprotect_used.load();

@@ -66,6 +66,7 @@ class stack_pool {
   void release_to_class(stack s) noexcept;
   void trim_class(size_class& c, std::size_t keep) noexcept;
   void trim_class_all(std::size_t keep) noexcept;
+  void count_outstanding(std::int64_t d) noexcept;
   stack_guard_mode mode_;
   std::size_t keep_warm_ = 8192;
   struct impl;

@@ -179,6 +179,30 @@ TEST(stacks, outstanding_count_adds_up_across_threads) {
   EXPECT_EQ(pool.stats().outstanding, before);
 }
 
+// A thread_local touched before the thread's stack cache is destroyed after
+// it; a stack it releases then must still be counted and kept.
+struct late_stack_holder {
+  taiga::internal::stack s{};
+  ~late_stack_holder() {
+    if (s.base != nullptr) taiga::internal::stack_pool::instance().release(s);
+  }
+};
+
+TEST(stacks, a_stack_released_after_the_thread_cache_is_gone_is_kept) {
+  auto& pool = taiga::internal::stack_pool::instance();
+  auto before = pool.stats().outstanding;
+  std::thread([&] {
+    thread_local late_stack_holder h;
+    h.s = pool.allocate(64 * 1024);  // builds the cache after h
+    EXPECT_EQ(pool.stats().outstanding, before + 1);
+  }).join();
+  EXPECT_EQ(pool.stats().outstanding, before);
+  auto again = pool.allocate(64 * 1024);  // the pool is still sound
+  again.lo()[again.usable() - 1] = 1;
+  pool.release(again);
+  EXPECT_EQ(pool.stats().outstanding, before);
+}
+
 TEST(stacks, pool_recycles_warm_stacks_and_trims_them) {
   auto& pool = taiga::internal::stack_pool::instance();
   auto before = pool.stats().outstanding;
