@@ -237,14 +237,6 @@ void* queue_traits::malloc(std::size_t size) noexcept {
   }
 }
 
-void queued(bool ok) noexcept {
-  if (ok) [[likely]]
-    return;
-  // A ready tasklet that cannot be queued would be lost: a silent hang.
-  std::fputs("taiga: fatal: out of memory queueing a ready tasklet\n", stderr);
-  std::abort();
-}
-
 void queue_traits::free(void* p) noexcept {
   if (p == nullptr) return;
   char* base = static_cast<char*>(p) - queue_header;
@@ -254,6 +246,14 @@ void queue_traits::free(void* p) noexcept {
   } else {
     slab_free(base, tag);
   }
+}
+
+void queued(bool ok) noexcept {
+  if (ok) [[likely]]
+    return;
+  // A ready tasklet that cannot be queued would be lost: a silent hang.
+  std::fputs("taiga: fatal: out of memory queueing a ready tasklet\n", stderr);
+  std::abort();
 }
 
 void worker::push_local_slow(tasklet_core* t) {

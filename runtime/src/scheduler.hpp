@@ -54,11 +54,11 @@ class blocking_pool;
 // tasklets overflow into ~9 MiB of blocks: from glibc that is 2,000+ fresh
 // 4 KiB pages, each an mprotect (arena growth) and a first-touch fault
 // (15-20 us here, machine.md), a tenth of spawn_join's first round. From the
-// slab it is a few pre-faulted 2 MiB chunks, kept for the next runtime.
-// (Only the blocks: see queue_traits::malloc.) An
-// intrusive list through tasklet_core::next (Go's global runq) was also
-// tried: no memory at all, but popping walks the cold blocks one dependent
-// load at a time, and the warm round got 5-8% slower.
+// slab it is a few pre-faulted 2 MiB chunks, kept for the next runtime
+// (only the blocks: see queue_traits::malloc). An intrusive list through
+// tasklet_core::next (Go's global runq) was also tried: no memory at all,
+// but popping walks the cold blocks one dependent load at a time, and the
+// warm round got 5-8% slower.
 struct queue_traits : moodycamel::ConcurrentQueueDefaultTraits {
   static void* malloc(std::size_t size) noexcept;
   static void free(void* p) noexcept;

@@ -221,6 +221,9 @@ struct thread_cache {
 
   thread_cache() noexcept;
   ~thread_cache();
+  void count(std::int64_t d) noexcept {
+    outstanding.store(outstanding.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
+  }
 };
 
 namespace {
@@ -233,14 +236,15 @@ thread_local thread_cache tls_cache;
 thread_local bool tls_cache_gone = false;
 }  // namespace
 
+// For paths that have not looked at tls_cache_gone yet; the fast paths,
+// which have, call tls_cache.count() directly.
 void stack_pool::count_outstanding(std::int64_t d) noexcept {
   if (tls_cache_gone) [[unlikely]] {
     std::lock_guard lk(impl_->counts_mu);
     impl_->retired += d;
     return;
   }
-  auto& n = tls_cache.outstanding;
-  n.store(n.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
+  tls_cache.count(d);
 }
 
 stack_pool& stack_pool::instance() {
@@ -305,7 +309,7 @@ stack stack_pool::allocate(std::size_t usable) {
   if (slot != nullptr && slot->total == total && !slot->items.empty()) {
     stack s = slot->items.back();
     slot->items.pop_back();
-    count_outstanding(1);
+    tls_cache.count(1);  // slot != nullptr: the cache is alive
     return hand_out(s);
   }
 
@@ -389,11 +393,12 @@ stack stack_pool::allocate(std::size_t usable) {
 }
 
 void stack_pool::release(stack s) noexcept {
-  count_outstanding(-1);
   if (tls_cache_gone) [[unlikely]] {
+    count_outstanding(-1);
     release_to_class(s);
     return;
   }
+  tls_cache.count(-1);
   for (auto& e : tls_cache.entries) {
     if (e.total == s.total || e.items.empty()) {
       if (e.items.size() < cache_max) {

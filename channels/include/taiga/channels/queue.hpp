@@ -17,9 +17,9 @@
 //      negative (a surplus task_done() throws usage_error).
 //  Q4  a waiter is in at most one list (detail::wait_list::contains tells
 //      whether it still is). A waker unlinks a waiter *before* it tries to
-//      claim it, so a waiter
-//      that wakes for another reason (timeout, kill) finds itself either
-//      unlinked (it lost nothing) or still linked (it unlinks itself).
+//      claim it, so a waiter that wakes for another reason (timeout, kill)
+//      finds itself either unlinked (it lost nothing) or still linked (it
+//      unlinks itself).
 //  Q5  nothing under lock_ allocates, and every step under it that can throw
 //      (T's move constructor, Compare) comes before the first change it would
 //      have to undo, and before any claim on its behalf (strong guarantee).

@@ -90,6 +90,8 @@ template <class T, class F>
 class receive_case final : public detail::channel_case<T, receive_case<T, F>, false> {
   using base_t = detail::channel_case<T, receive_case<T, F>, false>;
   friend base_t;
+  using base_t::partner_;
+  using base_t::status_;
 
  public:
   receive_case(channel<T> ch, F fn) : base_t(std::move(ch)), fn_(std::move(fn)) {}
@@ -98,21 +100,21 @@ class receive_case final : public detail::channel_case<T, receive_case<T, F>, fa
     if (!s.buffer.empty()) {
       got_ = std::move(s.buffer.front());
       s.buffer.pop_front();
-      if ((this->partner_ = s.senders.claim_first())) {
-        s.buffer.push_back(std::move(*static_cast<item*>(this->partner_->item)));
-        this->partner_->result = channel_status::ok;
+      if ((partner_ = s.senders.claim_first())) {
+        s.buffer.push_back(std::move(*static_cast<item*>(partner_->item)));
+        partner_->result = channel_status::ok;
       }
-      this->status_ = channel_status::ok;
+      status_ = channel_status::ok;
       return true;
     }
-    if ((this->partner_ = s.senders.claim_first())) {
-      got_ = std::move(*static_cast<item*>(this->partner_->item));
-      this->partner_->result = channel_status::ok;
-      this->status_ = channel_status::ok;
+    if ((partner_ = s.senders.claim_first())) {
+      got_ = std::move(*static_cast<item*>(partner_->item));
+      partner_->result = channel_status::ok;
+      status_ = channel_status::ok;
       return true;
     }
     if (s.closing) {
-      this->status_ = channel_status::closed;
+      status_ = channel_status::closed;
       return true;
     }
     return false;
@@ -122,9 +124,9 @@ class receive_case final : public detail::channel_case<T, receive_case<T, F>, fa
   using item = detail::chan_item<T>;
   item* slot() { return &got_; }
   void run() {
-    if (this->status_ == channel_status::ok && got_.error) std::rethrow_exception(got_.error);
+    if (status_ == channel_status::ok && got_.error) std::rethrow_exception(got_.error);
     if constexpr (std::is_invocable_v<F, std::optional<T>>) {
-      if (this->status_ == channel_status::ok) {
+      if (status_ == channel_status::ok) {
         fn_(std::move(got_.value));
       } else {
         fn_(std::optional<T>());
@@ -141,6 +143,8 @@ template <class T, class F>
 class send_case final : public detail::channel_case<T, send_case<T, F>, true> {
   using base_t = detail::channel_case<T, send_case<T, F>, true>;
   friend base_t;
+  using base_t::partner_;
+  using base_t::status_;
 
  public:
   send_case(channel<T> ch, T v, F fn)
@@ -148,18 +152,18 @@ class send_case final : public detail::channel_case<T, send_case<T, F>, true> {
   bool try_now() override {
     auto& s = *this->state();
     if (s.closing) {
-      this->status_ = channel_status::closed;
+      status_ = channel_status::closed;
       return true;
     }
-    if ((this->partner_ = s.receivers.claim_first())) {
-      *static_cast<item*>(this->partner_->item) = std::move(offer_);
-      this->partner_->result = channel_status::ok;
-      this->status_ = channel_status::ok;
+    if ((partner_ = s.receivers.claim_first())) {
+      *static_cast<item*>(partner_->item) = std::move(offer_);
+      partner_->result = channel_status::ok;
+      status_ = channel_status::ok;
       return true;
     }
     if (s.buffer.size() < s.capacity) {
       s.buffer.push_back(std::move(offer_));
-      this->status_ = channel_status::ok;
+      status_ = channel_status::ok;
       return true;
     }
     return false;
@@ -170,7 +174,7 @@ class send_case final : public detail::channel_case<T, send_case<T, F>, true> {
   item* slot() { return &offer_; }
   void run() {
     if constexpr (std::is_invocable_v<F, channel_status>) {
-      fn_(this->status_);
+      fn_(status_);
     } else {
       fn_();
     }
