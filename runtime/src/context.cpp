@@ -50,10 +50,18 @@ constinit thread_local exec_context* tls_running = nullptr;
 
 namespace {
 using namespace detail_switch;
+constexpr std::size_t entry_slot = 16;  // keeps make_fcontext's sp 16-aligned
+
+context_entry* entry_of(const exec_context& ctx) noexcept {
+  return reinterpret_cast<context_entry*>(static_cast<char*>(ctx.stack_lo) + ctx.stack_size -
+                                          entry_slot);
+}
+
 void trampoline(bctx::transfer_t t) {
   exec_context* self = tls_running;
+  context_entry entry = *entry_of(*self);
   void* payload = after_switch(t, nullptr);
-  self->entry(payload);
+  entry(payload);
   // entry functions leave through exit_context and never return here.
   std::fputs("taiga: a context's entry function returned\n", stderr);
   std::abort();
@@ -79,11 +87,14 @@ void init_thread_context(exec_context& ctx) {
   if (tls_running == nullptr) tls_running = &ctx;
 }
 
-void make_context(exec_context& ctx, void* lo, std::size_t size) {
+void make_context(exec_context& ctx, void* lo, std::size_t size, context_entry entry) {
   ctx.stack_lo = lo;
   ctx.stack_size = size;
   ctx.asan_fake_stack = nullptr;
-  ctx.fctx = bctx::make_fcontext(static_cast<char*>(lo) + size, size, &trampoline);
+  *entry_of(ctx) = entry;
+  // make_fcontext writes its frame just below the sp it is given.
+  ctx.fctx = bctx::make_fcontext(static_cast<char*>(lo) + size - entry_slot, size - entry_slot,
+                                 &trampoline);
 #if defined(TAIGA_SANITIZE_THREAD)
   // One TSan fiber per context, destroyed by destroy_context once the context
   // has exited. A fiber cannot be reused for the next context on the same

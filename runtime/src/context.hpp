@@ -36,9 +36,13 @@ using detail::exec_context;
 /// loop or a plain thread runs on). Call once per thread before switching.
 void init_thread_context(exec_context& ctx);
 
-/// Prepares `ctx` to run `ctx.entry(payload)` on [lo, lo + size) when first
-/// switched to. `ctx.entry`, `ctx.owner` and `ctx.kind` must be set.
-void make_context(exec_context& ctx, void* lo, std::size_t size);
+using context_entry = void (*)(void* payload);
+
+/// Prepares `ctx` to run `entry(payload)` on [lo, lo + size) when first
+/// switched to (`ctx.kind` must be set). The entry pointer is kept in the top
+/// 16 bytes of the new stack, which the context's frames never use: it costs
+/// the control block nothing, and make_fcontext writes that cache line anyway.
+void make_context(exec_context& ctx, void* lo, std::size_t size, context_entry entry);
 
 // constinit: other translation units then read it without a TLS-init check.
 extern thread_local constinit exec_context* tls_running;

@@ -186,11 +186,9 @@ std::any take_delivery(fiber_state* cur) {
 
 void start(fiber_state* s) {
   s->started = true;
-  s->own.entry = &fiber_entry;
   s->own.kind = 2;
-  s->own.owner = s;
   s->own.canary = s->stack.guard == stack_guard_mode::canary;
-  internal::make_context(s->own, s->stack.lo(), s->stack.usable());
+  internal::make_context(s->own, s->stack.lo(), s->stack.usable(), &fiber_entry);
 }
 
 }  // namespace

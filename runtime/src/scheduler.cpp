@@ -439,11 +439,9 @@ void worker::start_fresh(tasklet_core* t) {
   stats.stacks.store(stats.stacks.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   t->stack_total = s.total;
   t->stack_guard = static_cast<std::uint8_t>(s.guard);
-  t->ctx.entry = &detail_tasklet_entry;
-  t->ctx.owner = t;
   t->ctx.kind = 1;
   t->ctx.canary = s.guard == stack_guard_mode::canary;
-  make_context(t->ctx, s.lo(), s.usable());
+  make_context(t->ctx, s.lo(), s.usable(), &detail_tasklet_entry);
   t->flags.fetch_or(tasklet_core::flag_started, std::memory_order_relaxed);
 }
 

@@ -518,7 +518,7 @@ void describe_and_die(const void* owner, std::uint8_t kind) {
   char buf[768];
   write_str("taiga: stack overflow in ");
   overflow_describer d = g_describer.load();
-  if (d != nullptr && owner != nullptr) {
+  if (d != nullptr) {
     std::size_t n = d(owner, kind, buf, sizeof buf);
     write_all(buf, n);
   } else {
@@ -539,7 +539,7 @@ void on_fault(int sig, siginfo_t* info, void* uctx) {
     // The guard page sits right below the usable range; a large frame can
     // jump further, so accept up to 64 KiB below it.
     if (addr < lo + 256 && addr + 64 * 1024 + g_page >= lo) {
-      describe_and_die(ctx->owner, ctx->kind);
+      describe_and_die(nullptr, ctx->kind);
       ::signal(SIGABRT, SIG_DFL);
       std::abort();
     }

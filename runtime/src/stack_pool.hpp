@@ -75,7 +75,9 @@ class stack_pool {
 };
 
 /// Describes the overflowing context for the overflow message; installed by
-/// the tasklet layer. Must be async-signal-safe: formats into `buf`.
+/// the tasklet layer. Must be async-signal-safe: formats into `buf`. `owner`
+/// is null when the guard page caught it: the context running on this
+/// thread overflowed.
 using overflow_describer = std::size_t (*)(const void* owner, std::uint8_t kind, char* buf,
                                            std::size_t len);
 void set_overflow_describer(overflow_describer fn) noexcept;

@@ -76,6 +76,28 @@ std::string deadlock_report::text() const {
 
 namespace taiga::detail {
 
+struct tasklet_locals {
+  std::unordered_map<std::size_t, std::pair<void*, void (*)(void*)>> slots;
+  ~tasklet_locals() {
+    for (auto& [k, v] : slots)
+      if (v.first) v.second(v.first);
+  }
+};
+
+/// The rarely used part of a tasklet's state (tasklet_core::extra). Who
+/// writes what: `name` under the tasklet's lock (or before it is published);
+/// `locals`, `scope_deadline` only by the tasklet itself; `pending` under the
+/// lock; `error` by the tasklet before it publishes `done` (release), read by
+/// others after seeing `done` (acquire).
+struct tasklet_extra {
+  std::string name;
+  tasklet_locals* locals = nullptr;
+  std::exception_ptr pending;  // throw_into, delivered at the next park point
+  std::exception_ptr error;    // how the tasklet ended, if it threw
+  std::int64_t scope_deadline = INT64_MAX;
+  ~tasklet_extra() { delete locals; }
+};
+
 using internal::this_worker;
 using internal::worker;
 
@@ -98,10 +120,6 @@ thread_local runtime_impl* tls_entered_runtime = nullptr;  // plain thread insid
 thread_local std::int64_t tls_scope_deadline = INT64_MAX;  // timeout_scope on a plain thread
 thread_local bool tls_scope_expired = false;
 
-std::int64_t& scope_deadline_ref() noexcept {
-  tasklet_core* t = current_tasklet();
-  return t ? t->scope_deadline : tls_scope_deadline;
-}
 bool& scope_expired_ref() noexcept {
   tasklet_core* t = current_tasklet();
   return t ? t->scope_expired : tls_scope_expired;
@@ -145,10 +163,23 @@ std::size_t describe_for_overflow(const void* owner, std::uint8_t kind, char* bu
     return b.used;
   }
   auto* t = static_cast<const tasklet_core*>(owner);
+  if (t == nullptr) {
+    // The guard page was hit: the running context is a tasklet's root
+    // stack, so it is this worker's current tasklet, unless the fault came
+    // in the few instructions of a switch.
+    t = current_tasklet();
+    if (t == nullptr || &t->ctx != internal::running_context()) {
+      b.put("a tasklet");
+      return b.used;
+    }
+  }
   b.put("tasklet #");
   b.put(static_cast<unsigned long long>(t->id));
   b.put(" '");
-  b.put(t->name ? t->name->c_str() : "");
+  // Racy but harmless: a name being set by another thread right now may
+  // print half-formed; the process is about to die either way.
+  tasklet_extra* e = t->extra.load(std::memory_order_relaxed);
+  b.put(e ? e->name.c_str() : "");
   b.put("' (spawned at ");
   b.put(t->site.file_name() ? t->site.file_name() : "?");
   b.put(":");
@@ -163,13 +194,66 @@ struct overflow_hook {
 
 }  // namespace
 
-struct tasklet_locals {
-  std::unordered_map<std::size_t, std::pair<void*, void (*)(void*)>> slots;
-  ~tasklet_locals() {
-    for (auto& [k, v] : slots)
-      if (v.first) v.second(v.first);
+namespace {
+
+/// The side record, installed on first use by whoever needs it first (any
+/// thread: set_name, throw_into; or the tasklet). Installed once, by CAS, and
+/// never replaced, so a pointer read once stays valid until the block dies.
+tasklet_extra& extra_of(tasklet_core* t) {
+  tasklet_extra* e = t->extra.load(std::memory_order_acquire);
+  if (e != nullptr) return *e;
+  auto* fresh = new tasklet_extra;
+  if (t->extra.compare_exchange_strong(e, fresh, std::memory_order_acq_rel,
+                                       std::memory_order_acquire))
+    return *fresh;
+  delete fresh;
+  return *e;
+}
+
+tasklet_extra* extra_if_any(const tasklet_core* t) noexcept {
+  return t->extra.load(std::memory_order_acquire);
+}
+
+// The tasklet itself, before it publishes `done`. Out of memory here would
+// lose the exception: end the process instead, like an uncaught one.
+void record_error(tasklet_core* t, std::exception_ptr e) noexcept {
+  try {
+    extra_of(t).error = std::move(e);
+  } catch (...) {
+    std::fputs("taiga: fatal: out of memory recording a tasklet's exception\n", stderr);
+    std::abort();
   }
-};
+}
+
+std::exception_ptr error_of(const tasklet_core* t) noexcept {
+  tasklet_extra* e = extra_if_any(t);
+  return e ? e->error : nullptr;
+}
+
+// The running tasklet's (or plain thread's) timeout_scope deadline.
+std::int64_t scope_deadline_of(const tasklet_core* t) noexcept {
+  if (t == nullptr) return tls_scope_deadline;
+  tasklet_extra* e = extra_if_any(t);
+  return e ? e->scope_deadline : INT64_MAX;
+}
+
+// Allocates only to set a finite deadline; restoring "no scope", or any
+// value read back from an existing record, never does (so the noexcept
+// restore paths cannot throw).
+void set_scope_deadline(tasklet_core* t, std::int64_t v) {
+  if (t == nullptr) {
+    tls_scope_deadline = v;
+    return;
+  }
+  tasklet_extra* e = extra_if_any(t);
+  if (e == nullptr) {
+    if (v == INT64_MAX) return;
+    e = &extra_of(t);
+  }
+  e->scope_deadline = v;
+}
+
+}  // namespace
 
 void* allocate_block(std::size_t size) {
   return internal::slab_allocate(size);
@@ -180,8 +264,7 @@ void free_block(void* p, std::size_t size) noexcept {
 
 void release(tasklet_core* t) noexcept {
   if (t->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-    delete t->name;
-    delete t->locals;
+    delete t->extra.load(std::memory_order_acquire);
     t->vt->destroy(t);
   }
 }
@@ -215,7 +298,7 @@ void submit(tasklet_core* t, runtime* rt, const spawn_options* o) {
   t->wait_word.store(internal::ww_idle, std::memory_order_relaxed);
   int place = -1;
   if (o != nullptr) {
-    if (!o->name.empty()) t->name = new std::string(o->name);
+    if (!o->name.empty()) extra_of(t).name = o->name;
     if (o->stack_size != 0) t->stack_request = static_cast<std::uint32_t>(o->stack_size);
     if (o->worker >= 0) {
       if (static_cast<unsigned>(o->worker) >= r->nworkers)
@@ -267,12 +350,12 @@ static void report_uncaught(tasklet_core* t) {
   runtime_impl* r = t->rt;
   tasklet_info info = r->info_of(t);
   if (r->cfg.error_handler) {
-    r->cfg.error_handler(info, t->error);
+    r->cfg.error_handler(info, error_of(t));
     return;
   }
   std::string what = "unknown exception";
   try {
-    std::rethrow_exception(t->error);
+    std::rethrow_exception(error_of(t));
   } catch (const std::exception& e) {
     what = std::string(typeid(e).name()) + ": " + e.what();
   } catch (...) {
@@ -283,10 +366,11 @@ static void report_uncaught(tasklet_core* t) {
 }
 
 static void finish(tasklet_core* t) {
-  if (t->locals) {
+  tasklet_extra* extra = extra_if_any(t);
+  if (extra && extra->locals) {
     // Destroyed on the tasklet's own stack, while it can still park.
-    tasklet_locals* l = t->locals;
-    t->locals = nullptr;
+    tasklet_locals* l = extra->locals;
+    extra->locals = nullptr;
     delete l;
   }
   bool detached;
@@ -299,7 +383,7 @@ static void finish(tasklet_core* t) {
       wake(*j);
     }
   }
-  if (detached && t->error) report_uncaught(t);
+  if (detached && error_of(t)) report_uncaught(t);
   t->rt->unregister_tasklet(t);
 }
 
@@ -312,15 +396,18 @@ void detail_tasklet_entry(void* payload) {
   w->after_switch(static_cast<switch_payload*>(payload));
   tasklet_core* t = this_worker()->current;
   bool skip = false;
-  {
-    std::uint8_t f = t->flags.load(std::memory_order_acquire);
+  // A kill or throw_into that lands after this check is one that came after
+  // the start: the body runs and meets it at its first park point. So the
+  // lock is only needed when one has already landed.
+  std::uint8_t f = t->flags.load(std::memory_order_acquire);
+  if (f & (tasklet_core::flag_kill | tasklet_core::flag_throw)) {
     std::lock_guard lk(t->lock);
     if (f & tasklet_core::flag_kill) {
       skip = true;
       t->flags.fetch_or(tasklet_core::flag_killed, std::memory_order_relaxed);
-    } else if (t->pending) {
+    } else if (detail::tasklet_extra* e = detail::extra_if_any(t); e && e->pending) {
       skip = true;
-      t->error = std::exchange(t->pending, nullptr);
+      e->error = std::exchange(e->pending, nullptr);
       t->flags.fetch_and(static_cast<std::uint8_t>(~tasklet_core::flag_throw),
                          std::memory_order_relaxed);
     }
@@ -330,16 +417,13 @@ void detail_tasklet_entry(void* payload) {
   } catch (const tasklet_exit&) {
     t->flags.fetch_or(tasklet_core::flag_killed, std::memory_order_relaxed);
   } catch (const deadlock_error&) {
-    t->error = std::current_exception();
-    // Already reported by the deadlock handler: not "uncaught" news.
+    // Already reported by the deadlock handler: not "uncaught" news. A
+    // detached victim has nobody to hand the error to.
     t->flags.fetch_or(tasklet_core::flag_killed, std::memory_order_relaxed);
+    if (!(t->flags.load(std::memory_order_relaxed) & tasklet_core::flag_detached))
+      detail::record_error(t, std::current_exception());
   } catch (...) {
-    t->error = std::current_exception();
-  }
-  if ((t->flags.load(std::memory_order_relaxed) & tasklet_core::flag_killed) && t->error) {
-    // A deadlock victim: keep the error for join(), but do not report it.
-    bool detached = t->flags.load(std::memory_order_relaxed) & tasklet_core::flag_detached;
-    if (detached) t->error = nullptr;
+    detail::record_error(t, std::current_exception());
   }
   detail::finish(t);
   this_worker()->exit_current(t);
@@ -353,7 +437,7 @@ namespace taiga::detail {
 
 void prepare_wait(wait_point& w, const char* what, const void* object) {
   tasklet_core* t = current_tasklet();
-  std::int64_t scope = t ? t->scope_deadline : tls_scope_deadline;
+  std::int64_t scope = scope_deadline_of(t);
   if (scope != INT64_MAX && scope <= internal::now_ns()) throw timeout_error();
   w.tasklet = t;
   if (t == nullptr) {
@@ -381,7 +465,7 @@ void cancel_wait(wait_point& w) noexcept {
     wait_point& w, const std::chrono::steady_clock::time_point* deadline);
 
 wake_status wait(wait_point& w, const std::chrono::steady_clock::time_point* deadline) {
-  std::int64_t scope = w.tasklet ? w.tasklet->scope_deadline : tls_scope_deadline;
+  std::int64_t scope = scope_deadline_of(w.tasklet);
   if (scope == INT64_MAX) return wait_raw(w, deadline);
   std::chrono::steady_clock::time_point scope_tp{std::chrono::nanoseconds(scope)};
   bool scope_first = deadline == nullptr || scope_tp < *deadline;
@@ -483,7 +567,7 @@ void throw_interrupt() {
   std::exception_ptr e;
   {
     std::lock_guard lk(t->lock);
-    e = std::exchange(t->pending, nullptr);
+    if (tasklet_extra* x = extra_if_any(t)) e = std::exchange(x->pending, nullptr);
     t->flags.fetch_and(static_cast<std::uint8_t>(~tasklet_core::flag_throw),
                        std::memory_order_acq_rel);
   }
@@ -493,10 +577,13 @@ void throw_interrupt() {
 }
 
 std::int64_t suspend_timeout_scope() noexcept {
-  return std::exchange(scope_deadline_ref(), INT64_MAX);
+  tasklet_core* t = current_tasklet();
+  std::int64_t saved = scope_deadline_of(t);
+  set_scope_deadline(t, INT64_MAX);  // never allocates
+  return saved;
 }
 void restore_timeout_scope(std::int64_t saved) noexcept {
-  scope_deadline_ref() = saved;
+  set_scope_deadline(current_tasklet(), saved);  // read back from the record: never allocates
 }
 
 void yield_keeping_interrupts() {
@@ -540,7 +627,7 @@ void wait_done(tasklet_core* t) {
 }
 
 void rethrow_if_failed(tasklet_core* t) {
-  if (t->error) std::rethrow_exception(t->error);
+  if (std::exception_ptr e = error_of(t)) std::rethrow_exception(e);
   if (t->flags.load(std::memory_order_acquire) & tasklet_core::flag_killed) throw tasklet_killed();
 }
 
@@ -555,8 +642,10 @@ bool throw_into(tasklet_core* t, std::exception_ptr e) {
   if (t == current_tasklet()) std::rethrow_exception(e);
   {
     std::lock_guard lk(t->lock);
-    if (t->state.load(std::memory_order_acquire) == tasklet_state::done || t->pending) return false;
-    t->pending = std::move(e);
+    if (t->state.load(std::memory_order_acquire) == tasklet_state::done) return false;
+    tasklet_extra& x = extra_of(t);
+    if (x.pending) return false;
+    x.pending = std::move(e);
     t->flags.fetch_or(tasklet_core::flag_throw, std::memory_order_seq_cst);
   }
   std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -569,7 +658,7 @@ void detach(tasklet_core* t) {
   {
     std::lock_guard lk(t->lock);
     t->flags.fetch_or(tasklet_core::flag_detached, std::memory_order_acq_rel);
-    report = t->state.load(std::memory_order_acquire) == tasklet_state::done && t->error &&
+    report = t->state.load(std::memory_order_acquire) == tasklet_state::done && error_of(t) &&
              !(t->flags.load() & tasklet_core::flag_killed);
   }
   if (report) report_uncaught(t);
@@ -578,16 +667,13 @@ void detach(tasklet_core* t) {
 
 std::string name_of(const tasklet_core* t) {
   std::lock_guard lk(const_cast<tasklet_core*>(t)->lock);
-  return t->name ? *t->name : std::string();
+  tasklet_extra* e = extra_if_any(t);
+  return e ? e->name : std::string();
 }
 
 void set_name(tasklet_core* t, std::string name) {
   std::lock_guard lk(t->lock);
-  if (t->name) {
-    *t->name = std::move(name);
-  } else {
-    t->name = new std::string(std::move(name));
-  }
+  extra_of(t).name = std::move(name);
 }
 
 // ---- tasklet_local -------------------------------------------------------
@@ -600,8 +686,9 @@ std::size_t new_tasklet_local_key() {
 void*& tasklet_local_slot(std::size_t key, void (*destroy)(void*)) {
   tasklet_core* t = current_tasklet();
   if (t == nullptr) throw usage_error("taiga: tasklet_local used outside a tasklet");
-  if (t->locals == nullptr) t->locals = new tasklet_locals;
-  auto& e = t->locals->slots[key];
+  tasklet_extra& x = extra_of(t);
+  if (x.locals == nullptr) x.locals = new tasklet_locals;
+  auto& e = x.locals->slots[key];
   e.second = destroy;
   return e.first;
 }
@@ -904,13 +991,13 @@ namespace taiga {
 timeout_scope::timeout_scope(std::chrono::steady_clock::time_point deadline)
     : deadline_(std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch())
                     .count()) {
-  std::int64_t& cur = detail::scope_deadline_ref();
-  saved_ = cur;
-  if (deadline_ < cur) cur = deadline_;
+  detail::tasklet_core* t = detail::current_tasklet();
+  saved_ = detail::scope_deadline_of(t);
+  if (deadline_ < saved_) detail::set_scope_deadline(t, deadline_);
 }
 
 timeout_scope::~timeout_scope() {
-  detail::scope_deadline_ref() = saved_;
+  detail::set_scope_deadline(detail::current_tasklet(), saved_);  // never allocates
   detail::scope_expired_ref() = false;
 }
 

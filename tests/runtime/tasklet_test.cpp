@@ -25,6 +25,44 @@ static taiga::spawn_options here() {
 }
 TAIGA_WORKER_COUNTS(tasklets);
 
+// A million queued tasklets are a million blocks of fresh memory
+// (spawn_join): the common shapes, a small result and a callable with one
+// captured word, or no result and two, must stay in the slab's 192-byte class.
+TEST(tasklet, a_small_tasklet_block_fits_192_bytes) {
+  EXPECT_LE(sizeof(taiga::detail::tasklet_core), 176u);
+  auto body = [fn = [](int v) { return v & 1; }, v = 0]() mutable { return fn(v); };
+  EXPECT_LE((sizeof(taiga::detail::tasklet_block<int, decltype(body)>)), 192u);
+  auto one_word = [p = static_cast<int*>(nullptr)] { return p != nullptr; };
+  EXPECT_LE((sizeof(taiga::detail::tasklet_block<long, decltype(one_word)>)), 192u);
+  auto two_words = [a = std::uint64_t{1}, b = std::uint64_t{2}] { (void)(a + b); };
+  EXPECT_LE((sizeof(taiga::detail::tasklet_block<void, decltype(two_words)>)), 192u);
+}
+
+// The side record (name, locals, throw_into, exception, timeout_scope) is
+// allocated on first use by whichever needs it: all of them share one.
+TEST_P(tasklets, rarely_used_state_shares_one_side_record) {
+  rt().run([] {
+    taiga::tasklet_local<int> local;
+    auto t = taiga::spawn(taiga::spawn_options{.name = "side"}, [&local] {
+      local.get() = 7;
+      taiga::timeout_scope scope(std::chrono::hours(1));
+      taiga::this_tasklet::set_name("renamed");
+      try {
+        taiga::this_tasklet::sleep_for(std::chrono::hours(1));
+      } catch (const std::runtime_error& e) {
+        EXPECT_STREQ(e.what(), "poke");
+      }
+      EXPECT_EQ(local.get(), 7);
+      EXPECT_EQ(taiga::this_tasklet::name(), "renamed");
+      throw std::logic_error("done");
+    });
+    taiga::test::wait_parked(t);
+    EXPECT_EQ(t.name(), "renamed");
+    EXPECT_TRUE(t.throw_into(std::make_exception_ptr(std::runtime_error("poke"))));
+    EXPECT_THROW(t.join(), std::logic_error);
+  });
+}
+
 TEST_P(tasklets, join_returns_result_and_moves_arguments) {
   int v = rt().run([] {
     auto t = taiga::spawn([](std::unique_ptr<int> p, int k) { return *p * k; },

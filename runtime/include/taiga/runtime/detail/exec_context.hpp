@@ -17,14 +17,14 @@ struct exec_context {
     void* asan_fake_stack = nullptr;  // ASan's fake-stack handle while suspended
     void* tsan_fiber;                 // TSan fiber id for this context
   };
-  void (*entry)(void* payload) = nullptr;  // first function run on a fresh context
-  void* owner = nullptr;                   // tasklet_core* or fiber state, for diagnostics
   // Usable bytes. Not 32 bits: a thread's own stack can be huge (ulimit -s
   // unlimited), and ASan needs its real bounds on every switch back to it.
   std::size_t stack_size = 0;
   std::uint8_t kind = 0;  // 0 thread, 1 tasklet, 2 fiber
   bool canary = false;    // a canary word at stack_lo, checked at each switch
-  // 56 bytes: every tasklet's control block embeds one (tasklet_core).
+  // 40 bytes: every tasklet's control block embeds one (tasklet_core). The
+  // entry function of a fresh context lives at the top of its own stack
+  // (make_context), not here.
 };
 
 }  // namespace taiga::detail

@@ -66,11 +66,19 @@ class spinlock {
   std::atomic<bool> flag_{false};
 };
 
-struct tasklet_locals;
+struct tasklet_extra;  // tasklet.cpp
 
 /// The control block of a tasklet. Allocated together with the callable and
 /// the result (tasklet_block<R, F> below); reference counted: the handle
 /// holds one reference and the runtime one while the tasklet is alive.
+///
+/// Size is a budget: one million queued tasklets are one million blocks of
+/// fresh memory, and on our machines fresh memory is time (machine.md). The
+/// core is 176 bytes so that a block with a small result and callable fits
+/// the slab's 192-byte class; what few tasklets use (a name, locals, a
+/// pending throw_into, an exception, a timeout scope) lives in a side record
+/// allocated on first use. Test tasklet.a_small_tasklet_block_fits_192_bytes
+/// holds the line.
 struct tasklet_core {
   const tasklet_vtable* vt = nullptr;
   exec_context ctx;                  // the tasklet's root stack
@@ -81,8 +89,10 @@ struct tasklet_core {
   runtime_impl* rt = nullptr;
   std::uint64_t id = 0;
   taiga::source_location site;
-  std::uint32_t stack_total = 0;    // pooled stack slot (scheduler.cpp; base: ctx.stack_lo)
-  std::uint32_t stack_request = 0;  // usable bytes asked for; 0 = default
+  union {
+    std::uint32_t stack_request = 0;  // until the first run: usable bytes asked for; 0 = default
+    std::uint32_t stack_total;        // from the first run: the pooled slot (base: ctx.stack_lo)
+  };
   std::atomic<std::uint32_t> refs{1};
   std::atomic<std::uint32_t> wait_word{0};  // park protocol word (scheduler.cpp)
   std::atomic<tasklet_state> state{tasklet_state::created};
@@ -91,16 +101,13 @@ struct tasklet_core {
   std::uint8_t registry_shard = 0;
   std::int16_t home = -1;                     // worker it must run on (pinned or spawn_on)
   std::atomic<std::int16_t> last_worker{-1};  // diagnostics (relaxed)
-  spinlock lock;                              // guards: joiner, pending, name, locals
+  spinlock lock;                              // guards: joiner, extra's pending, name, locals
   bool scope_expired = false;                 // timeout_scope (owned by the tasklet itself)
-  void* joiner = nullptr;                     // a wait_point* of the one joiner
-  std::exception_ptr pending;                 // throw_into, delivered at the next park point
-  std::exception_ptr error;                   // how it ended, if it threw
-  std::string* name = nullptr;
-  tasklet_locals* locals = nullptr;
+  bool has_result = false;  // result_core<R> holds a value (written before `done`)
+  void* joiner = nullptr;   // a wait_point* of the one joiner
   std::atomic<const char*> park_what{nullptr};  // what it is parked on (reports; relaxed)
   std::atomic<const void*> park_object{nullptr};
-  std::int64_t scope_deadline = INT64_MAX;  // timeout_scope (owned by the tasklet itself)
+  std::atomic<tasklet_extra*> extra{nullptr};  // installed once (CAS), freed with the block
 
   static constexpr std::uint8_t flag_kill = 1;      // kill requested
   static constexpr std::uint8_t flag_pinned = 2;    // never migrates
@@ -130,14 +137,13 @@ void set_name(tasklet_core* t, std::string name);
 template <class R>
 struct result_core : tasklet_core {
   alignas(R) unsigned char storage[sizeof(R)];
-  bool has_value = false;
   R take() {
     R* p = std::launder(reinterpret_cast<R*>(storage));
     R r = std::move(*p);
     return r;
   }
   ~result_core() {
-    if (has_value) std::launder(reinterpret_cast<R*>(storage))->~R();
+    if (this->has_result) std::launder(reinterpret_cast<R*>(storage))->~R();
   }
 };
 template <>
@@ -164,7 +170,7 @@ struct tasklet_block final : result_core<R> {
       std::move(self->fn)();
     } else {
       ::new (static_cast<void*>(self->storage)) R(std::move(self->fn)());
-      self->has_value = true;
+      self->has_result = true;
     }
   }
   static void destroy(tasklet_core* c) noexcept {
