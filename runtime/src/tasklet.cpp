@@ -178,7 +178,7 @@ std::size_t describe_for_overflow(const void* owner, std::uint8_t kind, char* bu
   b.put(" '");
   // Racy but harmless: a name being set by another thread right now may
   // print half-formed; the process is about to die either way.
-  tasklet_extra* e = t->extra.load(std::memory_order_relaxed);
+  tasklet_extra* e = t->extra.load(std::memory_order_acquire);
   b.put(e ? e->name.c_str() : "");
   b.put("' (spawned at ");
   b.put(t->site.file_name() ? t->site.file_name() : "?");
@@ -214,20 +214,23 @@ tasklet_extra* extra_if_any(const tasklet_core* t) noexcept {
   return t->extra.load(std::memory_order_acquire);
 }
 
-// The tasklet itself, before it publishes `done`. Out of memory here would
-// lose the exception: end the process instead, like an uncaught one.
+// The tasklet itself, before it publishes `done`. With no side record yet
+// and no memory for one (a tasklet that failed with bad_alloc is likely to
+// meet exactly that), the exception is not lost silently: the tasklet ends
+// as having thrown std::bad_alloc.
 void record_error(tasklet_core* t, std::exception_ptr e) noexcept {
   try {
     extra_of(t).error = std::move(e);
   } catch (...) {
-    std::fputs("taiga: fatal: out of memory recording a tasklet's exception\n", stderr);
-    std::abort();
+    t->flags.fetch_or(tasklet_core::flag_lost_error, std::memory_order_relaxed);
   }
 }
 
 std::exception_ptr error_of(const tasklet_core* t) noexcept {
-  tasklet_extra* e = extra_if_any(t);
-  return e ? e->error : nullptr;
+  if (tasklet_extra* e = extra_if_any(t); e && e->error) return e->error;
+  if (t->flags.load(std::memory_order_acquire) & tasklet_core::flag_lost_error)
+    return std::make_exception_ptr(std::bad_alloc());  // the emergency pool has room for it
+  return nullptr;
 }
 
 // The running tasklet's (or plain thread's) timeout_scope deadline.
@@ -383,7 +386,11 @@ static void finish(tasklet_core* t) {
       wake(*j);
     }
   }
-  if (detached && error_of(t)) report_uncaught(t);
+  // Not a deadlock victim (killed, with the error kept for join()): its
+  // report was already printed, even if the handle was dropped just now.
+  if (detached && !(t->flags.load(std::memory_order_relaxed) & tasklet_core::flag_killed) &&
+      error_of(t))
+    report_uncaught(t);
   t->rt->unregister_tasklet(t);
 }
 
@@ -417,11 +424,10 @@ void detail_tasklet_entry(void* payload) {
   } catch (const tasklet_exit&) {
     t->flags.fetch_or(tasklet_core::flag_killed, std::memory_order_relaxed);
   } catch (const deadlock_error&) {
-    // Already reported by the deadlock handler: not "uncaught" news. A
-    // detached victim has nobody to hand the error to.
+    // Kept for join(), but already reported by the deadlock handler: not
+    // "uncaught" news (finish and detach skip killed tasklets).
     t->flags.fetch_or(tasklet_core::flag_killed, std::memory_order_relaxed);
-    if (!(t->flags.load(std::memory_order_relaxed) & tasklet_core::flag_detached))
-      detail::record_error(t, std::current_exception());
+    detail::record_error(t, std::current_exception());
   } catch (...) {
     detail::record_error(t, std::current_exception());
   }
@@ -627,6 +633,10 @@ void wait_done(tasklet_core* t) {
 }
 
 void rethrow_if_failed(tasklet_core* t) {
+  // Every join comes here: the usual tasklet has no side record and no flag.
+  if (extra_if_any(t) == nullptr && !(t->flags.load(std::memory_order_acquire) &
+                                      (tasklet_core::flag_killed | tasklet_core::flag_lost_error)))
+    return;
   if (std::exception_ptr e = error_of(t)) std::rethrow_exception(e);
   if (t->flags.load(std::memory_order_acquire) & tasklet_core::flag_killed) throw tasklet_killed();
 }
@@ -640,11 +650,11 @@ void kill(tasklet_core* t) {
 
 bool throw_into(tasklet_core* t, std::exception_ptr e) {
   if (t == current_tasklet()) std::rethrow_exception(e);
+  if (t->state.load(std::memory_order_acquire) == tasklet_state::done) return false;
+  tasklet_extra& x = extra_of(t);  // outside the spinlock: malloc may take a while
   {
     std::lock_guard lk(t->lock);
-    if (t->state.load(std::memory_order_acquire) == tasklet_state::done) return false;
-    tasklet_extra& x = extra_of(t);
-    if (x.pending) return false;
+    if (t->state.load(std::memory_order_acquire) == tasklet_state::done || x.pending) return false;
     x.pending = std::move(e);
     t->flags.fetch_or(tasklet_core::flag_throw, std::memory_order_seq_cst);
   }
@@ -672,8 +682,9 @@ std::string name_of(const tasklet_core* t) {
 }
 
 void set_name(tasklet_core* t, std::string name) {
+  tasklet_extra& x = extra_of(t);  // outside the spinlock: malloc may take a while
   std::lock_guard lk(t->lock);
-  extra_of(t).name = std::move(name);
+  x.name = std::move(name);
 }
 
 // ---- tasklet_local -------------------------------------------------------

@@ -63,6 +63,42 @@ TEST_P(tasklets, rarely_used_state_shares_one_side_record) {
   });
 }
 
+// Whoever needs a tasklet's side record first installs it: the tasklet
+// itself (a local, a timeout scope), set_name from a plain thread, throw_into
+// from the main tasklet, all racing. Every name and every exception lands,
+// before the start or at the park point.
+TEST_P(tasklets, racing_side_record_installs_lose_nothing) {
+  rt().run([] {
+    const long n = taiga::test::scaled(4000);
+    taiga::tasklet_local<long> local;
+    std::vector<taiga::tasklet<long>> ts;
+    for (long i = 0; i < n; ++i)
+      ts.push_back(taiga::spawn([&local, i]() -> long {
+        local.get() = i;
+        taiga::timeout_scope scope(std::chrono::hours(1));
+        taiga::this_tasklet::sleep_for(std::chrono::hours(1));  // only throw_into ends it
+        return -1;
+      }));
+    std::thread namer([&ts, n] {
+      for (long i = 0; i < n; ++i) ts[static_cast<std::size_t>(i)].set_name(std::to_string(i));
+    });
+    for (long i = 0; i < n; ++i)
+      EXPECT_TRUE(
+          ts[static_cast<std::size_t>(i)].throw_into(std::runtime_error(std::to_string(i))));
+    namer.join();
+    for (long i = 0; i < n; ++i) {
+      auto& t = ts[static_cast<std::size_t>(i)];
+      EXPECT_EQ(t.name(), std::to_string(i));  // join() gives the handle up
+      try {
+        t.join();
+        ADD_FAILURE() << "tasklet " << i << " was not interrupted";
+      } catch (const std::runtime_error& e) {
+        EXPECT_EQ(e.what(), std::to_string(i));
+      }
+    }
+  });
+}
+
 TEST_P(tasklets, join_returns_result_and_moves_arguments) {
   int v = rt().run([] {
     auto t = taiga::spawn([](std::unique_ptr<int> p, int k) { return *p * k; },

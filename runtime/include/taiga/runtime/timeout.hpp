@@ -16,6 +16,10 @@ namespace taiga {
 ///       taiga::timeout_scope t(100ms);
 ///       auto v = ch.receive();   // throws taiga::timeout_error after 100 ms
 ///     } catch (const taiga::timeout_error&) { ... }
+///
+/// The first scope a tasklet opens allocates a small record for it (kept for
+/// the tasklet's life), so the constructor can throw std::bad_alloc; the
+/// destructor never allocates.
 class timeout_scope {
  public:
   explicit timeout_scope(std::chrono::steady_clock::time_point deadline);

@@ -116,6 +116,9 @@ struct tasklet_core {
   static constexpr std::uint8_t flag_started = 16;
   static constexpr std::uint8_t flag_main = 32;   // the runtime's main tasklet
   static constexpr std::uint8_t flag_throw = 64;  // `pending` holds an exception
+  // It threw, and there was no memory to record the exception: join()
+  // throws std::bad_alloc.
+  static constexpr std::uint8_t flag_lost_error = 128;
 };
 
 // Library entry points used by the public templates.
