@@ -203,6 +203,10 @@ worker::worker(runtime_impl* r, unsigned i)
   inject_ctok = std::make_unique<moodycamel::ConsumerToken>(rt->inject);
 }
 
+worker::~worker() {
+  if (spare) stack_pool::instance().release(spare);
+}
+
 // ---- queues -------------------------------------------------------------
 
 // Only the Blocks (32 queued pointers each, 328 bytes with this moodycamel)
@@ -434,8 +438,13 @@ void worker::unpark() noexcept {
 }
 
 void worker::start_fresh(tasklet_core* t) {
-  std::size_t want = t->stack_request ? t->stack_request : rt->cfg.stack_size;
-  stack s = stack_pool::instance().allocate(want);
+  stack s;
+  if (t->stack_request == 0 && spare) {
+    s = stack_pool::reissue(std::exchange(spare, stack{}));
+  } else {
+    s = stack_pool::instance().allocate(t->stack_request ? t->stack_request : rt->cfg.stack_size);
+    if (t->stack_request == 0) default_total = s.total;
+  }
   stats.stacks.store(stats.stacks.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   t->stack_total = s.total;
   t->stack_guard = static_cast<std::uint8_t>(s.guard);
@@ -478,7 +487,11 @@ void worker::after_switch_slow(switch_payload* p) {
       stack s{static_cast<char*>(prev->ctx.stack_lo) - stack_pool::page_size(), prev->stack_total,
               static_cast<stack_guard_mode>(prev->stack_guard)};
       prev->ctx.stack_lo = nullptr;
-      stack_pool::instance().release(s);
+      if (!spare && s.total == default_total) {
+        spare = s;
+      } else {
+        stack_pool::instance().release(s);
+      }
       stats.stacks.store(stats.stacks.load(std::memory_order_relaxed) - 1,
                          std::memory_order_relaxed);
       detail::release(prev);  // the runtime's reference

@@ -70,6 +70,9 @@ void queued(bool ok) noexcept;
 
 struct alignas(64) worker {
   worker(runtime_impl* rt, unsigned index);
+  ~worker();
+  worker(const worker&) = delete;
+  worker& operator=(const worker&) = delete;
 
   runtime_impl* const rt;
   const unsigned index;
@@ -87,6 +90,13 @@ struct alignas(64) worker {
   tasklet_core* priv_tail = nullptr;
   std::unique_ptr<moodycamel::ProducerToken> inject_ptok;
   std::unique_ptr<moodycamel::ConsumerToken> inject_ctok;
+  // The stack of the last default-size tasklet that exited here, kept for
+  // the next fresh one: a spawn-and-exit stream then never goes to the
+  // stack pool (its thread cache lookup, size arithmetic and counters were
+  // ~100 instructions of spawn_join's ~850 per tasklet). Released when the
+  // worker dies.
+  stack spare;
+  std::uint32_t default_total = 0;  // slot size of a default-size stack, once seen
 
   // --- shared --------------------------------------------------------------
   run_queue rq;                                   // stealable FIFO

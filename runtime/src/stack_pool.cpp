@@ -167,6 +167,10 @@ stack hand_out(stack s) {
 
 }  // namespace
 
+stack stack_pool::reissue(stack s) noexcept {
+  return hand_out(s);
+}
+
 char* stack::lo() const noexcept {
   return base + g_page;
 }

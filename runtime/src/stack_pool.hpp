@@ -35,6 +35,10 @@ class stack_pool {
   /// A stack with at least `usable` bytes below its top. Throws std::bad_alloc.
   stack allocate(std::size_t usable);
   void release(stack s) noexcept;
+  /// Hands out again a stack its last user kept instead of releasing it (a
+  /// worker's spare), as allocate() would: a fresh canary, ASan's poisoning
+  /// cleared. Still counted as outstanding.
+  static stack reissue(stack s) noexcept;
 
   /// Returns the memory of free stacks beyond `keep_warm` to the OS.
   void trim(std::size_t keep_warm = 0) noexcept;
