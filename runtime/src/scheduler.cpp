@@ -204,7 +204,11 @@ worker::worker(runtime_impl* r, unsigned i)
 }
 
 worker::~worker() {
-  if (spare) stack_pool::instance().release(spare);
+  release_spare();
+}
+
+void worker::release_spare() noexcept {
+  if (spare) stack_pool::instance().release(std::exchange(spare, stack{}));
 }
 
 // ---- queues -------------------------------------------------------------
@@ -928,6 +932,9 @@ void runtime_impl::shutdown(shutdown_mode mode) {
   sysmon_cv.notify_all();
   if (sysmon.joinable()) sysmon.join();
   blocking->stop();
+  // The workers' spares go back first (no worker runs now), so that a
+  // stopped runtime kept alive holds no stacks.
+  for (auto& w : workers) w->release_spare();
   internal::stack_pool::instance().trim_idle();  // what this runtime no longer needs
   stopped.store(true);
 }

@@ -97,6 +97,7 @@ struct alignas(64) worker {
   // worker dies.
   stack spare;
   std::uint32_t default_total = 0;  // slot size of a default-size stack, once seen
+  void release_spare() noexcept;    // at shutdown (no tasklet runs) and destruction
 
   // --- shared --------------------------------------------------------------
   run_queue rq;                                   // stealable FIFO

@@ -179,6 +179,21 @@ TEST(stacks, outstanding_count_adds_up_across_threads) {
   EXPECT_EQ(pool.stats().outstanding, before);
 }
 
+// Each worker keeps the stack of its last exited tasklet for the next one
+// (worker::spare); a stopped runtime, even one kept alive, holds none.
+TEST(stacks, worker_spares_are_returned_at_shutdown) {
+  auto& pool = taiga::internal::stack_pool::instance();
+  auto before = pool.stats().outstanding;
+  for (unsigned workers : {1u, 2u}) {
+    taiga::runtime rt(taiga::runtime_config{.workers = workers});
+    rt.run([] {
+      for (int i = 0; i < 1000; ++i) taiga::spawn([] {}).join();
+    });
+    rt.shutdown();
+    EXPECT_EQ(pool.stats().outstanding, before) << workers << " worker(s)";
+  }
+}
+
 // A thread_local touched before the thread's stack cache is destroyed after
 // it; a stack it releases then must still be counted and kept.
 struct late_stack_holder {
