@@ -101,7 +101,7 @@ struct tasklet_core {
   std::uint8_t registry_shard = 0;
   std::int16_t home = -1;                     // worker it must run on (pinned or spawn_on)
   std::atomic<std::int16_t> last_worker{-1};  // diagnostics (relaxed)
-  spinlock lock;                              // guards: joiner, extra's pending, name, locals
+  spinlock lock;                              // guards: joiner; the side record's pending, name
   bool scope_expired = false;                 // timeout_scope (owned by the tasklet itself)
   bool has_result = false;  // result_core<R> holds a value (written before `done`)
   void* joiner = nullptr;   // a wait_point* of the one joiner
