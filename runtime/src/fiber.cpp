@@ -4,9 +4,9 @@
 // context is the home's own (the thread's stack, or the tasklet's root
 // context) and a `current` pointer. Fibers of one home switch only among
 // themselves: switch_context(current->ctx, target->ctx). Inside a tasklet
-// the tasklet's `active` context is kept pointing at the running fiber, so
-// that a tasklet that parks while a fiber runs is later resumed in that
-// fiber (scheduler.cpp resumes `active`).
+// the tasklet's `active` context (in its tasklet_frame) is kept pointing at
+// the running fiber, so that a tasklet that parks while a fiber runs is
+// later resumed in that fiber (scheduler.cpp resumes `active`).
 //
 // Values travel in the target's `in_value`/`in_error` fields, written by the
 // switcher just before the switch and read by the target right after it.
@@ -67,7 +67,7 @@ fiber_home* make_home(tasklet_core* t) {
   m->started = true;
   m->home = h;
   if (t) {
-    m->ctx = &t->ctx;
+    m->ctx = &t->frame.load(std::memory_order_relaxed)->ctx;
   } else {
     internal::init_thread_context(h->thread_ctx);
     m->ctx = &h->thread_ctx;
@@ -127,7 +127,7 @@ void do_switch(fiber_home* h, fiber_state* cur, fiber_state* to, fiber_payload* 
       *static_cast<std::uint64_t*>(cur->ctx->stack_lo) != internal::stack_pool::canary_value)
     internal::report_overflow(cur, 2);
   h->current = to;
-  if (h->tasklet) h->tasklet->active = to->ctx;
+  if (h->tasklet) h->tasklet->frame.load(std::memory_order_relaxed)->active = to->ctx;
   void* back = internal::switch_context(*cur->ctx, *to->ctx, payload);
   after_fiber_switch(back);
 }
@@ -147,7 +147,7 @@ fiber_state* live_ancestor(fiber_state* s) {
   p->in_value = std::move(value);
   p->in_error = std::move(error);
   h->current = p;
-  if (h->tasklet) h->tasklet->active = p->ctx;
+  if (h->tasklet) h->tasklet->frame.load(std::memory_order_relaxed)->active = p->ctx;
   static thread_local fiber_payload payload;
   payload.ended = self;
   internal::exit_context(*self->ctx, *p->ctx, &payload);

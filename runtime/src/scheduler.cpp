@@ -441,7 +441,7 @@ void worker::unpark() noexcept {
     futex(&park_word, FUTEX_WAKE, 1);
 }
 
-void worker::start_fresh(tasklet_core* t) {
+tasklet_frame* worker::start_fresh(tasklet_core* t) {
   stack s;
   if (t->stack_request == 0 && spare) {
     s = stack_pool::reissue(std::exchange(spare, stack{}));
@@ -452,10 +452,15 @@ void worker::start_fresh(tasklet_core* t) {
   stats.stacks.store(stats.stacks.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   t->stack_total = s.total;
   t->stack_guard = static_cast<std::uint8_t>(s.guard);
-  t->ctx.kind = 1;
-  t->ctx.canary = s.guard == stack_guard_mode::canary;
-  make_context(t->ctx, s.lo(), s.usable(), &detail_tasklet_entry);
-  t->flags.fetch_or(tasklet_core::flag_started, std::memory_order_relaxed);
+  // The frame takes the top of the usable range (in the page make_context
+  // touches anyway); the root context's stack is what lies below it.
+  std::size_t below = s.usable() - sizeof(tasklet_frame);
+  auto* f = ::new (static_cast<void*>(s.lo() + below)) tasklet_frame;
+  f->ctx.kind = 1;
+  f->ctx.canary = s.guard == stack_guard_mode::canary;
+  make_context(f->ctx, s.lo(), below, &detail_tasklet_entry);
+  t->frame.store(f, std::memory_order_release);
+  return f;
 }
 
 void worker::run_in_main(tasklet_core* t) {
@@ -471,7 +476,7 @@ void worker::exit_current(tasklet_core* cur) {
   // the resumed side (on this same thread) consumes at once.
   static thread_local switch_payload p;
   p = switch_payload{after::exit, cur};
-  exit_context(*cur->active, *to, &p);
+  exit_context(*cur->frame.load(std::memory_order_relaxed)->active, *to, &p);
 }
 
 void worker::after_switch_slow(switch_payload* p) {
@@ -486,11 +491,15 @@ void worker::after_switch_slow(switch_payload* p) {
     case after::park:  // inline, in scheduler.hpp
       break;
     case after::exit: {
-      destroy_context(prev->ctx);
+      // Nobody else reads the frame now: the tasklet left the registry in
+      // finish() (tasklet_frame).
+      tasklet_frame* f = prev->frame.load(std::memory_order_relaxed);
+      destroy_context(f->ctx);
       // The slot starts one (guard) page below the usable range (stack::lo).
-      stack s{static_cast<char*>(prev->ctx.stack_lo) - stack_pool::page_size(), prev->stack_total,
+      stack s{static_cast<char*>(f->ctx.stack_lo) - stack_pool::page_size(), prev->stack_total,
               static_cast<stack_guard_mode>(prev->stack_guard)};
-      prev->ctx.stack_lo = nullptr;
+      f->~tasklet_frame();
+      prev->frame.store(nullptr, std::memory_order_relaxed);
       if (!spare && s.total == default_total) {
         spare = s;
       } else {
@@ -713,7 +722,7 @@ std::vector<tasklet_core*> runtime_impl::snapshot_live() {
   return out;
 }
 
-tasklet_info runtime_impl::info_of(tasklet_core* t) {
+tasklet_info runtime_impl::info_of(tasklet_core* t, bool shard_locked) {
   tasklet_info i;
   i.id = t->id;
   i.spawn_site = t->site;
@@ -721,8 +730,32 @@ tasklet_info runtime_impl::info_of(tasklet_core* t) {
   tasklet_state s = t->state.load(std::memory_order_acquire);
   i.state = to_string(s);
   i.worker = t->last_worker.load(std::memory_order_relaxed);
-  const char* what = t->park_what.load(std::memory_order_relaxed);
-  if (s == tasklet_state::parked && what) i.parked_on = what;
+  if (s == tasklet_state::parked) {
+    // The frame is on the tasklet's stack, which goes back to the pool only
+    // after the tasklet has left the registry under its shard's lock: under
+    // that lock, registered means the stack is there. (Not "not done": an
+    // error handler that parks in finish() overwrites `done`.)
+    const char* what = nullptr;
+    const void* object = nullptr;
+    auto read = [&] {
+      registry_shard& sh = shards[t->registry_shard];
+      if (t->reg_prev == nullptr && sh.head != t) return;  // unregistered
+      if (tasklet_frame* f = t->frame.load(std::memory_order_acquire)) {
+        what = f->park_what.load(std::memory_order_relaxed);
+        object = f->park_object.load(std::memory_order_relaxed);
+      }
+    };
+    if (shard_locked) {
+      read();
+    } else {
+      std::lock_guard lk(shards[t->registry_shard].lock);
+      read();
+    }
+    if (what) {  // the string is built outside the lock
+      i.parked_on = what;
+      i.parked_object = object;
+    }
+  }
   return i;
 }
 
@@ -780,7 +813,7 @@ void runtime_impl::sysmon_loop() {
           std::lock_guard lk(shards[k].lock);
           for (tasklet_core* c = shards[k].head; c; c = c->reg_next) {
             if (c == t) {
-              info = info_of(c);
+              info = info_of(c, true);
               found = true;
               break;
             }

@@ -29,6 +29,7 @@ namespace taiga::internal {
 
 using detail::runtime_impl;
 using detail::tasklet_core;
+using detail::tasklet_frame;
 using detail::tasklet_state;
 
 // wait_word bits (see "Parking" in scheduler.cpp).
@@ -130,10 +131,10 @@ struct alignas(64) worker {
   void switch_out(tasklet_core* cur, after what);  // from a tasklet; returns when resumed
                                                    // inline: below
   [[noreturn]] void exit_current(tasklet_core* cur);
-  void after_switch(switch_payload* p);       // inline: below
-  void after_switch_slow(switch_payload* p);  // exit, pinned requeue
-  exec_context* prepare(tasklet_core* t);     // marks t running here; inline: below
-  void start_fresh(tasklet_core* t);          // gives a fresh tasklet its stack
+  void after_switch(switch_payload* p);         // inline: below
+  void after_switch_slow(switch_payload* p);    // exit, pinned requeue
+  exec_context* prepare(tasklet_core* t);       // marks t running here; inline: below
+  tasklet_frame* start_fresh(tasklet_core* t);  // gives a fresh tasklet its stack
 
   // Any thread.
   void unpark() noexcept;
@@ -248,7 +249,8 @@ struct runtime_impl {
   void unregister_tasklet(tasklet_core* t);
   std::vector<tasklet_core*> snapshot_live();  // with a reference each
   std::size_t live_count();
-  tasklet_info info_of(tasklet_core* t);
+  // shard_locked: the caller holds t's registry shard lock.
+  tasklet_info info_of(tasklet_core* t, bool shard_locked = false);
   void sysmon_loop();
   bool deadlocked_now();
   void handle_deadlock();
@@ -286,14 +288,15 @@ inline void worker::push_local(tasklet_core* t, bool next) {
 }
 
 inline exec_context* worker::prepare(tasklet_core* t) {
-  if (t->ctx.fctx == nullptr) [[unlikely]]
-    start_fresh(t);
+  tasklet_frame* f = t->frame.load(std::memory_order_relaxed);
+  if (f == nullptr) [[unlikely]]
+    f = start_fresh(t);
   t->state.store(tasklet_state::running, std::memory_order_relaxed);
   t->last_worker.store(static_cast<std::int16_t>(index), std::memory_order_relaxed);
   current = t;
   running.store(t, std::memory_order_relaxed);
   switches.store(switches.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  return t->active;
+  return f->active;
 }
 
 // The context a tasklet leaving the CPU switches to: the next ready tasklet
@@ -331,12 +334,13 @@ inline void worker::after_switch(switch_payload* p) {
 // Inline so that the caller's frame (yield, a park) is the one that jumps:
 // one call level less on the switch path (context.hpp, "jump").
 inline void worker::switch_out(tasklet_core* cur, after what) {
-  if (cur->ctx.canary &&
-      *static_cast<std::uint64_t*>(cur->ctx.stack_lo) != stack_pool::canary_value) [[unlikely]]
+  tasklet_frame* f = cur->frame.load(std::memory_order_relaxed);
+  if (cur->stack_guard == static_cast<std::uint8_t>(stack_guard_mode::canary) &&
+      *static_cast<std::uint64_t*>(f->ctx.stack_lo) != stack_pool::canary_value) [[unlikely]]
     report_overflow(cur, 1);
   exec_context* to = next_context();
   switch_payload p{what, cur};
-  auto* back = static_cast<switch_payload*>(switch_context(*cur->active, *to, &p));
+  auto* back = static_cast<switch_payload*>(switch_context(*f->active, *to, &p));
   // Resumed, perhaps on another worker: never reuse `this` below.
   this_worker()->after_switch(back);
 }

@@ -66,8 +66,9 @@ std::string deadlock_report::text() const {
      << " live tasklets are parked and nothing (timer, blocking call, keep-alive guard, other "
         "thread) can wake them:\n";
   for (const auto& p : parked) {
-    os << "  " << p.describe() << " parked on " << (p.parked_on.empty() ? "?" : p.parked_on)
-       << '\n';
+    os << "  " << p.describe() << " parked on " << (p.parked_on.empty() ? "?" : p.parked_on);
+    if (p.parked_object) os << " (" << p.parked_object << ')';
+    os << '\n';
   }
   return os.str();
 }
@@ -168,7 +169,8 @@ std::size_t describe_for_overflow(const void* owner, std::uint8_t kind, char* bu
     // stack, so it is this worker's current tasklet, unless the fault came
     // in the few instructions of a switch.
     t = current_tasklet();
-    if (t == nullptr || &t->ctx != internal::running_context()) {
+    tasklet_frame* f = t ? t->frame.load(std::memory_order_relaxed) : nullptr;
+    if (f == nullptr || &f->ctx != internal::running_context()) {
       b.put("a tasklet");
       return b.used;
     }
@@ -389,8 +391,11 @@ static void finish(tasklet_core* t) {
   // Not a deadlock victim (killed, with the error kept for join()): its
   // report was already printed, even if the handle was dropped just now.
   if (detached && !(t->flags.load(std::memory_order_relaxed) & tasklet_core::flag_killed) &&
-      error_of(t))
+      error_of(t)) {
     report_uncaught(t);
+    // A handler that parked left the state at `running`: it is done.
+    t->state.store(tasklet_state::done, std::memory_order_release);
+  }
   t->rt->unregister_tasklet(t);
 }
 
@@ -450,8 +455,9 @@ void prepare_wait(wait_point& w, const char* what, const void* object) {
     w.word.store(0, std::memory_order_relaxed);
     return;
   }
-  t->park_what.store(what, std::memory_order_relaxed);
-  t->park_object.store(object, std::memory_order_relaxed);
+  tasklet_frame* frame = t->frame.load(std::memory_order_relaxed);
+  frame->park_what.store(what, std::memory_order_relaxed);
+  frame->park_object.store(object, std::memory_order_relaxed);
   t->wait_word.store(0, std::memory_order_seq_cst);  // P1: arm, then look for a kill
   std::uint8_t f = t->flags.load(std::memory_order_seq_cst);
   if (f & (tasklet_core::flag_kill | tasklet_core::flag_throw)) {
@@ -536,8 +542,9 @@ wake_status wait(wait_point& w, const std::chrono::steady_clock::time_point* dea
   if (deadline != nullptr) internal::timer_heap::cancel(&tn);
   std::uint32_t v = t->wait_word.load(std::memory_order_acquire);
   t->wait_word.store(internal::ww_idle, std::memory_order_relaxed);
-  t->park_what.store(nullptr, std::memory_order_relaxed);
-  t->park_object.store(nullptr, std::memory_order_relaxed);
+  tasklet_frame* f = t->frame.load(std::memory_order_relaxed);
+  f->park_what.store(nullptr, std::memory_order_relaxed);
+  f->park_object.store(nullptr, std::memory_order_relaxed);
   return static_cast<wake_status>((v >> internal::ww_reason_shift) & 0xff);
 }
 
@@ -973,6 +980,7 @@ void runtime::dump(std::ostream& os) const {
     tasklet_info i = impl_->info_of(t);
     os << "  " << i.describe() << ' ' << i.state;
     if (!i.parked_on.empty()) os << " on " << i.parked_on;
+    if (i.parked_object) os << " (" << i.parked_object << ')';
     if (i.worker >= 0) os << " worker " << i.worker;
     os << '\n';
     detail::release(t);

@@ -94,9 +94,9 @@ TEST(stacks, overflow_with_canary_is_caught_at_the_next_switch) {
               taiga::spawn(taiga::spawn_options{.name = "scribbler"}, [] {
                 // Write over the canary word at the bottom of our own stack, as
                 // an overflow would, without crashing first.
-                auto* t = taiga::detail::current_tasklet();
-                ASSERT_TRUE(t->ctx.canary);
-                *static_cast<std::uint64_t*>(t->ctx.stack_lo) = 0;
+                auto* f = taiga::detail::current_tasklet()->frame.load();
+                ASSERT_TRUE(f->ctx.canary);
+                *static_cast<std::uint64_t*>(f->ctx.stack_lo) = 0;
                 taiga::this_tasklet::yield();
               }).join();
             },

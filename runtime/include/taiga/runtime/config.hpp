@@ -33,7 +33,9 @@ struct runtime_config {
   /// Worker threads. `all_cores` = one per hardware thread. 0 = embedded: no
   /// threads; the host drives the runtime with run_once()/run_until_idle().
   unsigned workers = all_cores;
-  /// Usable stack bytes of a tasklet unless spawn_options say otherwise.
+  /// Usable stack bytes of a tasklet unless spawn_options say otherwise
+  /// (rounded up to whole pages; the runtime keeps the top 80 bytes for the
+  /// tasklet's frame and entry).
   std::size_t stack_size = 128 * 1024;
   /// Name used in diagnostics.
   std::string name = "taiga";
@@ -59,7 +61,7 @@ struct runtime_config {
 /// Per-spawn options: `taiga::spawn(spawn_options{.name = "x"}, fn, args...)`.
 struct spawn_options {
   std::string name;
-  /// Usable stack bytes; 0 = the runtime's default.
+  /// Usable stack bytes (as runtime_config::stack_size); 0 = the runtime's default.
   std::size_t stack_size = 0;
   /// Never migrate: the tasklet always runs on the worker it starts on.
   bool pinned = false;

@@ -55,6 +55,9 @@ class tasklet_info {
   taiga::source_location spawn_site;
   std::string state;
   std::string parked_on;  // what it waits for, when parked
+  // The object it waits on (a channel, a mutex, the tasklet it joins), when
+  // parked: two tasklets with the same address wait on the same thing.
+  const void* parked_object = nullptr;
   int worker = -1;
   std::string describe() const;
 };

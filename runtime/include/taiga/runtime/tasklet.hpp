@@ -4,6 +4,7 @@
 #include <string>
 #include <taiga/runtime/detail/tasklet_core.hpp>
 #include <taiga/runtime/source_location.hpp>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 
@@ -118,14 +119,29 @@ namespace detail {
 template <class F, class... A>
 using spawn_result_t = std::invoke_result_t<std::decay_t<F>, std::decay_t<A>...>;
 
+/// A spawn's callable and arguments, stored in the tasklet block. Not a
+/// lambda capture: a captureless lambda captured by a lambda still takes a
+/// byte (and its alignment's padding), which took spawn(fn, int)'s block
+/// past the slab's 128-byte class.
+template <class F, class... A>
+struct bound_call {
+  [[no_unique_address]] F fn;
+  [[no_unique_address]] std::tuple<A...> args;
+  spawn_result_t<F, A...> operator()() {
+    return std::apply(
+        [this](A&... a) -> spawn_result_t<F, A...> {
+          return std::invoke(std::move(fn), std::move(a)...);
+        },
+        args);
+  }
+};
+
 template <class F, class... A>
 tasklet_core* make_tasklet(taiga::source_location site, F&& f, A&&... a) {
   using R = spawn_result_t<F, A...>;
-  auto body = [fn = std::forward<F>(f), ... args = std::forward<A>(a)]() mutable -> R {
-    return std::invoke(std::move(fn), std::move(args)...);
-  };
-  using B = tasklet_block<R, decltype(body)>;
-  B* b = B::make(std::move(body));
+  using body = bound_call<std::decay_t<F>, std::decay_t<A>...>;
+  using B = tasklet_block<R, body>;
+  B* b = B::make(body{std::forward<F>(f), std::tuple<std::decay_t<A>...>(std::forward<A>(a)...)});
   b->site = site;
   return b;
 }

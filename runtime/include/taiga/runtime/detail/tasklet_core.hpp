@@ -68,21 +68,48 @@ class spinlock {
 
 struct tasklet_extra;  // tasklet.cpp
 
+/// What a tasklet needs only once it has a stack: its root context, the
+/// context to resume (a fiber's, while one runs inside it) and what it is
+/// parked on. It lives in the top 64 bytes of the tasklet's own stack
+/// (worker::start_fresh), so a queued tasklet that has not run yet does not
+/// pay for it, and a running one finds it in a page it touches anyway.
+///
+/// Lifetime: from the first run until the exit switch has completed
+/// (worker::after_switch_slow, after::exit); tasklet_core::frame is null
+/// outside it. The tasklet and the worker running it use it freely. Any
+/// other thread may read park_what/park_object only under the tasklet's
+/// registry shard lock while the tasklet is registered
+/// (runtime_impl::info_of): a tasklet leaves the registry, under that lock,
+/// before its stack goes back.
+struct tasklet_frame {
+  exec_context ctx;                             // the root stack
+  exec_context* active = &ctx;                  // the context to resume
+  std::atomic<const char*> park_what{nullptr};  // what it is parked on (reports; relaxed)
+  std::atomic<const void*> park_object{nullptr};
+};
+// worker::start_fresh places it right above the fresh context's 16-byte
+// entry slot, whose alignment it keeps.
+static_assert(sizeof(tasklet_frame) == 64);
+
 /// The control block of a tasklet. Allocated together with the callable and
 /// the result (tasklet_block<R, F> below); reference counted: the handle
 /// holds one reference and the runtime one while the tasklet is alive.
 ///
 /// Size is a budget: one million queued tasklets are one million blocks of
 /// fresh memory, and on our machines fresh memory is time (machine.md). The
-/// core is 176 bytes so that a block with a small result and callable fits
-/// the slab's 192-byte class; what few tasklets use (a name, locals, a
-/// pending throw_into, an exception, a timeout scope) lives in a side record
-/// allocated on first use. Test tasklet.a_small_tasklet_block_fits_192_bytes
-/// holds the line.
+/// core is 120 bytes so that a block with a 4-byte result and a 4-byte
+/// callable (spawn(fn, int) of a captureless lambda) fits the slab's 128-byte
+/// class, and one with a word of each the 192-byte class. What few tasklets
+/// use (a name, locals, a pending throw_into, an exception, a timeout scope)
+/// lives in a side record allocated on first use, and what only a started
+/// tasklet needs lives on its stack (tasklet_frame). Test
+/// tasklet.small_tasklet_blocks_fit_their_slab_classes holds the line.
 struct tasklet_core {
   const tasklet_vtable* vt = nullptr;
-  exec_context ctx;                  // the tasklet's root stack
-  exec_context* active = &ctx;       // the context to resume (a fiber's, inside it)
+  // On the tasklet's stack from its first run; null before and after.
+  // Written by the worker that starts or ends it (release: info_of reads it
+  // from other threads).
+  std::atomic<tasklet_frame*> frame{nullptr};
   tasklet_core* next = nullptr;      // ready-queue link (owned by the queue it is in)
   tasklet_core* reg_prev = nullptr;  // registry links (owned by the registry shard)
   tasklet_core* reg_next = nullptr;
@@ -91,13 +118,13 @@ struct tasklet_core {
   taiga::source_location site;
   union {
     std::uint32_t stack_request = 0;  // until the first run: usable bytes asked for; 0 = default
-    std::uint32_t stack_total;        // from the first run: the pooled slot (base: ctx.stack_lo)
+    std::uint32_t stack_total;        // from the first run: the pooled slot (base: frame)
   };
   std::atomic<std::uint32_t> refs{1};
   std::atomic<std::uint32_t> wait_word{0};  // park protocol word (scheduler.cpp)
   std::atomic<tasklet_state> state{tasklet_state::created};
   std::atomic<std::uint8_t> flags{0};  // flag_* below
-  std::uint8_t stack_guard = 0;
+  std::uint8_t stack_guard = 0;        // a stack_guard_mode, from the first run
   std::uint8_t registry_shard = 0;
   std::int16_t home = -1;                     // worker it must run on (pinned or spawn_on)
   std::atomic<std::int16_t> last_worker{-1};  // diagnostics (relaxed)
@@ -105,15 +132,14 @@ struct tasklet_core {
   bool scope_expired = false;                 // timeout_scope (owned by the tasklet itself)
   bool has_result = false;  // result_core<R> holds a value (written before `done`)
   void* joiner = nullptr;   // a wait_point* of the one joiner
-  std::atomic<const char*> park_what{nullptr};  // what it is parked on (reports; relaxed)
-  std::atomic<const void*> park_object{nullptr};
   std::atomic<tasklet_extra*> extra{nullptr};  // installed once (CAS), freed with the block
 
   static constexpr std::uint8_t flag_kill = 1;      // kill requested
   static constexpr std::uint8_t flag_pinned = 2;    // never migrates
   static constexpr std::uint8_t flag_detached = 4;  // no handle left
   static constexpr std::uint8_t flag_killed = 8;    // ended by tasklet_exit
-  static constexpr std::uint8_t flag_started = 16;
+  // (16 is free: "started" is frame != nullptr until the exit, and no reader
+  // needed it after; setting it was a locked instruction per tasklet.)
   static constexpr std::uint8_t flag_main = 32;   // the runtime's main tasklet
   static constexpr std::uint8_t flag_throw = 64;  // `pending` holds an exception
   // It threw, and there was no memory to record the exception: join()
