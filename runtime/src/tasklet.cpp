@@ -285,7 +285,8 @@ static runtime_impl* current_impl() noexcept {
 }
 
 void submit(tasklet_core* t, runtime* rt, const spawn_options* o) {
-  runtime_impl* r = rt ? rt->impl() : current_impl();
+  worker* w = this_worker();  // once: it is an opaque call (migration)
+  runtime_impl* r = rt ? rt->impl() : w ? w->rt : tls_entered_runtime;
   if (r == nullptr || r->stopping.load(std::memory_order_acquire)) {
     // Never started: destroy the callable and leave a killed, finished tasklet
     // so the caller's handle is well-formed; then report the misuse.
@@ -312,7 +313,6 @@ void submit(tasklet_core* t, runtime* rt, const spawn_options* o) {
     }
     if (o->pinned) t->flags.fetch_or(tasklet_core::flag_pinned, std::memory_order_relaxed);
   }
-  worker* w = this_worker();
   bool local = w != nullptr && w->rt == r;
   if ((t->flags.load(std::memory_order_relaxed) & tasklet_core::flag_pinned) && place < 0)
     place = local ? static_cast<int>(w->index) : 0;
