@@ -392,7 +392,18 @@ static void finish(tasklet_core* t) {
   // report was already printed, even if the handle was dropped just now.
   if (detached && !(t->flags.load(std::memory_order_relaxed) & tasklet_core::flag_killed) &&
       error_of(t)) {
-    report_uncaught(t);
+    // The handler runs here, on the dying tasklet, and may park. A kill or a
+    // deadlock report that reaches it there (a shutdown, say) cuts it short:
+    // the tasklet was ending anyway. An exception of its own is a bug in the
+    // handler, and nothing is left to catch it.
+    try {
+      report_uncaught(t);
+    } catch (const tasklet_exit&) {
+    } catch (const deadlock_error&) {
+    } catch (...) {
+      std::fputs("taiga: fatal: the runtime's error handler threw\n", stderr);
+      std::terminate();
+    }
     // A handler that parked left the state at `running`: it is done.
     t->state.store(tasklet_state::done, std::memory_order_release);
   }

@@ -341,6 +341,70 @@ TEST_P(tasklets, detached_uncaught_exception_goes_to_error_handler) {
   EXPECT_LE(seen_line, line + 4);
 }
 
+// The error handler runs on the dying tasklet and may park (to log through a
+// channel, say). Reports taken meanwhile see it parked and read its frame
+// safely; afterwards it ends like any other tasklet.
+TEST_P(tasklets, an_error_handler_may_park) {
+  rt_.reset();
+  std::atomic<int> calls{0};
+  taiga::runtime_config c;
+  c.workers = GetParam();
+  c.error_handler = [&](const taiga::tasklet_info&, std::exception_ptr) {
+    taiga::this_tasklet::sleep_for(2ms);
+    calls.fetch_add(1);
+  };
+  rt_.emplace(std::move(c));
+  std::atomic<bool> stop{false};
+  std::thread dumper([&] {
+    while (!stop.load()) {
+      std::ostringstream os;
+      rt().dump(os);
+    }
+  });
+  constexpr int n = 20;
+  rt().run([&] {
+    for (int i = 0; i < n; ++i) taiga::spawn([] { throw std::runtime_error("logged"); }).detach();
+    while (calls.load() < n) taiga::this_tasklet::sleep_for(1ms);
+  });
+  stop = true;
+  dumper.join();
+  EXPECT_EQ(calls.load(), n);
+  for (int i = 0; i < 2000 && rt().report().live_tasklets != 0; ++i)
+    std::this_thread::sleep_for(1ms);
+  EXPECT_EQ(rt().report().live_tasklets, 0u);
+}
+
+// A shutdown kills a tasklet whose error handler is parked: the handler ends
+// early and quietly, not with tasklet_exit escaping the dying tasklet.
+TEST_P(tasklets, a_shutdown_cuts_a_parked_error_handler_short) {
+  rt_.reset();
+  std::atomic<int> started{0}, finished{0};
+  taiga::runtime_config c;
+  c.workers = GetParam();
+  c.error_handler = [&](const taiga::tasklet_info&, std::exception_ptr) {
+    started.fetch_add(1);
+    taiga::this_tasklet::sleep_for(1h);
+    finished.fetch_add(1);
+  };
+  rt_.emplace(std::move(c));
+  rt().run([&] {
+    // It must end after detach(), or the handler runs in detach(), on this
+    // tasklet.
+    std::atomic<bool> detached{false};
+    auto t = taiga::spawn([&] {
+      while (!detached.load()) taiga::this_tasklet::sleep_for(100us);
+      throw std::runtime_error("logged");
+    });
+    t.detach();
+    detached = true;
+    while (started.load() == 0) taiga::this_tasklet::sleep_for(1ms);
+  });
+  rt().shutdown();
+  EXPECT_EQ(started.load(), 1);
+  EXPECT_EQ(finished.load(), 0);
+  EXPECT_EQ(rt().report().live_tasklets, 0u);
+}
+
 TEST_P(tasklets, killed_detached_tasklet_is_silent) {
   rt_.reset();
   std::atomic<int> calls{0};

@@ -41,7 +41,11 @@ struct runtime_config {
   std::string name = "taiga";
   /// Called with the tasklet's description and its exception when a detached
   /// tasklet ends with an uncaught exception (other than tasklet_exit). The
-  /// default prints both and calls std::terminate.
+  /// default prints both and calls std::terminate. It runs on the dying
+  /// tasklet (or in detach(), on its caller, when the tasklet had already
+  /// ended) and may park (send to a channel, sleep); a kill that reaches it
+  /// on the dying tasklet (runtime shutdown) ends it early. An exception
+  /// escaping it there ends the process.
   std::function<void(const tasklet_info&, std::exception_ptr)> error_handler;
   /// Deadlock detection: when every tasklet is parked and nothing can wake
   /// them. The handler gets the report; the default prints it to stderr. The
