@@ -147,8 +147,17 @@
 #include "stack_pool.hpp"
 
 namespace taiga::detail {
-void spinlock::yield_thread() noexcept {
-  std::this_thread::yield();
+void spinlock::lock_slow() noexcept {
+  for (unsigned spins = 0;; ++spins) {
+    while (flag_.load(std::memory_order_relaxed)) {
+      if (spins++ > 64) {
+        std::this_thread::yield();
+      } else {
+        __builtin_ia32_pause();
+      }
+    }
+    if (!flag_.exchange(true, std::memory_order_acquire)) return;
+  }
 }
 }  // namespace taiga::detail
 
@@ -677,21 +686,6 @@ bool runtime_impl::work_visible(worker* self) noexcept {
 
 // ---- registry ----------------------------------------------------------
 
-void runtime_impl::register_tasklet(tasklet_core* t, unsigned shard) {
-  // shard < nshards: callers pass a worker's index + 1, or 0. (A `% nshards`
-  // here was a divide instruction, 20-40 cycles, on every spawn.) Past 255
-  // workers the 8-bit field wraps, to a lower shard that exists: spawns
-  // share it, and unregister finds the same one.
-  t->registry_shard = static_cast<std::uint8_t>(shard);
-  registry_shard& s = shards[t->registry_shard];
-  std::lock_guard lk(s.lock);
-  t->reg_prev = nullptr;
-  t->reg_next = s.head;
-  if (s.head) s.head->reg_prev = t;
-  s.head = t;
-  ++s.count;
-}
-
 std::size_t runtime_impl::live_count() {
   std::size_t n = 0;
   for (unsigned i = 0; i < nshards; ++i) {
@@ -699,19 +693,6 @@ std::size_t runtime_impl::live_count() {
     n += shards[i].count;
   }
   return n;
-}
-
-void runtime_impl::unregister_tasklet(tasklet_core* t) {
-  registry_shard& s = shards[t->registry_shard];
-  std::lock_guard lk(s.lock);
-  if (t->reg_prev) {
-    t->reg_prev->reg_next = t->reg_next;
-  } else {
-    s.head = t->reg_next;
-  }
-  if (t->reg_next) t->reg_next->reg_prev = t->reg_prev;
-  t->reg_prev = t->reg_next = nullptr;
-  --s.count;
 }
 
 std::vector<tasklet_core*> runtime_impl::snapshot_live() {

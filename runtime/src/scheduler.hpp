@@ -259,6 +259,36 @@ struct runtime_impl {
   std::size_t timers_pending();
 };
 
+// Inline: every spawn registers and every exit unregisters (scheduler.cpp
+// and tasklet.cpp both call them).
+inline void runtime_impl::register_tasklet(tasklet_core* t, unsigned shard) {
+  // shard < nshards: callers pass a worker's index + 1, or 0. (A `% nshards`
+  // here was a divide instruction, 20-40 cycles, on every spawn.) Past 255
+  // workers the 8-bit field wraps, to a lower shard that exists: spawns
+  // share it, and unregister finds the same one.
+  t->registry_shard = static_cast<std::uint8_t>(shard);
+  registry_shard& s = shards[t->registry_shard];
+  std::lock_guard lk(s.lock);
+  t->reg_prev = nullptr;
+  t->reg_next = s.head;
+  if (s.head) s.head->reg_prev = t;
+  s.head = t;
+  ++s.count;
+}
+
+inline void runtime_impl::unregister_tasklet(tasklet_core* t) {
+  registry_shard& s = shards[t->registry_shard];
+  std::lock_guard lk(s.lock);
+  if (t->reg_prev) {
+    t->reg_prev->reg_next = t->reg_next;
+  } else {
+    s.head = t->reg_next;
+  }
+  if (t->reg_next) t->reg_next->reg_prev = t->reg_prev;
+  t->reg_prev = t->reg_next = nullptr;
+  --s.count;
+}
+
 }  // namespace taiga::detail
 
 // ---- the switch path, inline ------------------------------------------------

@@ -87,12 +87,13 @@ const char* to_string(stack_guard_mode m) noexcept {
 }  // namespace taiga
 
 namespace taiga::internal {
+
+std::size_t g_page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+
 namespace {
 
 constexpr std::size_t batch_max = 512;  // iovecs per process_madvise call
 constexpr std::size_t cache_max = 64;   // stacks per thread cache and class
-
-std::size_t g_page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
 
 int self_pidfd() {
   static int fd = static_cast<int>(::syscall(SYS_pidfd_open, ::getpid(), 0));
@@ -167,18 +168,8 @@ stack hand_out(stack s) {
 
 }  // namespace
 
-stack stack_pool::reissue(stack s) noexcept {
+stack stack_pool::reissue_slow(stack s) noexcept {
   return hand_out(s);
-}
-
-char* stack::lo() const noexcept {
-  return base + g_page;
-}
-std::size_t stack::usable() const noexcept {
-  return total - g_page;
-}
-std::size_t stack_pool::page_size() noexcept {
-  return g_page;
 }
 
 struct stack_pool::size_class {

@@ -9,13 +9,17 @@
 
 namespace taiga::internal {
 
+// The page size, read once at start-up (stack_pool.cpp). Visible here so that
+// the switch path's stack arithmetic is inline, not a call per tasklet.
+extern std::size_t g_page;
+
 struct stack {
   char* base = nullptr;     // start of the slot, guard page included
   std::uint32_t total = 0;  // slot size in bytes (guard + usable)
   stack_guard_mode guard = stack_guard_mode::none;
 
-  char* lo() const noexcept;  // lowest usable byte
-  std::size_t usable() const noexcept;
+  char* lo() const noexcept { return base + g_page; }  // lowest usable byte
+  std::size_t usable() const noexcept { return total - g_page; }
   explicit operator bool() const noexcept { return base != nullptr; }
 };
 
@@ -38,23 +42,36 @@ class stack_pool {
   /// Hands out again a stack its last user kept instead of releasing it (a
   /// worker's spare), as allocate() would: a fresh canary, ASan's poisoning
   /// cleared. Still counted as outstanding.
-  static stack reissue(stack s) noexcept;
+  static stack reissue(stack s) noexcept {
+#if !defined(TAIGA_SANITIZE_ADDRESS)
+    if (s.guard != stack_guard_mode::canary) return s;  // every spawn's path
+#endif
+    return reissue_slow(s);
+  }
 
   /// Returns the memory of free stacks beyond `keep_warm` to the OS.
   void trim(std::size_t keep_warm = 0) noexcept;
 
   /// The guard mechanism new stacks get (the best this kernel offers, or the
   /// one forced by TAIGA_STACK_GUARD=madvise|mprotect|canary).
-  stack_guard_mode mode() const noexcept { return mode_; }
+  stack_guard_mode mode() const noexcept {
+    return mode_;
+  }
   stack_pool_stats stats() const noexcept;
 
   /// Free stacks kept warm when trim_idle() gives memory back.
-  void set_keep_warm(std::size_t n) noexcept { keep_warm_ = n; }
+  void set_keep_warm(std::size_t n) noexcept {
+    keep_warm_ = n;
+  }
   /// Gives back what stayed free beyond keep_warm (called periodically).
-  void trim_idle() noexcept { trim_class_all(keep_warm_); }
+  void trim_idle() noexcept {
+    trim_class_all(keep_warm_);
+  }
 
   static constexpr std::uint64_t canary_value = 0x7a1ca5ac0ffee042ULL;
-  static std::size_t page_size() noexcept;
+  static std::size_t page_size() noexcept {
+    return g_page;
+  }
 
   /// Installs the SIGSEGV/SIGBUS overflow handler (once per process) and an
   /// alternate signal stack for the calling thread (once per thread).
@@ -64,6 +81,7 @@ class stack_pool {
   stack_pool& operator=(const stack_pool&) = delete;
 
  private:
+  static stack reissue_slow(stack s) noexcept;
   stack_pool();
   struct size_class;
   size_class& class_for(std::uint32_t total);

@@ -267,11 +267,9 @@ void free_block(void* p, std::size_t size) noexcept {
   internal::slab_free(p, size);
 }
 
-void release(tasklet_core* t) noexcept {
-  if (t->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-    delete t->extra.load(std::memory_order_acquire);
-    t->vt->destroy(t);
-  }
+void destroy_tasklet(tasklet_core* t) noexcept {
+  delete t->extra.load(std::memory_order_acquire);
+  t->vt->destroy(t);
 }
 
 tasklet_core* current_tasklet() noexcept {
@@ -284,8 +282,35 @@ static runtime_impl* current_impl() noexcept {
   return tls_entered_runtime;
 }
 
+static void submit_slow(tasklet_core* t, runtime* rt, const spawn_options* o, worker* w);
+
 void submit(tasklet_core* t, runtime* rt, const spawn_options* o) {
   worker* w = this_worker();  // once: it is an opaque call (migration)
+  // The usual spawn: a tasklet's, into its own runtime, without options.
+  // Everything else (and the errors) is out of line, so this path saves
+  // few registers.
+  if (rt == nullptr && o == nullptr && w != nullptr &&
+      !(t->flags.load(std::memory_order_relaxed) & tasklet_core::flag_pinned)) [[likely]] {
+    runtime_impl* r = w->rt;
+    if (!r->stopping.load(std::memory_order_acquire)) [[likely]] {
+      t->rt = r;
+      t->id = next_id();
+      t->wait_word.store(internal::ww_idle, std::memory_order_relaxed);
+      r->register_tasklet(t, w->index + 1);
+      w->stats.spawns.store(w->stats.spawns.load(std::memory_order_relaxed) + 1,
+                            std::memory_order_relaxed);
+      // Run next (LIFO): spawn trees grow depth first (machine.md: keeps far
+      // fewer stacks alive than breadth first).
+      w->push_local(t, true);
+      r->notify_work();
+      return;
+    }
+  }
+  submit_slow(t, rt, o, w);
+}
+
+[[gnu::noinline]] static void submit_slow(tasklet_core* t, runtime* rt, const spawn_options* o,
+                                          worker* w) {
   runtime_impl* r = rt ? rt->impl() : w ? w->rt : tls_entered_runtime;
   if (r == nullptr || r->stopping.load(std::memory_order_acquire)) {
     // Never started: destroy the callable and leave a killed, finished tasklet
@@ -340,9 +365,7 @@ void submit(tasklet_core* t, runtime* rt, const spawn_options* o) {
     return;
   }
   if (local) {
-    // Run next (LIFO): spawn trees grow depth first (machine.md: keeps far
-    // fewer stacks alive than breadth first).
-    w->push_local(t, true);
+    w->push_local(t, true);  // run next, as in submit()
     r->notify_work();
     return;
   }
@@ -417,7 +440,7 @@ namespace taiga::internal {
 void detail_tasklet_entry(void* payload) {
   worker* w = this_worker();
   w->after_switch(static_cast<switch_payload*>(payload));
-  tasklet_core* t = this_worker()->current;
+  tasklet_core* t = w->current;  // no switch since this_worker(): same thread
   bool skip = false;
   // A kill or throw_into that lands after this check is one that came after
   // the start: the body runs and meets it at its first park point. So the
@@ -619,7 +642,7 @@ void yield_keeping_interrupts() {
 
 // ---- join, kill, throw ---------------------------------------------------
 
-void wait_done(tasklet_core* t) {
+void wait_done_slow(tasklet_core* t) {
   if (t->state.load(std::memory_order_acquire) == tasklet_state::done) return;
   tasklet_core* self = current_tasklet();
   if (self == t) throw usage_error("taiga: a tasklet cannot join itself");
@@ -650,11 +673,7 @@ void wait_done(tasklet_core* t) {
   if (s == wake_status::interrupted) throw_interrupt();
 }
 
-void rethrow_if_failed(tasklet_core* t) {
-  // Every join comes here: the usual tasklet has no side record and no flag.
-  if (extra_if_any(t) == nullptr && !(t->flags.load(std::memory_order_acquire) &
-                                      (tasklet_core::flag_killed | tasklet_core::flag_lost_error)))
-    return;
+void rethrow_failure(tasklet_core* t) {
   if (std::exception_ptr e = error_of(t)) std::rethrow_exception(e);
   if (t->flags.load(std::memory_order_acquire) & tasklet_core::flag_killed) throw tasklet_killed();
 }

@@ -44,16 +44,11 @@ struct tasklet_vtable {
 class spinlock {
  public:
   void lock() noexcept {
-    for (unsigned spins = 0;; ++spins) {
-      if (!flag_.exchange(true, std::memory_order_acquire)) return;
-      while (flag_.load(std::memory_order_relaxed)) {
-        if (spins++ > 64) {
-          yield_thread();
-        } else {
-          __builtin_ia32_pause();
-        }
-      }
-    }
+    // Uncontended is the rule (three locks per spawn-run-join): one exchange
+    // inline, the waiting loop out of line.
+    if (!flag_.exchange(true, std::memory_order_acquire)) [[likely]]
+      return;
+    lock_slow();
   }
   bool try_lock() noexcept {
     return !flag_.load(std::memory_order_relaxed) &&
@@ -62,7 +57,7 @@ class spinlock {
   void unlock() noexcept { flag_.store(false, std::memory_order_release); }
 
  private:
-  static void yield_thread() noexcept;
+  void lock_slow() noexcept;
   std::atomic<bool> flag_{false};
 };
 
@@ -150,18 +145,39 @@ struct tasklet_core {
 // Library entry points used by the public templates.
 void* allocate_block(std::size_t size);
 void free_block(void* p, std::size_t size) noexcept;
-void release(tasklet_core* t) noexcept;  // drops one reference
+void destroy_tasklet(tasklet_core* t) noexcept;  // the last reference went
 /// Registers and enqueues a new tasklet. `rt` may be null: the current runtime.
 void submit(tasklet_core* t, runtime* rt, const spawn_options* opts);
 tasklet_core* current_tasklet() noexcept;
 /// Waits until `t` is done (parks a tasklet, blocks a plain thread).
-void wait_done(tasklet_core* t);
-void rethrow_if_failed(tasklet_core* t);  // after done: rethrow error / tasklet_killed
+void wait_done_slow(tasklet_core* t);
+void rethrow_failure(tasklet_core* t);
 void kill(tasklet_core* t);
 void detach(tasklet_core* t);  // drops the handle's reference
 bool throw_into(tasklet_core* t, std::exception_ptr e);
 std::string name_of(const tasklet_core* t);
 void set_name(tasklet_core* t, std::string name);
+
+// Every join runs these three: their usual case (the tasklet is done, ended
+// well, and this was the last reference but the runtime's) is inline in the
+// caller, the rest out of line (tasklet.cpp).
+
+/// Drops one reference; the last one destroys the tasklet.
+inline void release(tasklet_core* t) noexcept {
+  if (t->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy_tasklet(t);
+}
+/// Returns once `t` is done; parks (or blocks, on a plain thread) until then.
+inline void wait_done(tasklet_core* t) {
+  if (t->state.load(std::memory_order_acquire) != tasklet_state::done) wait_done_slow(t);
+}
+/// After done: rethrows the tasklet's error, or tasklet_killed.
+inline void rethrow_if_failed(tasklet_core* t) {
+  // The usual tasklet has no side record and no flag.
+  if (t->extra.load(std::memory_order_acquire) != nullptr ||
+      (t->flags.load(std::memory_order_acquire) &
+       (tasklet_core::flag_killed | tasklet_core::flag_lost_error)))
+    rethrow_failure(t);
+}
 
 template <class R>
 struct result_core : tasklet_core {
