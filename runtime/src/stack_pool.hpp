@@ -7,6 +7,15 @@
 #include <cstddef>
 #include <cstdint>
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TAIGA_STACK_POOL_HAS_ASAN 1
+#endif
+#endif
+#ifndef TAIGA_STACK_POOL_HAS_ASAN
+#define TAIGA_STACK_POOL_HAS_ASAN 0
+#endif
+
 namespace taiga::internal {
 
 // The page size, read once at start-up (stack_pool.cpp). Visible here so that
@@ -43,7 +52,9 @@ class stack_pool {
   /// worker's spare), as allocate() would: a fresh canary, ASan's poisoning
   /// cleared. Still counted as outstanding.
   static stack reissue(stack s) noexcept {
-#if !defined(TAIGA_SANITIZE_ADDRESS)
+    // The compiler's own ASan macros, not TAIGA_SANITIZE_ADDRESS (defined for
+    // the module targets only): every includer must compile the same body.
+#if !defined(__SANITIZE_ADDRESS__) && !TAIGA_STACK_POOL_HAS_ASAN
     if (s.guard != stack_guard_mode::canary) return s;  // every spawn's path
 #endif
     return reissue_slow(s);

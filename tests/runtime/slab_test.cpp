@@ -3,6 +3,7 @@
 // sizes does not claim whole 2 MiB chunks for them.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -84,6 +85,75 @@ TEST(slab, a_thread_with_a_few_blocks_does_not_claim_whole_chunks) {
   EXPECT_LT(grown_kib, 16 * 1024) << "RSS grew by " << grown_kib << " KiB";
   for (auto& h : held)
     for (auto [p, size] : h) ti::slab_free(p, size);
+}
+
+TEST(slab, blocks_freed_by_another_thread_come_back_to_the_allocating_one) {
+#ifdef TAIGA_TEST_SANITIZED
+  GTEST_SKIP() << "sanitizer builds use operator new";
+#endif
+  // A spawner on one worker and a finisher on another: the finisher's frees
+  // must reach the spawner through the global lists, so the set of blocks
+  // stays bounded instead of growing by a round's worth each round.
+  constexpr int per_round = 5000, rounds = 40;
+  std::set<void*> seen;
+  for (int r = 0; r < rounds; ++r) {
+    std::vector<void*> blocks;
+    for (int i = 0; i < per_round; ++i) {
+      void* p = ti::slab_allocate(192);
+      std::memset(p, r & 0xff, 192);
+      blocks.push_back(p);
+      seen.insert(p);
+    }
+    std::thread([&blocks] {
+      for (void* p : blocks) ti::slab_free(p, 192);
+    }).join();  // the finisher exits: its lists go back too
+  }
+  EXPECT_LT(seen.size(), static_cast<std::size_t>(4 * per_round))
+      << "blocks were not recycled across threads";
+}
+
+TEST(slab, random_frees_and_allocations_never_hand_out_a_held_block) {
+  // A random walk of the number of held blocks across many batch sizes (the
+  // thread's list is set aside, taken back and sent to the global list at
+  // every boundary): no block is handed out twice, none is overwritten while
+  // held, and the same few thousand blocks serve the whole walk.
+  std::uint64_t rng = 0x9E3779B97F4A7C15ULL;
+  auto next = [&rng] {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+  };
+  std::vector<std::pair<std::uint64_t*, std::uint64_t>> held;  // block, stamp
+  std::set<void*> out, seen;
+  std::size_t most = 0;
+  for (std::uint64_t step = 1; step <= 200000; ++step) {
+    // Drift up and down between 0 and ~15,000 held blocks.
+    bool up = (step / 20000) % 2 == 0;
+    bool grow = held.empty() || (up ? next() % 8 != 0 : next() % 8 == 0);
+    if (grow) {
+      auto* p = static_cast<std::uint64_t*>(ti::slab_allocate(320));
+      ASSERT_TRUE(out.insert(p).second) << "a held block was handed out again";
+      seen.insert(p);
+      for (int i = 0; i < 40; ++i) p[i] = step;
+      held.emplace_back(p, step);
+      most = std::max(most, held.size());
+    } else {
+      std::size_t k = next() % held.size();
+      auto [p, stamp] = held[k];
+      held[k] = held.back();
+      held.pop_back();
+      for (int i = 0; i < 40; ++i) ASSERT_EQ(p[i], stamp) << "a held block was overwritten";
+      out.erase(p);
+      ti::slab_free(p, 320);
+    }
+  }
+  for (auto [p, stamp] : held) ti::slab_free(p, 320);
+#ifndef TAIGA_TEST_SANITIZED
+  // What was held at the peak, plus what a thread keeps (a list and a batch
+  // set aside) and one carved span.
+  EXPECT_LE(seen.size(), most + 3 * 1024 + 256) << "freed blocks were not reused";
+#endif
 }
 
 }  // namespace
