@@ -175,12 +175,6 @@ long futex(std::atomic<std::uint32_t>* addr, int op, std::uint32_t val,
                    ts, nullptr, 0);
 }
 
-// Owner-written counters: a plain load and store, not a locked add (other
-// threads only read them).
-inline void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) {
-  c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
-}
-
 std::uint64_t xorshift(std::uint64_t& s) {
   s ^= s << 13;
   s ^= s >> 7;
@@ -458,7 +452,7 @@ tasklet_frame* worker::start_fresh(tasklet_core* t) {
     s = stack_pool::instance().allocate(t->stack_request ? t->stack_request : rt->cfg.stack_size);
     if (t->stack_request == 0) default_total = s.total;
   }
-  stats.stacks.store(stats.stacks.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  bump(stats.stacks);
   t->stack_total = s.total;
   t->stack_guard = static_cast<std::uint8_t>(s.guard);
   // The frame takes the top of the usable range (in the page make_context
@@ -514,8 +508,7 @@ void worker::after_switch_slow(switch_payload* p) {
       } else {
         stack_pool::instance().release(s);
       }
-      stats.stacks.store(stats.stacks.load(std::memory_order_relaxed) - 1,
-                         std::memory_order_relaxed);
+      bump(stats.stacks, -1);
       detail::release(prev);  // the runtime's reference
       break;
     }

@@ -32,6 +32,13 @@ using detail::tasklet_core;
 using detail::tasklet_frame;
 using detail::tasklet_state;
 
+// Owner-written counters: a plain load and store, not a locked add (other
+// threads only read them).
+template <class T, class N = T>
+inline void bump(std::atomic<T>& c, N n = 1) {
+  c.store(c.load(std::memory_order_relaxed) + static_cast<T>(n), std::memory_order_relaxed);
+}
+
 // wait_word bits (see "Parking" in scheduler.cpp).
 // (claimed, released, switched and idle live in park.hpp: claim() and
 // complete() are inline there.)
@@ -325,7 +332,7 @@ inline exec_context* worker::prepare(tasklet_core* t) {
   t->last_worker.store(static_cast<std::int16_t>(index), std::memory_order_relaxed);
   current = t;
   running.store(t, std::memory_order_relaxed);
-  switches.store(switches.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  bump(switches);
   return f->active;
 }
 

@@ -282,6 +282,13 @@ static runtime_impl* current_impl() noexcept {
   return tls_entered_runtime;
 }
 
+// A tasklet joins runtime `r`: every spawn path (submit, call_soon) starts here.
+static void admit(tasklet_core* t, runtime_impl* r) noexcept {
+  t->rt = r;
+  t->id = next_id();
+  t->wait_word.store(internal::ww_idle, std::memory_order_relaxed);
+}
+
 static void submit_slow(tasklet_core* t, runtime* rt, const spawn_options* o, worker* w);
 
 void submit(tasklet_core* t, runtime* rt, const spawn_options* o) {
@@ -293,12 +300,9 @@ void submit(tasklet_core* t, runtime* rt, const spawn_options* o) {
       !(t->flags.load(std::memory_order_relaxed) & tasklet_core::flag_pinned)) [[likely]] {
     runtime_impl* r = w->rt;
     if (!r->stopping.load(std::memory_order_acquire)) [[likely]] {
-      t->rt = r;
-      t->id = next_id();
-      t->wait_word.store(internal::ww_idle, std::memory_order_relaxed);
+      admit(t, r);
       r->register_tasklet(t, w->index + 1);
-      w->stats.spawns.store(w->stats.spawns.load(std::memory_order_relaxed) + 1,
-                            std::memory_order_relaxed);
+      internal::bump(w->stats.spawns);
       // Run next (LIFO): spawn trees grow depth first (machine.md: keeps far
       // fewer stacks alive than breadth first).
       w->push_local(t, true);
@@ -324,9 +328,7 @@ void submit(tasklet_core* t, runtime* rt, const spawn_options* o) {
                         : "taiga: spawn outside a runtime (call it from a tasklet, or use "
                           "taiga::spawn(rt, fn) / rt.spawn(fn))");
   }
-  t->rt = r;
-  t->id = next_id();
-  t->wait_word.store(internal::ww_idle, std::memory_order_relaxed);
+  admit(t, r);
   int place = -1;
   if (o != nullptr) {
     if (!o->name.empty()) extra_of(t).name = o->name;
@@ -342,9 +344,7 @@ void submit(tasklet_core* t, runtime* rt, const spawn_options* o) {
   if ((t->flags.load(std::memory_order_relaxed) & tasklet_core::flag_pinned) && place < 0)
     place = local ? static_cast<int>(w->index) : 0;
   r->register_tasklet(t, local ? w->index + 1 : 0);
-  if (local)
-    w->stats.spawns.store(w->stats.spawns.load(std::memory_order_relaxed) + 1,
-                          std::memory_order_relaxed);
+  if (local) internal::bump(w->stats.spawns);
   if (place >= 0) {
     bool pinned = t->flags.load(std::memory_order_relaxed) & tasklet_core::flag_pinned;
     t->home = static_cast<std::int16_t>(place);
@@ -569,8 +569,7 @@ wake_status wait(wait_point& w, const std::chrono::steady_clock::time_point* dea
     me->timers.add(&tn);
   }
   t->state.store(tasklet_state::parked, std::memory_order_release);
-  me->stats.parks.store(me->stats.parks.load(std::memory_order_relaxed) + 1,
-                        std::memory_order_relaxed);
+  internal::bump(me->stats.parks);
   me->switch_out(t, internal::after::park);
   // Resumed (P5), perhaps on another worker.
   if (deadline != nullptr) internal::timer_heap::cancel(&tn);
@@ -774,9 +773,7 @@ timer_handle schedule_call(std::function<void()> fn, std::chrono::steady_clock::
   if (r == nullptr) throw usage_error("taiga: call_soon/call_later outside a runtime");
   auto c = std::make_shared<scheduled_call>();
   tasklet_core* t = make_tasklet(site, std::move(fn));
-  t->rt = r;
-  t->id = next_id();
-  t->wait_word.store(internal::ww_idle, std::memory_order_relaxed);
+  admit(t, r);
   t->flags.fetch_or(tasklet_core::flag_detached, std::memory_order_relaxed);
   worker* w = this_worker();
   bool local = w != nullptr && w->rt == r;
