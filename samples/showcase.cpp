@@ -46,7 +46,10 @@ int main(int argc, char** argv) {
               secs, secs * 1e9 / static_cast<double>(count));
   std::printf("  peak memory:      %.0f MiB (%.0f bytes per parked tasklet)\n", peak / 1024.0,
               static_cast<double>(peak - before) * 1024.0 / static_cast<double>(count));
-  std::printf("  stack guards:     %s (a guard page under every stack)\n",
-              taiga::to_string(taiga::runtime::stack_guard()));
+  taiga::stack_guard_mode guard = taiga::runtime::stack_guard();
+  std::printf("  stack guards:     %s (%s)\n", taiga::to_string(guard),
+              guard == taiga::stack_guard_mode::canary
+                  ? "a canary word under every stack, checked at every switch"
+                  : "a guard page under every stack");
   return links == count ? 0 : 1;
 }

@@ -1,4 +1,7 @@
-// context.cpp: every Boost.Context call and every sanitizer fiber hook lives here.
+// context.cpp (with context.hpp, its other half): every Boost.Context call and
+// every sanitizer fiber hook lives in these two files. The switch itself is
+// inline in context.hpp, so that the frame that jumps is its caller's (see
+// `jump` and `switch_context` there); nothing else includes fcontext.hpp.
 //
 // What: a tiny layer over Boost.Context's fcontext primitives (make_fcontext,
 // jump_fcontext) that switches between exec_contexts and hands a payload
@@ -16,6 +19,8 @@
 //
 // Protocol of one switch (from -> to, payload p):
 //  1. The switcher records where the thread is going (running_context = to),
+//     moves the thread's C++ exception state from the thread into `from`
+//     and from `to` into the thread (context.hpp, "Exception state"), and
 //     tells ASan which stack it is about to run on and TSan which fiber.
 //  2. jump_fcontext(to.fctx, msg{&from, p}) saves from's registers on from's
 //     stack and resumes `to`.
@@ -39,6 +44,7 @@
 
 namespace bctx = boost::context::detail;
 
+#include <cxxabi.h>
 #include <pthread.h>
 
 #include <cstdio>
@@ -47,6 +53,12 @@ namespace bctx = boost::context::detail;
 namespace taiga::internal {
 
 constinit thread_local exec_context* tls_running = nullptr;
+constinit thread_local eh_globals* tls_eh = nullptr;
+
+eh_globals* init_eh_globals() noexcept {
+  tls_eh = reinterpret_cast<eh_globals*>(abi::__cxa_get_globals());
+  return tls_eh;
+}
 
 namespace {
 using namespace detail_switch;
@@ -88,6 +100,8 @@ void init_thread_context(exec_context& ctx) {
 }
 
 void make_context(exec_context& ctx, void* lo, std::size_t size, context_entry entry) {
+  ctx.eh_caught = nullptr;  // no exception being handled yet
+  ctx.eh_uncaught = 0;
   ctx.stack_lo = lo;
   ctx.stack_size = size;
   ctx.asan_fake_stack = nullptr;

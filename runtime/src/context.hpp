@@ -47,6 +47,27 @@ void make_context(exec_context& ctx, void* lo, std::size_t size, context_entry e
 // constinit: other translation units then read it without a TLS-init check.
 extern thread_local constinit exec_context* tls_running;
 
+// ---- Exception state -------------------------------------------------------
+//
+// The C++ runtime keeps the exceptions being handled (the chain that `throw;`
+// and std::current_exception() read, and that each catch block's end pops)
+// and the count of exceptions in flight (std::uncaught_exceptions()) in one
+// per-thread record, the Itanium ABI's __cxa_eh_globals (section 2.2.2;
+// libstdc++ and libc++abi agree on its first two fields). Contexts share
+// threads, so without help a tasklet that parks inside a catch block leaves
+// its exception on the thread: the next context to end a catch block pops
+// the wrong one, and the parked tasklet, resumed on another worker, finds
+// none (`throw;` then calls std::terminate). Every switch therefore saves
+// the thread's record into the context it leaves and installs the one of
+// the context it resumes: two words each way (Mordor and IRCd's ctx do the
+// same). A fresh context starts with none.
+struct eh_globals {
+  void* caught;
+  unsigned int uncaught;
+};
+extern thread_local constinit eh_globals* tls_eh;
+eh_globals* init_eh_globals() noexcept;  // this thread's record, cached in tls_eh
+
 namespace detail_switch {
 
 // jump_fcontext without a `call`. Boost's jump_fcontext leaves through
@@ -125,6 +146,13 @@ struct switch_msg {
                                                  [[maybe_unused]] exec_context& to,
                                                  [[maybe_unused]] bool from_exits) {
   tls_running = &to;
+  eh_globals* eh = tls_eh;
+  if (eh == nullptr) [[unlikely]]
+    eh = init_eh_globals();
+  from.eh_caught = eh->caught;
+  from.eh_uncaught = eh->uncaught;
+  eh->caught = to.eh_caught;
+  eh->uncaught = to.eh_uncaught;
 #if defined(TAIGA_SANITIZE_ADDRESS)
   __sanitizer_start_switch_fiber(from_exits ? nullptr : &from.asan_fake_stack, to.stack_lo,
                                  to.stack_size);

@@ -139,6 +139,11 @@ fiber_state* live_ancestor(fiber_state* s) {
 }
 
 [[noreturn]] void end_fiber(fiber_state* self, std::any value, std::exception_ptr error) {
+  // Checked as at every switch (do_switch): the stack is released next, and
+  // a reissued one gets a fresh canary.
+  if (self->ctx->canary &&
+      *static_cast<std::uint64_t*>(self->ctx->stack_lo) != internal::stack_pool::canary_value)
+    internal::report_overflow(self, 2);
   fiber_home* h = self->home;
   self->ended = true;
   self->target = nullptr;

@@ -474,12 +474,19 @@ void worker::run_in_main(tasklet_core* t) {
 }
 
 void worker::exit_current(tasklet_core* cur) {
+  // The last switch off this stack is checked like every other (switch_out):
+  // the stack goes back to the pool next, and its next owner's fresh canary
+  // would erase the evidence of an overflow that did not park again.
+  tasklet_frame* f = cur->frame.load(std::memory_order_relaxed);
+  if (cur->stack_guard == static_cast<std::uint8_t>(stack_guard_mode::canary) &&
+      *static_cast<std::uint64_t*>(f->ctx.stack_lo) != stack_pool::canary_value) [[unlikely]]
+    report_overflow(cur, 1);
   exec_context* to = next_context();
   // The payload must outlive the switch; it lives in this worker, which
   // the resumed side (on this same thread) consumes at once.
   static thread_local switch_payload p;
   p = switch_payload{after::exit, cur};
-  exit_context(*cur->frame.load(std::memory_order_relaxed)->active, *to, &p);
+  exit_context(*f->active, *to, &p);
 }
 
 void worker::after_switch_slow(switch_payload* p) {
@@ -574,6 +581,27 @@ namespace taiga::detail {
 
 using internal::worker;
 
+// Runtimes that exist now. A handle may outlive its runtime (the block is
+// the slab's, so join() still works); what then reads the runtime (the error
+// report of a dropped or detached handle) asks here first, and holds the
+// mutex while it reads, so the runtime cannot go meanwhile. Leaked on
+// purpose: handles may die during static destruction.
+std::mutex& runtime_impl::live_mutex() noexcept {
+  static auto* mu = new std::mutex;
+  return *mu;
+}
+namespace {
+std::vector<const runtime_impl*>& live_runtimes() {
+  static auto* v = new std::vector<const runtime_impl*>;
+  return *v;
+}
+}  // namespace
+
+bool runtime_impl::exists_locked(const runtime_impl* r) noexcept {
+  auto& v = live_runtimes();
+  return std::find(v.begin(), v.end(), r) != v.end();
+}
+
 runtime_impl::runtime_impl(runtime* o, runtime_config c) : owner(o), cfg(std::move(c)) {
   if (cfg.workers == all_cores) {
     unsigned hc = std::thread::hardware_concurrency();
@@ -587,9 +615,15 @@ runtime_impl::runtime_impl(runtime* o, runtime_config c) : owner(o), cfg(std::mo
   shards = std::make_unique<registry_shard[]>(nshards);
   for (unsigned i = 0; i < nworkers; ++i) workers.push_back(std::make_unique<worker>(this, i));
   blocking = std::make_unique<internal::blocking_pool>(this, cfg.blocking_threads);
+  std::lock_guard lk(live_mutex());  // last: nothing after this throws
+  live_runtimes().push_back(this);
 }
 
-runtime_impl::~runtime_impl() = default;
+runtime_impl::~runtime_impl() {
+  std::lock_guard lk(live_mutex());
+  auto& v = live_runtimes();
+  v.erase(std::remove(v.begin(), v.end(), this), v.end());
+}
 
 void runtime_impl::start() {
   internal::stack_pool::prepare_thread();
@@ -858,6 +892,7 @@ void runtime_impl::handle_deadlock() {
     }
   }
   if (!parked.empty()) {
+    deadlock_reports.fetch_add(1, std::memory_order_acq_rel);  // before the throws (drop_handle)
     if (cfg.deadlock_handler) {
       cfg.deadlock_handler(rep);
     } else {
@@ -908,7 +943,10 @@ void runtime_impl::shutdown(shutdown_mode mode) {
     }
   }
   // Kill whatever is left; a tasklet that swallows tasklet_exit and parks
-  // again is killed again until it gives up.
+  // again is killed again until it gives up. A handle destructor's masked
+  // join gives up too (drop_handle): it could wait for a tasklet that waits
+  // for it.
+  killing_all.store(true, std::memory_order_seq_cst);
   while (live_count() != 0) {
     std::vector<tasklet_core*> all = snapshot_live();
     for (tasklet_core* t : all) {

@@ -235,6 +235,10 @@ struct runtime_impl {
   std::atomic<int> keepalive{0};
   std::atomic<bool> stopping{false};
   std::atomic<bool> stopped{false};
+  // What ends a masked wait (drop_handle) early, where nothing else could:
+  // shutdown's kill loop has begun, or a deadlock was reported.
+  std::atomic<bool> killing_all{false};
+  std::atomic<std::uint64_t> deadlock_reports{0};
 
   // sysmon: watchdog, timer nudges, deadlock detection.
   std::thread sysmon;
@@ -264,6 +268,11 @@ struct runtime_impl {
   void drive(tasklet_core* main);  // embedded: run until `main` is done
   void shutdown(shutdown_mode mode);
   std::size_t timers_pending();
+  /// Runtimes that exist now (constructed and not yet destroyed), for what
+  /// may run after a handle's runtime is gone: under live_mutex(), a runtime
+  /// that exists_locked() cannot be destroyed.
+  static std::mutex& live_mutex() noexcept;
+  static bool exists_locked(const runtime_impl* r) noexcept;
 };
 
 // Inline: every spawn registers and every exit unregisters (scheduler.cpp

@@ -100,28 +100,43 @@ int self_pidfd() {
   return fd;
 }
 
+}  // namespace
+
 // Applies `advice` to many ranges, in process_madvise batches where the kernel
 // allows it (6.13+ for most advice on our own process), else one by one.
+// Returns false if any range failed.
 bool madvise_many(const std::vector<iovec>& ranges, int advice) {
   static std::atomic<int> batched{1};
   std::size_t i = 0;
   bool ok = true;
   while (i < ranges.size()) {
     std::size_t n = std::min(batch_max, ranges.size() - i);
+    std::size_t done = 0;  // leading ranges of this batch that were advised
     if (batched.load(std::memory_order_relaxed) != 0 && self_pidfd() >= 0) {
       long r = ::syscall(SYS_process_madvise, self_pidfd(), ranges.data() + i, n, advice, 0);
       if (r >= 0) {
-        i += n;
-        continue;
+        // The kernel returns the bytes it advised and stops at the first
+        // range it fails on: a short count is not a success (a guard
+        // missing from a stack labelled guarded). What it did not reach,
+        // and the range it stopped in, are redone one by one below, where
+        // each failure is seen (every advice used here is idempotent).
+        auto bytes = static_cast<std::size_t>(r);
+        while (done < n && bytes >= ranges[i + done].iov_len) {
+          bytes -= ranges[i + done].iov_len;
+          ++done;
+        }
+      } else if (errno == EINVAL || errno == ENOSYS || errno == EPERM) {
+        batched.store(0);
       }
-      if (errno == EINVAL || errno == ENOSYS || errno == EPERM) batched.store(0);
     }
-    for (std::size_t k = i; k < i + n; ++k)
+    for (std::size_t k = i + done; k < i + n; ++k)
       if (::madvise(ranges[k].iov_base, ranges[k].iov_len, advice) != 0) ok = false;
     i += n;
   }
   return ok;
 }
+
+namespace {
 
 stack_guard_mode detect_mode() {
   if (const char* forced = std::getenv("TAIGA_STACK_GUARD")) {
@@ -146,7 +161,11 @@ std::size_t mprotect_budget() {
     if (std::fscanf(f, "%ld", &max_maps) != 1) max_maps = 65530;
     std::fclose(f);
   }
-  return static_cast<std::size_t>(std::max(0L, max_maps / 2 - 1024) / 2);
+  std::size_t budget = static_cast<std::size_t>(std::max(0L, max_maps / 2 - 1024) / 2);
+  // For tests of the fallback: a budget that a few stacks exhaust.
+  if (const char* forced = std::getenv("TAIGA_STACK_GUARD_MPROTECT_BUDGET"))
+    budget = static_cast<std::size_t>(std::strtoull(forced, nullptr, 10));
+  return budget;
 }
 
 void unpoison([[maybe_unused]] const stack& s) {
@@ -193,6 +212,7 @@ struct stack_pool::impl {
   std::vector<size_class*> classes;  // never shrinks; few entries
   std::atomic<std::size_t> mapped{0};
   std::atomic<std::size_t> mprotect_used{0};
+  std::atomic<std::size_t> canary_guards{0};  // stacks carved with a canary
   std::size_t mprotect_budget = internal::mprotect_budget();
   // Stacks handed out and not returned, for reports: the sum of the live
   // threads' counts plus what exited threads left (a stack may be allocated
@@ -252,7 +272,18 @@ stack_pool& stack_pool::instance() {
   return *pool;
 }
 
-stack_pool::stack_pool() : mode_(detect_mode()), impl_(new impl) {}
+stack_pool::stack_pool() : mode_(detect_mode()), current_(mode_), impl_(new impl) {}
+
+void stack_pool::fall_back_to_canary(const char* why) noexcept {
+  if (current_.exchange(stack_guard_mode::canary) == stack_guard_mode::canary) return;
+  // Said once, on stderr: overflow detection just got weaker (caught at the
+  // next switch instead of at the faulting write), and runtime::stack_guard()
+  // reports it from now on.
+  std::fprintf(stderr,
+               "taiga: stack guards: %s; stacks carved from now on are guarded by a canary word "
+               "checked at every switch\n",
+               why);
+}
 
 thread_cache::thread_cache() noexcept {
   auto& im = *stack_pool::instance().impl_;
@@ -348,11 +379,12 @@ stack stack_pool::allocate(std::size_t usable) {
       std::vector<iovec> guards;
       std::vector<stack> carved;
       carved.reserve(n);
+      const stack_guard_mode m = mode();  // canary after a fallback: it stays
       for (std::size_t i = 0; i < n; ++i) {
-        stack s{base + i * total, total, mode_};
-        if (mode_ == stack_guard_mode::madvise) {
+        stack s{base + i * total, total, m};
+        if (m == stack_guard_mode::madvise) {
           guards.push_back({s.base, g_page});
-        } else if (mode_ == stack_guard_mode::mprotect) {
+        } else if (m == stack_guard_mode::mprotect) {
           if (impl_->mprotect_used.load(std::memory_order_relaxed) < impl_->mprotect_budget &&
               ::mprotect(s.base, g_page, PROT_NONE) == 0) {
             impl_->mprotect_used.fetch_add(1, std::memory_order_relaxed);
@@ -364,7 +396,17 @@ stack stack_pool::allocate(std::size_t usable) {
       }
       if (!guards.empty() && !madvise_many(guards, MADV_GUARD_INSTALL)) {
         for (auto& s : carved) s.guard = stack_guard_mode::canary;
+        fall_back_to_canary("MADV_GUARD_INSTALL failed on a new stack region");
       }
+      if (carved.back().guard == stack_guard_mode::canary && mode_ == stack_guard_mode::mprotect)
+        fall_back_to_canary(
+            "the mprotect guard budget (about half of vm.max_map_count, two mappings per "
+            "guarded stack) is spent");
+      impl_->canary_guards.fetch_add(
+          static_cast<std::size_t>(
+              std::count_if(carved.begin(), carved.end(),
+                            [](const stack& s) { return s.guard == stack_guard_mode::canary; })),
+          std::memory_order_relaxed);
       // Hand out the lowest addresses first (keeps the touched set dense).
       for (auto it = carved.rbegin(); it != carved.rend(); ++it) c.fresh.push_back(*it);
       while (got.size() < want && !c.fresh.empty()) {
@@ -486,6 +528,7 @@ stack_pool_stats stack_pool::stats() const noexcept {
     st.outstanding = n > 0 ? static_cast<std::size_t>(n) : 0;
   }
   st.mprotect_guards = impl_->mprotect_used.load();
+  st.canary_guards = impl_->canary_guards.load();
   std::lock_guard lk(impl_->classes_mu);
   for (auto* c : impl_->classes) {
     std::lock_guard lk2(c->mu);
@@ -514,7 +557,7 @@ void write_str(const char* s) {
   write_all(s, std::strlen(s));
 }
 
-void describe_and_die(const void* owner, std::uint8_t kind) {
+void describe_and_die(const void* owner, std::uint8_t kind, bool by_canary) {
   char buf[768];
   write_str("taiga: stack overflow in ");
   overflow_describer d = g_describer.load();
@@ -524,8 +567,11 @@ void describe_and_die(const void* owner, std::uint8_t kind) {
   } else {
     write_str(kind == 2 ? "a fiber" : "a tasklet");
   }
+  write_str(by_canary ? "\ntaiga: the canary word at the bottom of its stack was overwritten "
+                        "(found at a switch: this process guards stacks with canaries)."
+                      : "\ntaiga: the stack guard page was hit.");
   write_str(
-      "\ntaiga: the stack guard page was hit. Ask for a bigger stack: "
+      " Ask for a bigger stack: "
       "spawn(taiga::spawn_options{.stack_size = N}, fn) for one tasklet, or "
       "runtime_config::stack_size for all of them (fiber: the stack_size "
       "constructor argument).\n");
@@ -539,7 +585,7 @@ void on_fault(int sig, siginfo_t* info, void* uctx) {
     // The guard page sits right below the usable range; a large frame can
     // jump further, so accept up to 64 KiB below it.
     if (addr < lo + 256 && addr + 64 * 1024 + g_page >= lo) {
-      describe_and_die(nullptr, ctx->kind);
+      describe_and_die(nullptr, ctx->kind, false);
       ::signal(SIGABRT, SIG_DFL);
       std::abort();
     }
@@ -566,8 +612,7 @@ void set_overflow_describer(overflow_describer fn) noexcept {
 }
 
 void report_overflow(const void* owner, std::uint8_t kind) noexcept {
-  describe_and_die(owner, kind);
-  write_str("taiga: (detected by the stack canary at a switch)\n");
+  describe_and_die(owner, kind, true);
   std::abort();
 }
 

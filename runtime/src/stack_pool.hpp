@@ -4,8 +4,12 @@
 
 #include <taiga/runtime/config.hpp>
 
+#include <sys/uio.h>
+
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -39,6 +43,7 @@ struct stack_pool_stats {
   std::size_t cold = 0;          // free stacks with no resident pages
   std::size_t regions = 0;
   std::size_t mprotect_guards = 0;  // stacks guarded with mprotect (2 VMAs each)
+  std::size_t canary_guards = 0;    // stacks guarded by a canary word only
 };
 
 class stack_pool {
@@ -63,10 +68,12 @@ class stack_pool {
   /// Returns the memory of free stacks beyond `keep_warm` to the OS.
   void trim(std::size_t keep_warm = 0) noexcept;
 
-  /// The guard mechanism new stacks get (the best this kernel offers, or the
-  /// one forced by TAIGA_STACK_GUARD=madvise|mprotect|canary).
+  /// The guard mechanism new stacks get: the best this kernel offers (or the
+  /// one forced by TAIGA_STACK_GUARD=madvise|mprotect|canary), until a
+  /// fallback to canaries (the mprotect budget spent, MADV_GUARD_INSTALL
+  /// failing), which is announced once on stderr.
   stack_guard_mode mode() const noexcept {
-    return mode_;
+    return current_.load(std::memory_order_relaxed);
   }
   stack_pool_stats stats() const noexcept;
 
@@ -100,7 +107,9 @@ class stack_pool {
   void trim_class(size_class& c, std::size_t keep) noexcept;
   void trim_class_all(std::size_t keep) noexcept;
   void count_outstanding(std::int64_t d) noexcept;
-  stack_guard_mode mode_;
+  void fall_back_to_canary(const char* why) noexcept;
+  const stack_guard_mode mode_;            // what detect_mode() chose
+  std::atomic<stack_guard_mode> current_;  // what new stacks get
   std::size_t keep_warm_ = 8192;
   struct impl;
   impl* impl_;
@@ -114,6 +123,10 @@ class stack_pool {
 using overflow_describer = std::size_t (*)(const void* owner, std::uint8_t kind, char* buf,
                                            std::size_t len);
 void set_overflow_describer(overflow_describer fn) noexcept;
+
+/// madvise(advice) over every range, batched with process_madvise where the
+/// kernel allows it; false if any range failed (each is still tried).
+bool madvise_many(const std::vector<iovec>& ranges, int advice);
 
 /// Reports a stack overflow of the context (canary mode) and aborts.
 [[noreturn]] void report_overflow(const void* owner, std::uint8_t kind) noexcept;

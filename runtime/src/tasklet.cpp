@@ -11,13 +11,16 @@
 // (after_switch, after::exit); the handle holds the other. A kill is a flag
 // plus an interrupt of the current park (scheduler.cpp, "Parking"): it is
 // delivered as tasklet_exit at the tasklet's next park point, once.
+#include <cxxabi.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <iostream>
 #include <mutex>
 #include <sstream>
@@ -156,11 +159,31 @@ struct sig_buf {
   }
 };
 
+void put_tasklet(sig_buf& b, const tasklet_core* t) {
+  b.put("tasklet #");
+  b.put(static_cast<unsigned long long>(t->id));
+  b.put(" '");
+  // Racy but harmless: a name being set by another thread right now may
+  // print half-formed; the process is about to die either way.
+  tasklet_extra* e = t->extra.load(std::memory_order_acquire);
+  b.put(e ? e->name.c_str() : "");
+  b.put("' (spawned at ");
+  b.put(t->site.file_name() ? t->site.file_name() : "?");
+  b.put(":");
+  b.put(static_cast<unsigned long long>(t->site.line()));
+  b.put(")");
+}
+
 std::size_t describe_for_overflow(const void* owner, std::uint8_t kind, char* buf,
                                   std::size_t len) {
   sig_buf b{buf, len};
   if (kind != 1) {
+    // A fiber runs on its own stack, inside a tasklet or a plain thread.
     b.put("a fiber");
+    if (const tasklet_core* t = current_tasklet()) {
+      b.put(" inside ");
+      put_tasklet(b, t);
+    }
     return b.used;
   }
   auto* t = static_cast<const tasklet_core*>(owner);
@@ -175,18 +198,7 @@ std::size_t describe_for_overflow(const void* owner, std::uint8_t kind, char* bu
       return b.used;
     }
   }
-  b.put("tasklet #");
-  b.put(static_cast<unsigned long long>(t->id));
-  b.put(" '");
-  // Racy but harmless: a name being set by another thread right now may
-  // print half-formed; the process is about to die either way.
-  tasklet_extra* e = t->extra.load(std::memory_order_acquire);
-  b.put(e ? e->name.c_str() : "");
-  b.put("' (spawned at ");
-  b.put(t->site.file_name() ? t->site.file_name() : "?");
-  b.put(":");
-  b.put(static_cast<unsigned long long>(t->site.line()));
-  b.put(")");
+  put_tasklet(b, t);
   return b.used;
 }
 
@@ -374,23 +386,104 @@ void submit(tasklet_core* t, runtime* rt, const spawn_options* o) {
 
 // ---- running and finishing ------------------------------------------------
 
-static void report_uncaught(tasklet_core* t) {
-  runtime_impl* r = t->rt;
-  tasklet_info info = r->info_of(t);
-  if (r->cfg.error_handler) {
-    r->cfg.error_handler(info, error_of(t));
+// "std::runtime_error: oops", with the type's name demangled.
+static std::string describe_exception(const std::exception_ptr& e) {
+  auto demangled = [](const char* mangled) {
+    int status = 0;
+    char* d = abi::__cxa_demangle(mangled, nullptr, nullptr, &status);
+    std::string out = status == 0 && d ? d : mangled;
+    std::free(d);
+    return out;
+  };
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    return demangled(typeid(x).name()) + ": " + x.what();
+  } catch (...) {
+    const std::type_info* ti = abi::__cxa_current_exception_type();
+    return ti ? demangled(ti->name()) + " (not a std::exception)" : "unknown exception";
+  }
+}
+
+// An error that no join() will ever see: the tasklet was detached, or its
+// handle was dropped without a join.
+static void report_uncaught(tasklet_core* t, bool handle_dropped) {
+  // A handle can outlive its runtime: then its handler is gone too, and the
+  // default one speaks. Under the lock the runtime cannot go.
+  tasklet_info info;
+  std::function<void(const tasklet_info&, std::exception_ptr)> handler;
+  {
+    std::lock_guard lk(runtime_impl::live_mutex());
+    if (runtime_impl::exists_locked(t->rt)) {
+      info = t->rt->info_of(t);
+      handler = t->rt->cfg.error_handler;
+    } else {
+      info.id = t->id;
+      info.spawn_site = t->site;
+      info.name = name_of(t);
+      info.state = to_string(t->state.load(std::memory_order_acquire));
+    }
+  }
+  std::exception_ptr e = error_of(t);
+  if (handler) {
+    handler(info, e);
     return;
   }
-  std::string what = "unknown exception";
+  std::fprintf(stderr,
+               handle_dropped
+                   ? "taiga: tasklet %s ended with an uncaught exception, and its handle was "
+                     "destroyed without join(): %s\n"
+                   : "taiga: detached tasklet %s ended with an uncaught exception: %s\n",
+               info.describe().c_str(), describe_exception(e).c_str());
+  std::fflush(stderr);
+  // Terminate with the exception active, as std::thread does with one that
+  // escapes: a terminate handler (a crash reporter) sees what it was.
   try {
-    std::rethrow_exception(error_of(t));
-  } catch (const std::exception& e) {
-    what = std::string(typeid(e).name()) + ": " + e.what();
+    std::rethrow_exception(e);
   } catch (...) {
+    std::terminate();
   }
-  std::fprintf(stderr, "taiga: detached tasklet %s ended with an uncaught exception: %s\n",
-               info.describe().c_str(), what.c_str());
-  std::terminate();
+}
+
+// Whether `t` ended with an error that nobody will join for and that is not
+// the result of a kill (a kill that has not been delivered yet counts: a
+// shutdown killing a joiner and its joinee in some order can leave the
+// joiner failing with the joinee's tasklet_killed).
+static bool unjoined_error(const tasklet_core* t) noexcept {
+  return error_of(t) && !(t->flags.load(std::memory_order_acquire) &
+                          (tasklet_core::flag_killed | tasklet_core::flag_kill));
+}
+
+// Runs the error handler for `t` on `self` (the tasklet running this, or
+// null on a plain thread). The handler may park, and a park point raises
+// what is pending for `self`: a kill, a throw_into, a deadlock report, the
+// expiry of its timeout_scope. Those are not the handler's errors: a kill and
+// a throw_into's exception (recognised as the one that was pending and is
+// not now) are put back for the next park point; a deadlock report was made
+// already; an expired scope raises again at the next park. Anything else the
+// handler throws is a bug that nothing is left to catch.
+static void report_guarded(tasklet_core* t, tasklet_core* self, bool handle_dropped) noexcept {
+  const std::uint8_t before = self ? self->flags.load(std::memory_order_acquire) : 0;
+  try {
+    report_uncaught(t, handle_dropped);
+  } catch (const tasklet_exit&) {
+    if (self != nullptr) self->flags.fetch_or(tasklet_core::flag_kill, std::memory_order_seq_cst);
+  } catch (const deadlock_error&) {
+  } catch (const timeout_error&) {
+  } catch (...) {
+    if (self != nullptr && (before & tasklet_core::flag_throw) &&
+        !(self->flags.load(std::memory_order_acquire) & tasklet_core::flag_throw)) {
+      std::lock_guard lk(self->lock);
+      tasklet_extra* x = extra_if_any(self);
+      if (x != nullptr && !x->pending) {
+        x->pending = std::current_exception();
+        self->flags.fetch_or(tasklet_core::flag_throw, std::memory_order_seq_cst);
+      }
+      return;
+    }
+    std::fputs("taiga: fatal: the runtime's error handler threw\n", stderr);
+    std::terminate();
+  }
 }
 
 static void finish(tasklet_core* t) {
@@ -413,20 +506,11 @@ static void finish(tasklet_core* t) {
   }
   // Not a deadlock victim (killed, with the error kept for join()): its
   // report was already printed, even if the handle was dropped just now.
-  if (detached && !(t->flags.load(std::memory_order_relaxed) & tasklet_core::flag_killed) &&
-      error_of(t)) {
+  if (detached && unjoined_error(t)) {
     // The handler runs here, on the dying tasklet, and may park. A kill or a
     // deadlock report that reaches it there (a shutdown, say) cuts it short:
-    // the tasklet was ending anyway. An exception of its own is a bug in the
-    // handler, and nothing is left to catch it.
-    try {
-      report_uncaught(t);
-    } catch (const tasklet_exit&) {
-    } catch (const deadlock_error&) {
-    } catch (...) {
-      std::fputs("taiga: fatal: the runtime's error handler threw\n", stderr);
-      std::terminate();
-    }
+    // the tasklet was ending anyway.
+    report_guarded(t, t, false);
     // A handler that parked left the state at `running`: it is done.
     t->state.store(tasklet_state::done, std::memory_order_release);
   }
@@ -494,7 +578,8 @@ void prepare_wait(wait_point& w, const char* what, const void* object) {
   frame->park_object.store(object, std::memory_order_relaxed);
   t->wait_word.store(0, std::memory_order_seq_cst);  // P1: arm, then look for a kill
   std::uint8_t f = t->flags.load(std::memory_order_seq_cst);
-  if (f & (tasklet_core::flag_kill | tasklet_core::flag_throw)) {
+  if ((f & (tasklet_core::flag_kill | tasklet_core::flag_throw)) &&
+      !(f & tasklet_core::flag_masked)) [[unlikely]] {
     t->wait_word.store(internal::ww_idle, std::memory_order_relaxed);
     throw_interrupt();
   }
@@ -704,10 +789,78 @@ void detach(tasklet_core* t) {
   {
     std::lock_guard lk(t->lock);
     t->flags.fetch_or(tasklet_core::flag_detached, std::memory_order_acq_rel);
-    report = t->state.load(std::memory_order_acquire) == tasklet_state::done && error_of(t) &&
-             !(t->flags.load() & tasklet_core::flag_killed);
+    report = t->state.load(std::memory_order_acquire) == tasklet_state::done && unjoined_error(t);
   }
-  if (report) report_uncaught(t);
+  if (report) report_guarded(t, current_tasklet(), false);
+  release(t);
+}
+
+// A handle destructor's join, by `self` (a tasklet) for `t`. A destructor
+// cannot throw, and must not return before `t` is done: what it joins may
+// use what the caller is about to destroy. So the wait is masked: a kill or
+// throw_into that reaches `self` meanwhile wakes it but is not consumed
+// (prepare_wait skips it while flag_masked is set), and stays pending for
+// the first park point after the wait; a second throw_into is refused as
+// usual. Only what nothing else could end, a shutdown's kill loop or a
+// deadlock report (two handles that own each other), abandons the wait:
+// false, and the caller detaches `t`.
+static bool wait_done_masked(tasklet_core* t, tasklet_core* self) {
+  runtime_impl* r = self->rt;
+  const std::uint64_t reports = r->deadlock_reports.load(std::memory_order_acquire);
+  self->flags.fetch_or(tasklet_core::flag_masked, std::memory_order_seq_cst);
+  bool done = true;
+  while (t->state.load(std::memory_order_acquire) != tasklet_state::done) {
+    wait_point w;
+    prepare_wait(w, "join", t);  // masked, scope suspended: raises nothing
+    {
+      std::lock_guard lk(t->lock);
+      if (t->state.load(std::memory_order_acquire) == tasklet_state::done) {
+        cancel_wait(w);
+        break;
+      }
+      t->joiner = &w;
+    }
+    if (wait(w) == wake_status::signaled) continue;
+    {
+      std::lock_guard lk(t->lock);
+      if (t->joiner == &w) t->joiner = nullptr;
+    }
+    if (r->killing_all.load(std::memory_order_acquire) ||
+        r->deadlock_reports.load(std::memory_order_acquire) != reports) {
+      done = false;
+      break;
+    }
+  }
+  self->flags.fetch_and(static_cast<std::uint8_t>(~tasklet_core::flag_masked),
+                        std::memory_order_seq_cst);
+  return done;
+}
+
+void drop_handle(tasklet_core* t) noexcept {
+  tasklet_core* self = current_tasklet();
+  if (t == self) {  // it cannot wait for itself: it runs on, detached
+    detach(t);
+    return;
+  }
+  if (t->state.load(std::memory_order_acquire) != tasklet_state::done) {
+    kill(t);  // not self: cannot throw
+    // The caller's timeout_scope is off meanwhile: its expiry would only
+    // wake the wait over and over. (A plain thread's wait has nothing else
+    // that could interrupt it.)
+    std::int64_t saved = suspend_timeout_scope();
+    bool done = true;
+    if (self != nullptr) {
+      done = wait_done_masked(t, self);
+    } else {
+      wait_done(t);
+    }
+    restore_timeout_scope(saved);
+    if (!done) {  // abandoned: an error it ends with goes where a detached one's does
+      detach(t);
+      return;
+    }
+  }
+  if (unjoined_error(t)) report_guarded(t, self, true);
   release(t);
 }
 

@@ -99,9 +99,62 @@ TEST(fiber, errors_ended_self_and_cycles) {
 
 TEST(fiber, switching_to_a_fiber_of_another_thread_is_an_error) {
   fiber f([] {});
-  std::thread t([&] { EXPECT_THROW(f.switch_to(), taiga::fiber_error); });
+  fiber p([] {});
+  std::thread t([&] {
+    EXPECT_THROW(f.switch_to(), taiga::fiber_error);
+    EXPECT_THROW(f.throw_into(std::runtime_error("x")), taiga::fiber_error);
+    fiber mine([] {});
+    EXPECT_THROW(mine.set_parent(p), taiga::fiber_error);  // p is the other thread's
+    mine.switch_to();
+  });
   t.join();
+  EXPECT_FALSE(f.started());  // none of it ran f
   f.switch_to();
+  p.switch_to();
+}
+
+TEST(fiber, a_running_fiber_switching_to_itself_is_an_error) {
+  bool threw = false;
+  fiber f([&] {
+    try {
+      fiber::current().switch_to();
+    } catch (const taiga::fiber_error&) {
+      threw = true;
+    }
+  });
+  f.switch_to();
+  EXPECT_TRUE(threw);
+  EXPECT_TRUE(f.ended());
+}
+
+// python-fibers: a fiber that ends returns to its nearest live ancestor;
+// a parent that has already ended is skipped.
+TEST(fiber, an_ended_parent_is_skipped) {
+  fiber* main_fiber = &fiber::current();
+  std::string trail;
+  fiber b;
+  fiber a([&] {
+    b = fiber([&]() -> std::any {  // parent: a
+      trail += "b1 ";
+      main_fiber->switch_to();  // a's pending switch_to(b) stays pending
+      trail += "b2 ";
+      return std::string("from b");
+    });
+    trail += "a1 ";
+    b.switch_to();
+    trail += "a-never ";
+  });
+  a.switch_to();  // a starts b, b switches back here
+  EXPECT_EQ(trail, "a1 b1 ");
+  EXPECT_EQ(b.parent(), &a);
+  // Raised in a at its switch_to(b); a does not catch it, so a ends and the
+  // exception goes on to a's parent: here.
+  EXPECT_THROW(a.throw_into(std::runtime_error("end a")), std::runtime_error);
+  EXPECT_TRUE(a.ended());
+  EXPECT_TRUE(b.alive());
+  // b ends now: its parent (a) has ended, so its result comes here instead.
+  EXPECT_EQ(std::any_cast<std::string>(b.switch_to()), "from b");
+  EXPECT_EQ(trail, "a1 b1 b2 ");
 }
 
 TEST(fiber, destroying_a_suspended_fiber_unwinds_it) {
@@ -193,4 +246,37 @@ TEST(generator, inside_tasklets_that_park_and_migrate) {
       },
       taiga::runtime_config{.workers = 4});
   EXPECT_EQ(total, 8 * 4950);
+}
+
+// Switching fibers inside catch blocks: each side keeps the exception it is
+// handling (the C++ runtime keeps it per thread; every switch moves it).
+TEST(fiber, each_side_of_a_switch_inside_a_catch_block_keeps_its_exception) {
+  int seen_in_fiber = 0, seen_in_main = 0;
+  taiga::fiber f([&] {
+    try {
+      throw 2;
+    } catch (int) {
+      taiga::fiber::current().parent()->switch_to();  // back to main, mid-catch
+      try {
+        throw;
+      } catch (int v) {
+        seen_in_fiber = v;
+      }
+    }
+  });
+  try {
+    throw 1;
+  } catch (int) {
+    f.switch_to();  // the fiber parks inside its catch block
+    try {
+      throw;
+    } catch (int v) {
+      seen_in_main = v;
+    }
+    f.switch_to();  // it ends its catch block, then returns
+  }
+  EXPECT_EQ(seen_in_fiber, 2);
+  EXPECT_EQ(seen_in_main, 1);
+  EXPECT_EQ(std::current_exception(), nullptr);
+  EXPECT_TRUE(f.ended());
 }

@@ -1,7 +1,10 @@
 // Stacks: pooling and recycling, guard pages, the overflow message, and a
 // million parked tasklets within the memory target.
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/utsname.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -11,6 +14,12 @@
 
 #include "runtime_fixture.hpp"
 #include "stack_pool.hpp"
+
+// From context.hpp, which only the runtime's own (sanitizer-flagged) targets
+// may include: the context running on this thread.
+namespace taiga::internal {
+detail::exec_context* running_context() noexcept;
+}
 
 using namespace std::chrono_literals;
 
@@ -45,10 +54,98 @@ long peak_rss_kib() {
 TEST(stacks, guard_mode_is_reported) {
   auto m = taiga::runtime::stack_guard();
   EXPECT_NE(m, taiga::stack_guard_mode::none);
-  // Linux 6.13+ (our CI kernels) installs guards without extra mappings.
   if (std::getenv("TAIGA_STACK_GUARD") == nullptr) {
     std::printf("stack guard mode: %s\n", taiga::to_string(m));
+    // Linux 6.13+ (our CI kernels) installs guards without extra mappings.
+    utsname u{};
+    int major = 0, minor = 0;
+    if (uname(&u) == 0 && std::sscanf(u.release, "%d.%d", &major, &minor) == 2 &&
+        (major > 6 || (major == 6 && minor >= 13))) {
+      EXPECT_EQ(m, taiga::stack_guard_mode::madvise) << "kernel " << u.release;
+    }
   }
+}
+
+// When the mprotect budget runs out (half of vm.max_map_count, or what the
+// test sets), new stacks fall back to canaries: stack_guard() says so, the
+// process is told once on stderr, and the canary still catches an overflow.
+TEST(stacks, a_spent_mprotect_budget_falls_back_to_canaries_and_says_so) {
+#if defined(TAIGA_TEST_SANITIZED)
+  GTEST_SKIP() << "ASan reports overflows itself";
+#endif
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  setenv("TAIGA_STACK_GUARD", "mprotect", 1);
+  setenv("TAIGA_STACK_GUARD_MPROTECT_BUDGET", "8", 1);
+  EXPECT_DEATH(
+      {
+        auto& pool = taiga::internal::stack_pool::instance();
+        if (taiga::runtime::stack_guard() != taiga::stack_guard_mode::mprotect) std::_Exit(3);
+        taiga::run(
+            [&] {
+              taiga::spawn([] {}).join();  // carves a region: 8 guarded stacks, the rest canaries
+              auto st = pool.stats();
+              if (taiga::runtime::stack_guard() != taiga::stack_guard_mode::canary ||
+                  st.mprotect_guards != 8 || st.canary_guards == 0)
+                std::_Exit(4);
+              std::fprintf(stderr, "fell back: %zu mprotect, %zu canary\n", st.mprotect_guards,
+                           st.canary_guards);
+              // Deeper than the 8 guarded stacks: one of the canary ones.
+              std::vector<taiga::tasklet<void>> parked;
+              for (int i = 0; i < 16; ++i)
+                parked.push_back(taiga::spawn([] { taiga::this_tasklet::sleep_for(1h); }));
+              taiga::spawn(taiga::spawn_options{.name = "past-the-budget"}, [] {
+                auto* f = taiga::detail::current_tasklet()->frame.load();
+                if (!f->ctx.canary) std::_Exit(5);
+                *static_cast<std::uint64_t*>(f->ctx.stack_lo) = 0;  // as an overflow would
+                taiga::this_tasklet::yield();
+              }).join();
+            },
+            taiga::runtime_config{.workers = 1});
+      },
+      "taiga: stack guards: the mprotect guard budget .* is spent; stacks carved from now on are "
+      "guarded by a canary(.|\n)*fell back: 8 mprotect, [0-9]+ canary(.|\n)*stack overflow in "
+      "tasklet #[0-9]+ 'past-the-budget'(.|\n)*canary word");
+  unsetenv("TAIGA_STACK_GUARD_MPROTECT_BUDGET");
+  unsetenv("TAIGA_STACK_GUARD");
+}
+
+// A canary overwritten by a tasklet (or fiber) that then ends without
+// switching again is caught at its last switch, before its stack is reused.
+TEST(stacks, a_canary_overwritten_before_the_end_is_caught_at_the_exit) {
+#if defined(TAIGA_TEST_SANITIZED)
+  GTEST_SKIP() << "ASan reports overflows itself";
+#endif
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  setenv("TAIGA_STACK_GUARD", "canary", 1);
+  EXPECT_DEATH(
+      {
+        taiga::run(
+            [] {
+              taiga::spawn(taiga::spawn_options{.name = "ends-at-once"}, [] {
+                auto* f = taiga::detail::current_tasklet()->frame.load();
+                *static_cast<std::uint64_t*>(f->ctx.stack_lo) = 0;
+              }).join();
+            },
+            taiga::runtime_config{.workers = 1});
+      },
+      "stack overflow in tasklet #[0-9]+ 'ends-at-once'(.|\n)*canary word");
+  EXPECT_DEATH(
+      {
+        taiga::run(
+            [] {
+              taiga::spawn(taiga::spawn_options{.name = "host"}, [] {
+                taiga::fiber f([] {
+                  taiga::detail::exec_context* self = taiga::internal::running_context();
+                  if (!self->canary) std::_Exit(5);
+                  *static_cast<std::uint64_t*>(self->stack_lo) = 0;
+                });
+                f.switch_to();
+              }).join();
+            },
+            taiga::runtime_config{.workers = 1});
+      },
+      "stack overflow in a fiber inside tasklet #[0-9]+ 'host'(.|\n)*canary word");
+  unsetenv("TAIGA_STACK_GUARD");
 }
 
 TEST(stacks, overflow_in_a_tasklet_dies_with_a_clear_message) {
@@ -74,10 +171,12 @@ TEST(stacks, overflow_with_mprotect_guards) {
   setenv("TAIGA_STACK_GUARD", "mprotect", 1);
   EXPECT_DEATH(
       {
+        // Not the madvise guard under another name: the override took.
+        if (taiga::runtime::stack_guard() != taiga::stack_guard_mode::mprotect) std::_Exit(3);
         taiga::run([] { taiga::spawn([] { return recurse(0, nullptr); }).join(); },
                    taiga::runtime_config{.workers = 1});
       },
-      "stack overflow");
+      "stack overflow(.|\n)*guard page was hit");
   unsetenv("TAIGA_STACK_GUARD");
 }
 
@@ -231,7 +330,41 @@ TEST(stacks, pool_recycles_warm_stacks_and_trims_them) {
   EXPECT_EQ(b.base, base) << "a freed stack is reused warm (LIFO)";
   pool.release(b);
   EXPECT_EQ(pool.stats().outstanding, before);
+  // Trimming gives the pages back to the OS: the page written above is no
+  // longer resident, and the stack now counts as cold.
+  auto resident = [&](char* p) {
+    unsigned char v = 0;
+    char* page = reinterpret_cast<char*>(reinterpret_cast<std::uintptr_t>(p) &
+                                         ~(static_cast<std::uintptr_t>(getpagesize()) - 1));
+    EXPECT_EQ(mincore(page, 1, &v), 0);
+    return (v & 1) != 0;
+  };
+  EXPECT_TRUE(resident(base + b.total - 1));
+  auto cold_before = pool.stats().cold;
+  auto warm_before = pool.stats().warm;
   pool.trim(0);
   EXPECT_EQ(pool.stats().warm, 0u);
-  EXPECT_GT(pool.stats().cold, 0u);
+  EXPECT_GE(pool.stats().cold, cold_before + warm_before);
+  EXPECT_FALSE(resident(base + b.total - 1)) << "trim must release the pages";
+}
+
+// process_madvise stops at the first range it fails on and reports the
+// bytes it did: the ranges after it must still be advised, one by one, and
+// the failure reported.
+TEST(stacks, batched_madvise_goes_on_past_a_failing_range) {
+  const std::size_t pg = static_cast<std::size_t>(getpagesize());
+  auto* mem = static_cast<char*>(
+      mmap(nullptr, 3 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(mem, MAP_FAILED);
+  // A page that cannot be populated in the middle (PROT_NONE, not a hole
+  // that another thread's mmap could fill).
+  ASSERT_EQ(mprotect(mem + pg, pg, PROT_NONE), 0);
+  std::vector<iovec> ranges{{mem, pg}, {mem + pg, pg}, {mem + 2 * pg, pg}};
+  EXPECT_FALSE(taiga::internal::madvise_many(ranges, 23 /* MADV_POPULATE_WRITE */));
+  for (char* p : {mem, mem + 2 * pg}) {
+    unsigned char v = 0;
+    ASSERT_EQ(mincore(p, pg, &v), 0);
+    EXPECT_TRUE(v & 1) << "range at +" << (p - mem) << " was not advised";
+  }
+  munmap(mem, 3 * pg);
 }

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -32,7 +33,7 @@ TAIGA_WORKER_COUNTS(tasklets);
 // each, or three captured words and no result, in 192.
 TEST(tasklet, small_tasklet_blocks_fit_their_slab_classes) {
   EXPECT_LE(sizeof(taiga::detail::tasklet_core), 120u);
-  EXPECT_EQ(sizeof(taiga::detail::tasklet_frame), 64u);  // top of the stack
+  EXPECT_EQ(sizeof(taiga::detail::tasklet_frame), 80u);  // top of the stack
   // spawn(fn, int) of a captureless lambda returning int (bench spawn_join).
   auto fn = [](int v) { return v & 1; };
   using body = taiga::detail::bound_call<decltype(fn), int>;
@@ -207,6 +208,9 @@ TEST_P(tasklets, kill_finished_is_noop_and_join_still_returns) {
   });
 }
 
+// The kill comes from a plain thread while the tasklet runs (busy, on its
+// worker; at 1 worker the joining tasklet is parked meanwhile), so at every
+// worker count it lands on a running tasklet and waits for its next park.
 TEST_P(tasklets, kill_running_tasklet_is_delivered_at_next_park_point) {
   std::atomic<bool> started{false}, go{false};
   std::atomic<int> after{0};
@@ -224,17 +228,65 @@ TEST_P(tasklets, kill_running_tasklet_is_delivered_at_next_park_point) {
       }
       after = 2;
     });
-    if (rt().worker_count() > 1) {
-      while (!started.load()) taiga::this_tasklet::sleep_for(1ms);
+    std::thread killer([&] {
+      while (!started.load()) std::this_thread::sleep_for(100us);
+      EXPECT_EQ(t.state(), taiga::tasklet_state::running);
       t.kill();
+      std::this_thread::sleep_for(2ms);
+      EXPECT_EQ(after.load(), 0);  // not raised while it runs
       go = true;
-      EXPECT_THROW(t.join(), taiga::tasklet_killed);
-      EXPECT_EQ(after.load(), 1);
-    } else {
+    });
+    EXPECT_THROW(t.join(), taiga::tasklet_killed);
+    EXPECT_EQ(after.load(), 1);
+    killer.join();
+  });
+}
+
+// Each state as a handle reports it. The observer and the tasklet are pinned
+// to one worker, so their interleaving is fixed; a third tasklet, pinned to
+// another worker, is seen running.
+TEST_P(tasklets, a_handle_reports_each_state) {
+  rt().run([&] {
+    unsigned w = taiga::this_tasklet::worker();
+    unsigned other = (w + 1) % rt().worker_count();
+    taiga::spawn(taiga::spawn_options{.pinned = true, .worker = static_cast<int>(w)}, [&] {
+      std::atomic<int> phase{0};
+      std::atomic<bool> go{false};
+      auto t = taiga::spawn(here(), [&] {
+        phase = 1;
+        taiga::this_tasklet::yield();  // ready: queued behind the observer
+        phase = 2;
+        // Not 1 ms: two pinned tasklets polling in 1 ms steps wake in the same
+        // timer tick, and wait_parked below would keep finding this one ready.
+        while (!go.load()) taiga::this_tasklet::sleep_for(20ms);
+      });
+      EXPECT_EQ(t.state(), taiga::tasklet_state::created);  // cannot start before we park
+      EXPECT_TRUE(t.alive());
+      taiga::this_tasklet::yield();  // t runs until its yield
+      EXPECT_EQ(phase.load(), 1);
+      EXPECT_EQ(t.state(), taiga::tasklet_state::ready);
+      taiga::test::wait_parked(t);
+      EXPECT_EQ(phase.load(), 2);
       go = true;
-      t.kill();
-      EXPECT_THROW(t.join(), taiga::tasklet_killed);
-    }
+      while (t.state() != taiga::tasklet_state::done) taiga::this_tasklet::sleep_for(1ms);
+      EXPECT_FALSE(t.alive());
+      t.join();
+      EXPECT_EQ(t.state(), taiga::tasklet_state::done);  // an empty handle says done
+      EXPECT_FALSE(t.joinable());
+      if (other != w) {
+        std::atomic<bool> spinning{false}, stop{false};
+        auto u = taiga::spawn(
+            taiga::spawn_options{.pinned = true, .worker = static_cast<int>(other)}, [&] {
+              spinning = true;
+              while (!stop.load()) {
+              }
+            });
+        while (!spinning.load()) taiga::this_tasklet::sleep_for(1ms);
+        EXPECT_EQ(u.state(), taiga::tasklet_state::running);
+        stop = true;
+        u.join();
+      }
+    }).join();
   });
 }
 
@@ -306,6 +358,378 @@ TEST_P(tasklets, handle_destroyed_while_joinable_kills_and_joins) {
     }  // like std::jthread: stop (kill) and join
     EXPECT_EQ(unwound.load(), 1);
   });
+}
+
+// The destructor's wait cannot be cut short: a kill of the tasklet running
+// it waits until the joined tasklet is done, then is raised at the next park
+// point (the destructor returned first, with its tasklet finished).
+TEST_P(tasklets, a_kill_during_a_handle_destructor_is_raised_after_the_join) {
+  std::atomic<bool> in_dtor{false}, release_b{false}, b_done{false};
+  std::atomic<bool> b_done_at_return{false}, reached_next_park{false}, past_it{false};
+  rt().run([&] {
+    auto a = taiga::spawn([&] {
+      {
+        auto b = taiga::spawn([&] {
+          try {
+            taiga::this_tasklet::sleep_for(1h);
+          } catch (const taiga::tasklet_exit&) {
+            // Unwinds slowly: until the test has killed `a` meanwhile.
+            while (!release_b.load()) taiga::this_tasklet::sleep_for(1ms);
+            b_done = true;
+            throw;
+          }
+        });
+        taiga::test::wait_parked(b);
+        in_dtor = true;
+      }  // ~b: kills b, waits
+      b_done_at_return = b_done.load();
+      reached_next_park = true;
+      taiga::this_tasklet::sleep_for(1h);  // the kill that came during ~b
+      past_it = true;
+    });
+    while (!in_dtor.load()) taiga::this_tasklet::sleep_for(1ms);
+    taiga::test::wait_parked(a);  // in ~b's wait
+    a.kill();
+    taiga::this_tasklet::sleep_for(5ms);  // let a kill that escaped show
+    EXPECT_FALSE(reached_next_park.load());
+    release_b = true;
+    EXPECT_THROW(a.join(), taiga::tasklet_killed);
+  });
+  EXPECT_TRUE(b_done_at_return.load());
+  EXPECT_TRUE(reached_next_park.load());
+  EXPECT_FALSE(past_it.load());
+}
+
+// The same for a throw_into and a timeout_scope: kept, raised after the wait.
+TEST_P(tasklets, a_throw_or_timeout_during_a_handle_destructor_is_raised_after_the_join) {
+  std::atomic<bool> release_b{false}, in_dtor{false};
+  std::atomic<int> b_done{0};
+  rt().run([&] {
+    auto slow_to_die = [&] {
+      try {
+        taiga::this_tasklet::sleep_for(1h);
+      } catch (const taiga::tasklet_exit&) {
+        while (!release_b.load()) taiga::this_tasklet::sleep_for(1ms);
+        b_done.fetch_add(1);
+        throw;
+      }
+    };
+    auto a = taiga::spawn([&] {
+      std::string caught;
+      try {
+        {
+          auto b = taiga::spawn(slow_to_die);
+          taiga::test::wait_parked(b);
+          in_dtor = true;
+        }
+        EXPECT_EQ(b_done.load(), 1);
+        taiga::this_tasklet::sleep_for(1h);
+      } catch (const std::runtime_error& e) {
+        caught = e.what();
+      }
+      EXPECT_EQ(caught, "poke");
+      release_b = false;
+      try {
+        std::optional<taiga::timeout_scope> scope;
+        {
+          auto b = taiga::spawn(slow_to_die);
+          taiga::test::wait_parked(b);
+          scope.emplace(20ms);
+          in_dtor = true;
+        }  // ~b waits past the scope's deadline
+        EXPECT_EQ(b_done.load(), 2);
+        taiga::this_tasklet::sleep_for(1h);
+        return std::string("no timeout");
+      } catch (const taiga::timeout_error&) {
+        return std::string("timeout");
+      }
+    });
+    while (!in_dtor.load()) taiga::this_tasklet::sleep_for(1ms);
+    taiga::test::wait_parked(a);
+    EXPECT_TRUE(a.throw_into(std::runtime_error("poke")));
+    taiga::this_tasklet::sleep_for(5ms);
+    EXPECT_FALSE(a.throw_into(std::runtime_error("second")));  // the first is still pending
+    EXPECT_EQ(b_done.load(), 0);
+    in_dtor = false;
+    release_b = true;
+    while (!in_dtor.load()) taiga::this_tasklet::sleep_for(1ms);
+    taiga::this_tasklet::sleep_for(40ms);  // past the scope's deadline, in ~b
+    EXPECT_EQ(b_done.load(), 1);
+    release_b = true;
+    EXPECT_EQ(a.join(), "timeout");
+  });
+}
+
+// An error no join() will see goes to the error handler, as a detached
+// tasklet's does; a tasklet killed by the handle's destructor is silent.
+TEST_P(tasklets, a_dropped_handle_sends_the_error_to_the_error_handler) {
+  rt_.reset();
+  std::atomic<int> calls{0};
+  std::string seen;
+  taiga::runtime_config c;
+  c.workers = GetParam();
+  c.error_handler = [&](const taiga::tasklet_info& info, std::exception_ptr e) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      seen = info.name + ": " + ex.what();
+    }
+    calls.fetch_add(1);
+  };
+  rt_.emplace(std::move(c));
+  rt().run([&] {
+    {
+      auto t = taiga::spawn(taiga::spawn_options{.name = "dropped"},
+                            [] { throw std::runtime_error("unjoined"); });
+      while (t.state() != taiga::tasklet_state::done) taiga::this_tasklet::sleep_for(1ms);
+    }
+    EXPECT_EQ(calls.load(), 1);
+    {
+      auto quiet = taiga::spawn([] { taiga::this_tasklet::sleep_for(1h); });
+    }  // killed
+    {  // threw while being killed: reported
+      auto t = taiga::spawn([] {
+        try {
+          taiga::this_tasklet::sleep_for(1h);
+        } catch (const taiga::tasklet_exit&) {
+          throw std::logic_error("from the unwind");
+        }
+      });
+      taiga::test::wait_parked(t);
+    }
+  });
+  EXPECT_EQ(calls.load(), 2);
+  EXPECT_EQ(seen, ": from the unwind");
+}
+
+// A tasklet that ends up holding its own handle and drops it cannot wait for
+// itself: the handle detaches and the tasklet runs on.
+TEST_P(tasklets, a_tasklet_dropping_its_own_handle_runs_on_detached) {
+  std::atomic<bool> finished{false};
+  rt().run([&] {
+    auto slot = std::make_shared<std::optional<taiga::tasklet<void>>>();
+    std::atomic<bool> handed{false};
+    *slot = taiga::spawn([&finished, &handed, slot] {
+      while (!handed.load()) taiga::this_tasklet::sleep_for(1ms);
+      slot->reset();  // our own handle
+      taiga::this_tasklet::sleep_for(1ms);
+      finished = true;
+    });
+    handed = true;
+    while (!finished.load()) taiga::this_tasklet::sleep_for(1ms);
+  });
+  EXPECT_TRUE(finished.load());
+}
+
+// The C++ runtime keeps "the exception being handled" per OS thread. A
+// tasklet that parks inside a catch block must find its own exception when
+// it resumes, on whatever worker, while others throw and catch meanwhile
+// (without the switch saving it: `throw;` terminated, or rethrew another's).
+TEST_P(tasklets, a_tasklet_parked_in_a_catch_block_keeps_its_exception) {
+  constexpr int n = 64;
+  std::atomic<int> ok{0};
+  rt().run([&] {
+    std::vector<taiga::tasklet<void>> ts;
+    for (int i = 0; i < n; ++i) {
+      ts.push_back(taiga::spawn([i, &ok] {
+        bool mine = true;
+        try {
+          try {
+            throw i;
+          } catch (int) {
+            for (int k = 0; k < 4; ++k) {
+              if (k % 2)
+                taiga::this_tasklet::yield();
+              else
+                taiga::this_tasklet::sleep_for(std::chrono::microseconds(50 * (i % 4)));
+              try {
+                throw;  // still ours, whatever ran meanwhile
+              } catch (int v) {
+                mine = mine && v == i;
+              }
+            }
+            throw;
+          }
+        } catch (int v) {
+          mine = mine && v == i;
+        }
+        if (mine && std::current_exception() == nullptr) ok.fetch_add(1);
+      }));
+    }
+    for (auto& t : ts) t.join();
+    EXPECT_EQ(std::current_exception(), nullptr);
+  });
+  EXPECT_EQ(ok.load(), n);
+}
+
+// std::uncaught_exceptions() is per tasklet too: a destructor that parks
+// while its tasklet unwinds sees one exception in flight before and after,
+// and tasklets that run meanwhile see none of it.
+TEST_P(tasklets, uncaught_exceptions_are_counted_per_tasklet) {
+  struct parks_in_dtor {
+    int expect;
+    std::atomic<int>& ok;
+    ~parks_in_dtor() {
+      int before = std::uncaught_exceptions();
+      taiga::this_tasklet::sleep_for(1ms);
+      if (before == expect && std::uncaught_exceptions() == expect) ok.fetch_add(1);
+    }
+  };
+  constexpr int n = 32;
+  std::atomic<int> ok{0};
+  rt().run([&] {
+    std::vector<taiga::tasklet<void>> ts;
+    for (int i = 0; i < n; ++i) {
+      ts.push_back(taiga::spawn([i, &ok] {
+        if (i % 2) {
+          try {
+            parks_in_dtor g{1, ok};
+            throw std::runtime_error("unwinding");
+          } catch (const std::runtime_error&) {
+          }
+        } else {
+          parks_in_dtor g{0, ok};
+        }
+      }));
+    }
+    for (auto& t : ts) t.join();
+  });
+  EXPECT_EQ(ok.load(), n);
+}
+
+// The default error handler: the tasklet (name, spawn site) and the
+// exception (type demangled, message), then std::terminate with the
+// exception active, as for one escaping a std::thread.
+TEST(tasklet, the_default_error_handler_names_the_tasklet_and_terminates) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        taiga::run(
+            [] {
+              taiga::spawn(taiga::spawn_options{.name = "doomed"}, [] {
+                throw std::runtime_error("oops");
+              }).detach();
+              taiga::this_tasklet::sleep_for(10s);
+            },
+            taiga::runtime_config{.workers = 1});
+      },
+      "taiga: detached tasklet #[0-9]+ 'doomed' \\(spawned at .*tasklet_test.cpp:[0-9]+.*\\) "
+      "ended with an uncaught exception: std::runtime_error: oops");
+  EXPECT_DEATH(
+      {
+        taiga::run(
+            [] {
+              auto t = taiga::spawn([] { throw std::logic_error("never joined"); });
+              while (t.state() != taiga::tasklet_state::done) taiga::this_tasklet::sleep_for(1ms);
+            },  // ~t
+            taiga::runtime_config{.workers = 1});
+      },
+      "taiga: tasklet #[0-9]+ \\(spawned at .*tasklet_test.cpp:[0-9]+.*\\) ended with an uncaught "
+      "exception, and its "
+      "handle was destroyed without join\\(\\): std::logic_error: never joined");
+}
+
+// A handle may outlive its runtime: join() still returns what the tasklet
+// left, and an error nobody joins is still reported (by the default
+// handler: the runtime's own went with it), not read from a dead runtime.
+TEST(tasklet, a_handle_that_outlives_its_runtime_still_joins_and_reports) {
+  taiga::tasklet<int> ok;
+  {
+    taiga::runtime rt(taiga::runtime_config{.workers = 1});
+    ok = taiga::spawn(rt, [] { return 42; });
+    while (ok.state() != taiga::tasklet_state::done) std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_EQ(ok.join(), 42);
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        taiga::tasklet<void> orphan;
+        {
+          taiga::runtime_config c{.workers = 1};
+          c.error_handler = [](const taiga::tasklet_info&, std::exception_ptr) {
+            std::fputs("the dead runtime's handler ran\n", stderr);
+          };
+          taiga::runtime rt(std::move(c));
+          orphan = taiga::spawn(rt, [] { throw std::runtime_error("orphan"); });
+          while (orphan.state() != taiga::tasklet_state::done) std::this_thread::sleep_for(1ms);
+        }
+      },  // ~orphan, after ~rt
+      "handle was destroyed without join\\(\\): std::runtime_error: orphan");
+}
+
+// Two tasklets that each hold the other's handle and drop it wait for each
+// other: nothing can end that but a deadlock report or a shutdown, and
+// either one must (each destructor gives up and detaches).
+namespace {
+struct handle_cycle {
+  std::shared_ptr<std::optional<taiga::tasklet<void>>> a_handle =
+      std::make_shared<std::optional<taiga::tasklet<void>>>();
+  std::shared_ptr<std::optional<taiga::tasklet<void>>> b_handle =
+      std::make_shared<std::optional<taiga::tasklet<void>>>();
+  std::atomic<bool> ready{false}, b_holds_a{false};
+  std::atomic<int> ended{0};
+
+  // b takes a's handle, then sleeps; a drops b's handle (kill b, wait for b);
+  // b, unwinding, drops a's (kill a, wait for a).
+  void start() {
+    auto b = taiga::spawn([this] {
+      struct on_end {
+        std::atomic<int>& n;
+        ~on_end() { n.fetch_add(1); }
+      } e{ended};
+      while (!ready.load()) taiga::this_tasklet::sleep_for(1ms);
+      taiga::tasklet<void> mine = std::move(**a_handle);
+      b_holds_a = true;
+      taiga::this_tasklet::sleep_for(1h);
+    });
+    auto a = taiga::spawn([this] {
+      struct on_end {
+        std::atomic<int>& n;
+        ~on_end() { n.fetch_add(1); }
+      } e{ended};
+      while (!b_holds_a.load()) taiga::this_tasklet::sleep_for(1ms);
+      b_handle->reset();
+      taiga::this_tasklet::sleep_for(1h);  // raises what came meanwhile
+    });
+    *a_handle = std::move(a);
+    *b_handle = std::move(b);
+    ready = true;
+  }
+};
+}  // namespace
+
+TEST(tasklet, handles_that_own_each_other_end_at_shutdown) {
+  handle_cycle c;
+  {
+    taiga::runtime rt(taiga::runtime_config{.workers = 2, .detect_deadlock = false});
+    rt.run([&] {
+      c.start();
+      while (!c.b_holds_a.load()) taiga::this_tasklet::sleep_for(1ms);
+      taiga::this_tasklet::sleep_for(20ms);  // both in their destructors' waits
+      EXPECT_EQ(c.ended.load(), 0);
+    });
+  }  // ~runtime: the shutdown's kills end both waits
+  EXPECT_EQ(c.ended.load(), 2);
+}
+
+TEST(tasklet, handles_that_own_each_other_end_at_a_deadlock_report) {
+  handle_cycle c;
+  std::atomic<int> reports{0};
+  taiga::runtime_config cfg{.workers = 1};
+  cfg.deadlock_handler = [&](const taiga::deadlock_report&) { reports.fetch_add(1); };
+  taiga::runtime rt(std::move(cfg));
+  rt.run([&] {
+    c.start();
+    while (!c.b_holds_a.load()) taiga::this_tasklet::sleep_for(1ms);
+    // Park with no timer, so that every tasklet is parked for good.
+    taiga::detail::wait_point w;
+    taiga::detail::prepare_wait(w, "test", nullptr);
+    EXPECT_EQ(taiga::detail::wait(w), taiga::detail::wake_status::interrupted);
+    EXPECT_THROW(taiga::detail::throw_interrupt(), taiga::deadlock_error);
+    while (c.ended.load() != 2) taiga::this_tasklet::sleep_for(1ms);
+  });
+  EXPECT_GE(reports.load(), 1);
+  EXPECT_EQ(c.ended.load(), 2);
 }
 
 TEST_P(tasklets, detached_uncaught_exception_goes_to_error_handler) {

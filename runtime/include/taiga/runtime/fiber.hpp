@@ -36,7 +36,15 @@ struct fiber_state;
 ///    to a fiber of another thread or tasklet, or starting one with a value.
 /// Unlike python-fibers, destroying the last handle of a suspended fiber
 /// unwinds its stack (its destructors run) before freeing it: C++ code
-/// relies on RAII. Destroying the running fiber's handle is fatal.
+/// relies on RAII. The unwind is an exception of an internal type raised at
+/// the fiber's suspension point, so a `catch (...)` in the body must rethrow
+/// it (as with tasklet_exit): one that swallows it and switches away again
+/// leaves its stack and the rest of its destructors behind. Destroying the
+/// running fiber's handle is fatal.
+///
+/// A fiber that switches away inside a catch block keeps the exception it
+/// is handling (`throw;` and std::current_exception() work when it comes
+/// back), and so does the side it switched to.
 class fiber {
  public:
   using function_type = std::function<std::any()>;

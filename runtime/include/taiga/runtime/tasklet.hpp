@@ -22,6 +22,17 @@ using tasklet_id = std::uint64_t;
 /// its tasklet and then joins it: std::jthread requests a stop and joins, and
 /// a kill is the tasklet's stop request (it is raised at the tasklet's next
 /// park point, so its destructors run). Call detach() to let it run on.
+///
+/// That wait cannot be cut short: a kill, throw_into or timeout_scope that
+/// reaches the tasklet running the destructor stays pending and is raised
+/// at its next park point, after the wait. Only a shutdown or a deadlock
+/// report, when the wait could never end (two tasklets dropping handles to
+/// each other), makes the destructor give up: it then detaches. An exception the tasklet ended
+/// with, which no join() will ever see, goes to the runtime's error handler,
+/// as a detached tasklet's does (with std::thread an escaping exception
+/// terminates the process; the default handler prints it and terminates).
+/// A tasklet that drops the handle to itself cannot wait for itself: the
+/// handle detaches.
 template <class R>
 class tasklet {
  public:
@@ -102,15 +113,7 @@ class tasklet {
       throw usage_error(std::string("taiga::tasklet::") + what + " on an empty handle");
   }
   void reset() noexcept {
-    if (core_ == nullptr) return;
-    try {
-      detail::kill(core_);
-      detail::wait_done(core_);
-    } catch (...) {
-      // A kill cannot fail; a wait can only be cut short by a kill of the
-      // waiting tasklet itself, which then unwinds regardless.
-    }
-    detail::release(std::exchange(core_, nullptr));
+    if (core_ != nullptr) detail::drop_handle(std::exchange(core_, nullptr));
   }
   detail::tasklet_core* core_ = nullptr;
 };

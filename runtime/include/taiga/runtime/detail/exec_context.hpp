@@ -20,11 +20,19 @@ struct exec_context {
   // Usable bytes. Not 32 bits: a thread's own stack can be huge (ulimit -s
   // unlimited), and ASan needs its real bounds on every switch back to it.
   std::size_t stack_size = 0;
+  // The C++ runtime's per-thread exception state (the ABI's
+  // __cxa_eh_globals: the chain of exceptions being handled, and how many
+  // are in flight) while this context is suspended. The runtime keeps it
+  // per OS thread, so a context that parks inside a catch block, or in a
+  // destructor during unwinding, takes its own with it (context.hpp,
+  // "Exception state").
+  void* eh_caught = nullptr;
+  std::uint32_t eh_uncaught = 0;
   std::uint8_t kind = 0;  // 0 thread, 1 tasklet, 2 fiber
   bool canary = false;    // a canary word at stack_lo, checked at each switch
-  // 40 bytes: every tasklet's control block embeds one (tasklet_core). The
-  // entry function of a fresh context lives at the top of its own stack
-  // (make_context), not here.
+  // 48 bytes: every started tasklet has one in its tasklet_frame, on its own
+  // stack. The entry function of a fresh context lives at the top of its own
+  // stack (make_context), not here.
 };
 
 }  // namespace taiga::detail

@@ -65,7 +65,7 @@ struct tasklet_extra;  // tasklet.cpp
 
 /// What a tasklet needs only once it has a stack: its root context, the
 /// context to resume (a fiber's, while one runs inside it) and what it is
-/// parked on. It lives in the top 64 bytes of the tasklet's own stack
+/// parked on. It lives in the top 80 bytes of the tasklet's own stack
 /// (worker::start_fresh), so a queued tasklet that has not run yet does not
 /// pay for it, and a running one finds it in a page it touches anyway.
 ///
@@ -76,15 +76,15 @@ struct tasklet_extra;  // tasklet.cpp
 /// registry shard lock while the tasklet is registered
 /// (runtime_impl::info_of): a tasklet leaves the registry, under that lock,
 /// before its stack goes back.
-struct tasklet_frame {
+struct alignas(16) tasklet_frame {
   exec_context ctx;                             // the root stack
   exec_context* active = &ctx;                  // the context to resume
   std::atomic<const char*> park_what{nullptr};  // what it is parked on (reports; relaxed)
   std::atomic<const void*> park_object{nullptr};
 };
 // worker::start_fresh places it right above the fresh context's 16-byte
-// entry slot, whose alignment it keeps.
-static_assert(sizeof(tasklet_frame) == 64);
+// entry slot, whose alignment it keeps (hence alignas(16)).
+static_assert(sizeof(tasklet_frame) == 80);
 
 /// The control block of a tasklet. Allocated together with the callable and
 /// the result (tasklet_block<R, F> below); reference counted: the handle
@@ -133,8 +133,10 @@ struct tasklet_core {
   static constexpr std::uint8_t flag_pinned = 2;    // never migrates
   static constexpr std::uint8_t flag_detached = 4;  // no handle left
   static constexpr std::uint8_t flag_killed = 8;    // ended by tasklet_exit
-  // (16 is free: "started" is frame != nullptr until the exit, and no reader
-  // needed it after; setting it was a locked instruction per tasklet.)
+  // Kills and throw_intos stay pending instead of ending a wait (set and
+  // cleared by the tasklet itself around a handle destructor's join; see
+  // drop_handle). Bit 16 was "started" once: frame != nullptr says that.
+  static constexpr std::uint8_t flag_masked = 16;
   static constexpr std::uint8_t flag_main = 32;   // the runtime's main tasklet
   static constexpr std::uint8_t flag_throw = 64;  // `pending` holds an exception
   // It threw, and there was no memory to record the exception: join()
@@ -154,6 +156,9 @@ void wait_done_slow(tasklet_core* t);
 void rethrow_failure(tasklet_core* t);
 void kill(tasklet_core* t);
 void detach(tasklet_core* t);  // drops the handle's reference
+/// A joinable handle's destructor: kills `t`, waits for it without being
+/// interrupted, reports an error nobody will join for, drops the reference.
+void drop_handle(tasklet_core* t) noexcept;
 bool throw_into(tasklet_core* t, std::exception_ptr e);
 std::string name_of(const tasklet_core* t);
 void set_name(tasklet_core* t, std::string name);
