@@ -348,6 +348,31 @@ TEST(stacks, pool_recycles_warm_stacks_and_trims_them) {
   EXPECT_FALSE(resident(base + b.total - 1)) << "trim must release the pages";
 }
 
+// The runtime's sysmon gives free stacks beyond keep_warm back to the OS
+// about once a second, without anyone calling trim().
+TEST(stacks, the_sysmon_gives_idle_stacks_back) {
+  auto& pool = taiga::internal::stack_pool::instance();
+  pool.set_keep_warm(0);
+  struct restore {
+    taiga::internal::stack_pool& p;
+    ~restore() { p.set_keep_warm(8192); }
+  } r{pool};
+  taiga::runtime rt(taiga::runtime_config{.workers = 1});
+  rt.run([] {
+    std::vector<taiga::tasklet<void>> ts;
+    for (int i = 0; i < 200; ++i)
+      ts.push_back(taiga::spawn([] { taiga::this_tasklet::sleep_for(1ms); }));
+    for (auto& t : ts) t.join();
+  });
+  // 200 stacks were freed on the worker: its cache keeps 64, the rest went
+  // to the pool's warm list.
+  auto cold_before = pool.stats().cold;
+  EXPECT_GT(pool.stats().warm, 0u);
+  for (int i = 0; i < 500 && pool.stats().warm > 0; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(pool.stats().warm, 0u);
+  EXPECT_GT(pool.stats().cold, cold_before);
+}
+
 // process_madvise stops at the first range it fails on and reports the
 // bytes it did: the ranges after it must still be advised, one by one, and
 // the failure reported.
