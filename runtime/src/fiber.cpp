@@ -121,11 +121,16 @@ void after_fiber_switch(void* payload) {
   if (p != nullptr && p->ended != nullptr) release_stack(p->ended);
 }
 
+// Canary mode: checked at every switch off a fiber's stack, its end included.
+void check_canary(fiber_state* s) noexcept {
+  if (s->ctx->canary &&
+      *static_cast<std::uint64_t*>(s->ctx->stack_lo) != internal::stack_pool::canary_value)
+    internal::report_overflow(s, 2);
+}
+
 // Switches from `cur` to `to`; returns once something switches back to cur.
 void do_switch(fiber_home* h, fiber_state* cur, fiber_state* to, fiber_payload* payload) {
-  if (cur->ctx->canary &&
-      *static_cast<std::uint64_t*>(cur->ctx->stack_lo) != internal::stack_pool::canary_value)
-    internal::report_overflow(cur, 2);
+  check_canary(cur);
   h->current = to;
   if (h->tasklet) h->tasklet->frame.load(std::memory_order_relaxed)->active = to->ctx;
   void* back = internal::switch_context(*cur->ctx, *to->ctx, payload);
@@ -139,11 +144,7 @@ fiber_state* live_ancestor(fiber_state* s) {
 }
 
 [[noreturn]] void end_fiber(fiber_state* self, std::any value, std::exception_ptr error) {
-  // Checked as at every switch (do_switch): the stack is released next, and
-  // a reissued one gets a fresh canary.
-  if (self->ctx->canary &&
-      *static_cast<std::uint64_t*>(self->ctx->stack_lo) != internal::stack_pool::canary_value)
-    internal::report_overflow(self, 2);
+  check_canary(self);  // before the stack is released and reissued with a fresh canary
   fiber_home* h = self->home;
   self->ended = true;
   self->target = nullptr;

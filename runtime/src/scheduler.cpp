@@ -478,9 +478,7 @@ void worker::exit_current(tasklet_core* cur) {
   // the stack goes back to the pool next, and its next owner's fresh canary
   // would erase the evidence of an overflow that did not park again.
   tasklet_frame* f = cur->frame.load(std::memory_order_relaxed);
-  if (cur->stack_guard == static_cast<std::uint8_t>(stack_guard_mode::canary) &&
-      *static_cast<std::uint64_t*>(f->ctx.stack_lo) != stack_pool::canary_value) [[unlikely]]
-    report_overflow(cur, 1);
+  check_canary(cur, f);
   exec_context* to = next_context();
   // The payload must outlive the switch; it lives in this worker, which
   // the resumed side (on this same thread) consumes at once.

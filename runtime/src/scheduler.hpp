@@ -377,13 +377,19 @@ inline void worker::after_switch(switch_payload* p) {
   if (p->what != after::none) after_switch_slow(p);
 }
 
+// Canary mode: every switch off a tasklet's root stack, the exit included,
+// checks the word an overflow would have overwritten.
+inline void check_canary(tasklet_core* cur, tasklet_frame* f) noexcept {
+  if (cur->stack_guard == static_cast<std::uint8_t>(stack_guard_mode::canary) &&
+      *static_cast<std::uint64_t*>(f->ctx.stack_lo) != stack_pool::canary_value) [[unlikely]]
+    report_overflow(cur, 1);
+}
+
 // Inline so that the caller's frame (yield, a park) is the one that jumps:
 // one call level less on the switch path (context.hpp, "jump").
 inline void worker::switch_out(tasklet_core* cur, after what) {
   tasklet_frame* f = cur->frame.load(std::memory_order_relaxed);
-  if (cur->stack_guard == static_cast<std::uint8_t>(stack_guard_mode::canary) &&
-      *static_cast<std::uint64_t*>(f->ctx.stack_lo) != stack_pool::canary_value) [[unlikely]]
-    report_overflow(cur, 1);
+  check_canary(cur, f);
   exec_context* to = next_context();
   switch_payload p{what, cur};
   auto* back = static_cast<switch_payload*>(switch_context(*f->active, *to, &p));

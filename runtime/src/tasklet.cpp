@@ -726,6 +726,28 @@ void yield_keeping_interrupts() {
 
 // ---- join, kill, throw ---------------------------------------------------
 
+// One park as `t`'s joiner, until finish() wakes it (signaled; also when
+// `t` was done already) or something interrupts it. The caller decides what
+// an interruption means (wait_done_slow raises it; a masked wait parks again).
+static wake_status join_wait(tasklet_core* t) {
+  wait_point w;
+  prepare_wait(w, "join", t);
+  {
+    std::lock_guard lk(t->lock);
+    if (t->state.load(std::memory_order_acquire) == tasklet_state::done) {
+      cancel_wait(w);
+      return wake_status::signaled;
+    }
+    t->joiner = &w;
+  }
+  wake_status s = wait(w);
+  if (s != wake_status::signaled) {
+    std::lock_guard lk(t->lock);
+    if (t->joiner == &w) t->joiner = nullptr;
+  }
+  return s;
+}
+
 void wait_done_slow(tasklet_core* t) {
   if (t->state.load(std::memory_order_acquire) == tasklet_state::done) return;
   tasklet_core* self = current_tasklet();
@@ -739,22 +761,7 @@ void wait_done_slow(tasklet_core* t) {
       return;
     }
   }
-  wait_point w;
-  prepare_wait(w, "join", t);
-  {
-    std::lock_guard lk(t->lock);
-    if (t->state.load(std::memory_order_acquire) == tasklet_state::done) {
-      cancel_wait(w);
-      return;
-    }
-    t->joiner = &w;
-  }
-  wake_status s = wait(w);
-  if (s != wake_status::signaled) {
-    std::lock_guard lk(t->lock);
-    if (t->joiner == &w) t->joiner = nullptr;
-  }
-  if (s == wake_status::interrupted) throw_interrupt();
+  if (join_wait(t) == wake_status::interrupted) throw_interrupt();
 }
 
 void rethrow_failure(tasklet_core* t) {
@@ -810,21 +817,8 @@ static bool wait_done_masked(tasklet_core* t, tasklet_core* self) {
   self->flags.fetch_or(tasklet_core::flag_masked, std::memory_order_seq_cst);
   bool done = true;
   while (t->state.load(std::memory_order_acquire) != tasklet_state::done) {
-    wait_point w;
-    prepare_wait(w, "join", t);  // masked, scope suspended: raises nothing
-    {
-      std::lock_guard lk(t->lock);
-      if (t->state.load(std::memory_order_acquire) == tasklet_state::done) {
-        cancel_wait(w);
-        break;
-      }
-      t->joiner = &w;
-    }
-    if (wait(w) == wake_status::signaled) continue;
-    {
-      std::lock_guard lk(t->lock);
-      if (t->joiner == &w) t->joiner = nullptr;
-    }
+    // Masked, with the scope suspended: prepare_wait raises nothing.
+    if (join_wait(t) == wake_status::signaled) continue;
     if (r->killing_all.load(std::memory_order_acquire) ||
         r->deadlock_reports.load(std::memory_order_acquire) != reports) {
       done = false;

@@ -668,25 +668,23 @@ struct handle_cycle {
       std::make_shared<std::optional<taiga::tasklet<void>>>();
   std::atomic<bool> ready{false}, b_holds_a{false};
   std::atomic<int> ended{0};
+  struct counts_end {
+    std::atomic<int>& n;
+    ~counts_end() { n.fetch_add(1); }
+  };
 
   // b takes a's handle, then sleeps; a drops b's handle (kill b, wait for b);
   // b, unwinding, drops a's (kill a, wait for a).
   void start() {
     auto b = taiga::spawn([this] {
-      struct on_end {
-        std::atomic<int>& n;
-        ~on_end() { n.fetch_add(1); }
-      } e{ended};
+      counts_end e{ended};
       while (!ready.load()) taiga::this_tasklet::sleep_for(1ms);
       taiga::tasklet<void> mine = std::move(**a_handle);
       b_holds_a = true;
       taiga::this_tasklet::sleep_for(1h);
     });
     auto a = taiga::spawn([this] {
-      struct on_end {
-        std::atomic<int>& n;
-        ~on_end() { n.fetch_add(1); }
-      } e{ended};
+      counts_end e{ended};
       while (!b_holds_a.load()) taiga::this_tasklet::sleep_for(1ms);
       b_handle->reset();
       taiga::this_tasklet::sleep_for(1h);  // raises what came meanwhile
