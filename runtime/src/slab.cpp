@@ -1,7 +1,7 @@
 // slab.cpp: a small size-class allocator for tasklet blocks.
 //
 // Why not malloc: spawning a million tasklets that have not run yet means a
-// million live blocks of ~300 bytes. glibc grows its heap for them a page at a
+// million live blocks of ~128 bytes. glibc grows its heap for them a page at a
 // time (an mprotect and a page fault per 4 KiB: perf showed ~30% of spawn time
 // there), and gives the memory back when they die, so the next million pay
 // again. Here blocks come from 2 MiB chunks pre-faulted in one
@@ -65,7 +65,7 @@ namespace {
 
 constexpr std::size_t granule = 64;
 constexpr std::size_t nclasses = slab_max / granule;
-constexpr std::size_t chunk_bytes = 2u << 20;  // one transparent huge page
+constexpr std::size_t chunk_bytes = 2u << 20;  // one transparent huge page, in time
 constexpr std::size_t span_bytes = 64u << 10;  // carved for one thread and class
 constexpr std::size_t batch = 1024;            // blocks moved at once (at least)
 
@@ -178,10 +178,19 @@ thread_local lists_owner tls_owner;
   g.push(b, 1);
 }
 
-// A 2 MiB-aligned chunk asked to be one transparent huge page: one fault
-// (or one populate) for 2 MiB instead of 512 page faults, which is what a
-// million fresh tasklet blocks cost on our VMs (machine.md). Where THP is
-// off, MADV_POPULATE_WRITE still faults the chunk in one call.
+// A 2 MiB-aligned chunk, pre-faulted in 4 KiB pages by one
+// MADV_POPULATE_WRITE call, then marked MADV_HUGEPAGE.
+//
+// The order matters on our VMs. Populated as one transparent huge page, a
+// chunk costs ~1.9 ms per MiB when the guest takes the huge page from memory
+// its free page reporting has handed back to the host (any run after a few
+// seconds of idle), against ~0.65 ms per MiB in 4 KiB pages, which come
+// from lower-order free lists whatever the host did (tools: a C probe and
+// bench_spawn_join, 2026-11-30, docs/benchmarks.md). A huge page wins only
+// when it was freed a moment ago (~0.27 ms per MiB), and a first burst of
+// spawns is the case that matters. Marking the chunk afterwards still lets
+// khugepaged collapse it into a huge page later, for the TLB's sake, off our
+// threads. Where THP is off, the populate still faults the chunk in one call.
 void* map_chunk() {
   void* raw = ::mmap(nullptr, 2 * chunk_bytes, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -193,8 +202,8 @@ void* map_chunk() {
   if (end > aligned + chunk_bytes)
     ::munmap(reinterpret_cast<void*>(aligned + chunk_bytes), end - aligned - chunk_bytes);
   void* mem = reinterpret_cast<void*>(aligned);
-  ::madvise(mem, chunk_bytes, MADV_HUGEPAGE);
   ::madvise(mem, chunk_bytes, MADV_POPULATE_WRITE);  // failure only costs speed
+  ::madvise(mem, chunk_bytes, MADV_HUGEPAGE);
   return mem;
 }
 

@@ -3,6 +3,8 @@
 // sizes does not claim whole 2 MiB chunks for them.
 #include <gtest/gtest.h>
 
+#include <sys/mman.h>
+#include <unistd.h>
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -85,6 +87,37 @@ TEST(slab, a_thread_with_a_few_blocks_does_not_claim_whole_chunks) {
   EXPECT_LT(grown_kib, 16 * 1024) << "RSS grew by " << grown_kib << " KiB";
   for (auto& h : held)
     for (auto [p, size] : h) ti::slab_free(p, size);
+}
+
+TEST(slab, a_new_chunk_is_resident_before_its_blocks_are_touched) {
+#ifdef TAIGA_TEST_SANITIZED
+  GTEST_SKIP() << "sanitizer builds use operator new";
+#endif
+  // A burst of spawns must not take a page fault per 4 KiB of blocks: the
+  // chunk is populated whole when it is mapped (in 4 KiB pages, then marked
+  // for huge pages). Allocate until a block opens a new chunk, then ask the
+  // kernel about the part of that chunk no span has been carved from yet.
+  constexpr std::uintptr_t chunk = 2u << 20;
+  std::vector<void*> held;
+  auto chunk_of = [](void* p) { return reinterpret_cast<std::uintptr_t>(p) & ~(chunk - 1); };
+  std::uintptr_t first = 0;
+  void* opener = nullptr;
+  for (int i = 0; i < 8192 && opener == nullptr; ++i) {
+    void* p = ti::slab_allocate(1024);
+    held.push_back(p);
+    if (first == 0) first = chunk_of(p);
+    if (chunk_of(p) != first && reinterpret_cast<std::uintptr_t>(p) - chunk_of(p) < (64u << 10))
+      opener = p;
+  }
+  ASSERT_NE(opener, nullptr) << "8 MiB of 1 KiB blocks never opened a chunk";
+  const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  auto* half = reinterpret_cast<void*>(chunk_of(opener) + chunk / 2);
+  std::vector<unsigned char> vec(chunk / 2 / page);
+  ASSERT_EQ(::mincore(half, chunk / 2, vec.data()), 0);
+  std::size_t resident = 0;
+  for (unsigned char v : vec) resident += v & 1;
+  EXPECT_EQ(resident, vec.size()) << "untouched pages of a new chunk were not pre-faulted";
+  for (void* p : held) ti::slab_free(p, 1024);
 }
 
 TEST(slab, blocks_freed_by_another_thread_come_back_to_the_allocating_one) {
