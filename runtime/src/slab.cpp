@@ -5,7 +5,9 @@
 // time (an mprotect and a page fault per 4 KiB: perf showed ~30% of spawn time
 // there), and gives the memory back when they die, so the next million pay
 // again. Here blocks come from 2 MiB chunks pre-faulted in one
-// MADV_POPULATE_WRITE call, and freed blocks are kept for reuse.
+// MADV_POPULATE_WRITE call (as a huge page or in 4 KiB pages, whichever the
+// host makes cheaper at the time: see "Populating a chunk"), and freed blocks
+// are kept for reuse.
 //
 // Design (tcmalloc's thread cache + transfer cache, reduced):
 //  - size classes of 64 bytes up to slab_max;
@@ -38,6 +40,7 @@
 
 #include <sys/mman.h>
 
+#include <chrono>
 #include <cstdint>
 #include <mutex>
 #include <new>
@@ -178,19 +181,14 @@ thread_local lists_owner tls_owner;
   g.push(b, 1);
 }
 
-// A 2 MiB-aligned chunk, pre-faulted in 4 KiB pages by one
-// MADV_POPULATE_WRITE call, then marked MADV_HUGEPAGE.
-//
-// The order matters on our VMs. Populated as one transparent huge page, a
-// chunk costs ~1.9 ms per MiB when the guest takes the huge page from memory
-// its free page reporting has handed back to the host (any run after a few
-// seconds of idle), against ~0.65 ms per MiB in 4 KiB pages, which come
-// from lower-order free lists whatever the host did (tools: a C probe and
-// bench_spawn_join, 2026-11-30, docs/benchmarks.md). A huge page wins only
-// when it was freed a moment ago (~0.27 ms per MiB), and a first burst of
-// spawns is the case that matters. Marking the chunk afterwards still lets
-// khugepaged collapse it into a huge page later, for the TLB's sake, off our
-// threads. Where THP is off, the populate still faults the chunk in one call.
+struct span_source {
+  std::mutex mu;
+  char* next = nullptr;
+  char* end = nullptr;
+};
+span_source g_spans;
+
+// A fresh 2 MiB-aligned chunk, not yet populated.
 void* map_chunk() {
   void* raw = ::mmap(nullptr, 2 * chunk_bytes, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -201,23 +199,42 @@ void* map_chunk() {
   std::uintptr_t end = addr + 2 * chunk_bytes;
   if (end > aligned + chunk_bytes)
     ::munmap(reinterpret_cast<void*>(aligned + chunk_bytes), end - aligned - chunk_bytes);
-  void* mem = reinterpret_cast<void*>(aligned);
-  ::madvise(mem, chunk_bytes, MADV_POPULATE_WRITE);  // failure only costs speed
-  ::madvise(mem, chunk_bytes, MADV_HUGEPAGE);
-  return mem;
+  return reinterpret_cast<void*>(aligned);
 }
 
-struct span_source {
-  std::mutex mu;
-  char* next = nullptr;
-  char* end = nullptr;
-};
-span_source g_spans;
+// Populating a chunk. One MADV_POPULATE_WRITE faults all of it in one call,
+// so a burst of spawns takes no fault per 4 KiB of blocks. As what, though:
+//  - one transparent huge page (MADV_HUGEPAGE first): one TLB entry for the
+//    chunk's life, and the fastest populate when the kernel has a huge page
+//    at hand that the host still backs (~0.27 ms per MiB on our VMs, a few
+//    seconds after something freed one);
+//  - 4 KiB pages: ~0.65 ms per MiB on our VMs whatever the host did, because
+//    they come from lower-order free lists. A huge page taken from memory the
+//    guest's free page reporting has handed back to the host (any run after a
+//    few seconds of idle) costs ~1.9 ms per MiB: three times as much.
+// Neither is right at every hour (docs/benchmarks.md, "First touches after
+// idle"; tests/bench/machine.cpp measures both), so chunk_policy times every
+// populate and keeps to the cheaper kind, re-trying the other one chunk in
+// 32. A 4 KiB chunk is marked MADV_HUGEPAGE afterwards, so that khugepaged
+// may still collapse it later, off our threads. Where THP is off, both kinds
+// cost the same and either will do.
+chunk_policy g_policy;  // under g_spans.mu
+
+void populate(void* mem) {
+  chunk_policy::kind k = g_policy.next();
+  auto t0 = std::chrono::steady_clock::now();
+  if (k == chunk_policy::huge) ::madvise(mem, chunk_bytes, MADV_HUGEPAGE);
+  ::madvise(mem, chunk_bytes, MADV_POPULATE_WRITE);  // failure only costs speed
+  if (k == chunk_policy::small) ::madvise(mem, chunk_bytes, MADV_HUGEPAGE);
+  g_policy.record(k, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+}
 
 void* take_span() {
   std::lock_guard lk(g_spans.mu);
   if (g_spans.next == g_spans.end) {
-    g_spans.next = static_cast<char*>(map_chunk());
+    void* mem = map_chunk();
+    populate(mem);
+    g_spans.next = static_cast<char*>(mem);
     g_spans.end = g_spans.next + chunk_bytes;
   }
   char* s = g_spans.next;

@@ -11,4 +11,33 @@ inline constexpr std::size_t slab_max = 1024;
 void* slab_allocate(std::size_t size);
 void slab_free(void* p, std::size_t size) noexcept;
 
+/// How the slab pre-faults its next 2 MiB chunk: as one transparent huge page
+/// or in 4 KiB pages. Which one is cheaper depends on the host and on the
+/// hour (slab.cpp, "Populating a chunk"), so the slab times every populate,
+/// keeps to the cheaper kind, and tries the other one chunk in
+/// `probe_every`. Not thread-safe: the slab's span lock guards it.
+class chunk_policy {
+ public:
+  enum kind : unsigned char { huge = 0, small = 1 };
+  static constexpr unsigned probe_every = 32;
+
+  /// The kind to populate the next chunk as.
+  kind next() noexcept {
+    ++chunks_;
+    if (cost_[huge] < 0) return huge;
+    if (cost_[small] < 0) return small;
+    // Huge pages also save TLB misses for as long as the chunk lives: they
+    // keep the preference until they cost a quarter more.
+    kind best = cost_[huge] <= 1.25 * cost_[small] ? huge : small;
+    if (chunks_ % probe_every == 0) return best == huge ? small : huge;
+    return best;
+  }
+  /// What populating one chunk as `k` just cost (any unit, the same for both).
+  void record(kind k, double cost) noexcept { cost_[k] = cost; }
+
+ private:
+  double cost_[2] = {-1, -1};  // the last measurement of each kind; -1: none yet
+  unsigned chunks_ = 0;
+};
+
 }  // namespace taiga::internal

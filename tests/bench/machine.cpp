@@ -10,8 +10,8 @@
 // Figures:
 //   populate_huge      MADV_POPULATE_WRITE over 2 MiB chunks of a fresh
 //                      mapping, each marked MADV_HUGEPAGE first, per MiB
-//                      (what the slab did until 2026-11-30)
-//   populate_4k        the same in 4 KiB pages (what the slab does), per MiB
+//   populate_4k        the same in 4 KiB pages, per MiB (the slab populates
+//                      its chunks as whichever of the two is cheaper)
 //   first_touch        a write to each 4 KiB page of a fresh mapping, per page
 //   syscall            getppid() through syscall(2), per call
 //   futex_round_trip   two threads passing a turn through one futex word

@@ -120,6 +120,48 @@ TEST(slab, a_new_chunk_is_resident_before_its_blocks_are_touched) {
   for (void* p : held) ti::slab_free(p, 1024);
 }
 
+// chunk_policy, fed the costs our VMs show (ms per 2 MiB chunk): a huge page
+// the host still backs ~0.55, 4 KiB pages ~1.3, a huge page after idle ~3.8.
+TEST(slab, the_chunk_policy_measures_both_kinds_first) {
+  ti::chunk_policy p;
+  EXPECT_EQ(p.next(), ti::chunk_policy::huge);
+  p.record(ti::chunk_policy::huge, 3.8);
+  EXPECT_EQ(p.next(), ti::chunk_policy::small);
+  p.record(ti::chunk_policy::small, 1.3);
+}
+
+TEST(slab, the_chunk_policy_keeps_the_cheaper_kind_and_probes_the_other) {
+  ti::chunk_policy p;
+  // After idle: huge pages cost three times as much.
+  ASSERT_EQ(p.next(), ti::chunk_policy::huge);
+  p.record(ti::chunk_policy::huge, 3.8);
+  ASSERT_EQ(p.next(), ti::chunk_policy::small);
+  p.record(ti::chunk_policy::small, 1.3);
+  int huge = 0;
+  for (unsigned i = 0; i < 3 * ti::chunk_policy::probe_every; ++i)
+    if (p.next() == ti::chunk_policy::huge) ++huge;  // probes only: no new costs recorded
+  EXPECT_EQ(huge, 3) << "one probe of huge pages per " << ti::chunk_policy::probe_every
+                     << " chunks";
+}
+
+TEST(slab, the_chunk_policy_follows_the_hour_both_ways) {
+  ti::chunk_policy p;
+  p.record(ti::chunk_policy::huge, 3.8);
+  p.record(ti::chunk_policy::small, 1.3);
+  // A probe finds huge pages cheap again (something freed some): huge from the
+  // next chunk on.
+  unsigned i = 0;
+  while (p.next() != ti::chunk_policy::huge) ASSERT_LT(++i, ti::chunk_policy::probe_every);
+  p.record(ti::chunk_policy::huge, 0.55);
+  EXPECT_EQ(p.next(), ti::chunk_policy::huge);
+  // They run out: the very next chunk is small, without waiting for a probe.
+  p.record(ti::chunk_policy::huge, 3.8);
+  EXPECT_EQ(p.next(), ti::chunk_policy::small);
+  // Huge pages keep the preference until they cost a quarter more than small.
+  p.record(ti::chunk_policy::huge, 1.5);
+  EXPECT_EQ(p.next(), ti::chunk_policy::huge);
+}
+
 TEST(slab, blocks_freed_by_another_thread_come_back_to_the_allocating_one) {
 #ifdef TAIGA_TEST_SANITIZED
   GTEST_SKIP() << "sanitizer builds use operator new";
