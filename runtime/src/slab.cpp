@@ -205,25 +205,29 @@ void* map_chunk() {
 // Populating a chunk. One MADV_POPULATE_WRITE faults all of it in one call,
 // so a burst of spawns takes no fault per 4 KiB of blocks. As what, though:
 //  - one transparent huge page (MADV_HUGEPAGE first): one TLB entry for the
-//    chunk's life, and the fastest populate when the kernel has a huge page
-//    at hand that the host still backs (~0.27 ms per MiB on our VMs, a few
-//    seconds after something freed one);
-//  - 4 KiB pages: ~0.65 ms per MiB on our VMs whatever the host did, because
-//    they come from lower-order free lists. A huge page taken from memory the
-//    guest's free page reporting has handed back to the host (any run after a
-//    few seconds of idle) costs ~1.9 ms per MiB: three times as much.
+//    chunk's life, and the fastest populate when the kernel has at hand a
+//    huge page that the host still backs (~0.27 ms per MiB on our VMs, right
+//    after something freed one);
+//  - 4 KiB pages (MADV_NOHUGEPAGE first, or THP "always" would make it a
+//    huge page anyway): ~0.65 ms per MiB on our VMs whatever the host did,
+//    because they come from lower-order free lists. A huge page taken from
+//    memory that the guest's free page reporting has handed back to the host
+//    (any run after a few seconds of idle) costs ~1.9 ms per MiB: three
+//    times as much.
 // Neither is right at every hour (docs/benchmarks.md, "First touches after
 // idle"; tests/bench/machine.cpp measures both), so chunk_policy times every
-// populate and keeps to the cheaper kind, re-trying the other one chunk in
-// 32. A 4 KiB chunk is marked MADV_HUGEPAGE afterwards, so that khugepaged
-// may still collapse it later, off our threads. Where THP is off, both kinds
-// cost the same and either will do.
-chunk_policy g_policy;  // under g_spans.mu
+// populate and keeps to the cheaper kind (huge pages until they cost a
+// quarter more), re-trying the other one chunk in 32. A 4 KiB chunk is
+// marked MADV_HUGEPAGE afterwards, so that khugepaged may still collapse it
+// later, off our threads. Where THP is off, both kinds cost the same and
+// either will do.
+constinit chunk_policy g_policy;  // under g_spans.mu
+static_assert(std::is_trivially_destructible_v<chunk_policy>);
 
 void populate(void* mem) {
   chunk_policy::kind k = g_policy.next();
   auto t0 = std::chrono::steady_clock::now();
-  if (k == chunk_policy::huge) ::madvise(mem, chunk_bytes, MADV_HUGEPAGE);
+  ::madvise(mem, chunk_bytes, k == chunk_policy::huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
   ::madvise(mem, chunk_bytes, MADV_POPULATE_WRITE);  // failure only costs speed
   if (k == chunk_policy::small) ::madvise(mem, chunk_bytes, MADV_HUGEPAGE);
   g_policy.record(k, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());

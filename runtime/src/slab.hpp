@@ -24,8 +24,10 @@ class chunk_policy {
   /// The kind to populate the next chunk as.
   kind next() noexcept {
     ++chunks_;
-    if (cost_[huge] < 0) return huge;
+    // 4 KiB pages first: most programs need one chunk or a few, and after
+    // idle (the usual start) 4 KiB pages are the cheap kind.
     if (cost_[small] < 0) return small;
+    if (cost_[huge] < 0) return huge;
     // Huge pages also save TLB misses for as long as the chunk lives: they
     // keep the preference until they cost a quarter more.
     kind best = cost_[huge] <= 1.25 * cost_[small] ? huge : small;
@@ -33,10 +35,17 @@ class chunk_policy {
     return best;
   }
   /// What populating one chunk as `k` just cost (any unit, the same for both).
-  void record(kind k, double cost) noexcept { cost_[k] = cost; }
+  /// A kind's cost is the cheaper of its last two measurements: one populate
+  /// slowed by a preemption does not send the next 31 chunks to the dearer
+  /// kind; two dear ones in a row (the host really changed) do.
+  void record(kind k, double cost) noexcept {
+    cost_[k] = last_[k] < 0 || cost < last_[k] ? cost : last_[k];
+    last_[k] = cost;
+  }
 
  private:
-  double cost_[2] = {-1, -1};  // the last measurement of each kind; -1: none yet
+  double cost_[2] = {-1, -1};  // what next() compares; -1: not measured yet
+  double last_[2] = {-1, -1};  // the last measurement of each kind
   unsigned chunks_ = 0;
 };
 
