@@ -43,6 +43,23 @@ constexpr const char* overflow_pattern =
     "(.|\n)*bigger stack";
 #endif
 
+// Runs `fn` as the one tasklet (spawned with `opts`) of a one-worker runtime
+// and returns what its join returns.
+template <class F>
+auto run_one(taiga::spawn_options opts, F fn) {
+  return taiga::run([&] { return taiga::spawn(opts, std::move(fn)).join(); },
+                    taiga::runtime_config{.workers = 1});
+}
+
+// Writes over the canary word at the bottom of the running tasklet's stack,
+// as an overflow would, without crashing first. Exits with status 5 where
+// the stack has no canary (the death test then fails on its message).
+void overwrite_own_canary() {
+  auto* f = taiga::detail::current_tasklet()->frame.load();
+  if (!f->ctx.canary) std::_Exit(5);
+  *static_cast<std::uint64_t*>(f->ctx.stack_lo) = 0;
+}
+
 long peak_rss_kib() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
@@ -94,9 +111,7 @@ TEST(stacks, a_spent_mprotect_budget_falls_back_to_canaries_and_says_so) {
               for (int i = 0; i < 16; ++i)
                 parked.push_back(taiga::spawn([] { taiga::this_tasklet::sleep_for(1h); }));
               taiga::spawn(taiga::spawn_options{.name = "past-the-budget"}, [] {
-                auto* f = taiga::detail::current_tasklet()->frame.load();
-                if (!f->ctx.canary) std::_Exit(5);
-                *static_cast<std::uint64_t*>(f->ctx.stack_lo) = 0;  // as an overflow would
+                overwrite_own_canary();
                 taiga::this_tasklet::yield();
               }).join();
             },
@@ -118,49 +133,26 @@ TEST(stacks, a_canary_overwritten_before_the_end_is_caught_at_the_exit) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   setenv("TAIGA_STACK_GUARD", "canary", 1);
   EXPECT_DEATH(
-      {
-        taiga::run(
-            [] {
-              taiga::spawn(taiga::spawn_options{.name = "ends-at-once"}, [] {
-                auto* f = taiga::detail::current_tasklet()->frame.load();
-                *static_cast<std::uint64_t*>(f->ctx.stack_lo) = 0;
-              }).join();
-            },
-            taiga::runtime_config{.workers = 1});
-      },
+      run_one(taiga::spawn_options{.name = "ends-at-once"}, [] { overwrite_own_canary(); }),
       "stack overflow in tasklet #[0-9]+ 'ends-at-once'(.|\n)*canary word");
-  EXPECT_DEATH(
-      {
-        taiga::run(
-            [] {
-              taiga::spawn(taiga::spawn_options{.name = "host"}, [] {
-                taiga::fiber f([] {
-                  taiga::detail::exec_context* self = taiga::internal::running_context();
-                  if (!self->canary) std::_Exit(5);
-                  *static_cast<std::uint64_t*>(self->stack_lo) = 0;
-                });
-                f.switch_to();
-              }).join();
-            },
-            taiga::runtime_config{.workers = 1});
-      },
-      "stack overflow in a fiber inside tasklet #[0-9]+ 'host'(.|\n)*canary word");
+  EXPECT_DEATH(run_one(taiga::spawn_options{.name = "host"},
+                       [] {
+                         taiga::fiber f([] {
+                           taiga::detail::exec_context* self = taiga::internal::running_context();
+                           if (!self->canary) std::_Exit(5);
+                           *static_cast<std::uint64_t*>(self->stack_lo) = 0;
+                         });
+                         f.switch_to();
+                       }),
+               "stack overflow in a fiber inside tasklet #[0-9]+ 'host'(.|\n)*canary word");
   unsetenv("TAIGA_STACK_GUARD");
 }
 
 TEST(stacks, overflow_in_a_tasklet_dies_with_a_clear_message) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
-  EXPECT_DEATH(
-      {
-        taiga::run(
-            [] {
-              taiga::spawn(taiga::spawn_options{.name = "deep-diver", .stack_size = 32 * 1024}, [] {
-                return recurse(0, nullptr);
-              }).join();
-            },
-            taiga::runtime_config{.workers = 1});
-      },
-      overflow_pattern);
+  EXPECT_DEATH(run_one(taiga::spawn_options{.name = "deep-diver", .stack_size = 32 * 1024},
+                       [] { return recurse(0, nullptr); }),
+               overflow_pattern);
 }
 
 TEST(stacks, overflow_with_mprotect_guards) {
@@ -173,8 +165,7 @@ TEST(stacks, overflow_with_mprotect_guards) {
       {
         // Not the madvise guard under another name: the override took.
         if (taiga::runtime::stack_guard() != taiga::stack_guard_mode::mprotect) std::_Exit(3);
-        taiga::run([] { taiga::spawn([] { return recurse(0, nullptr); }).join(); },
-                   taiga::runtime_config{.workers = 1});
+        run_one({}, [] { return recurse(0, nullptr); });
       },
       "stack overflow(.|\n)*guard page was hit");
   unsetenv("TAIGA_STACK_GUARD");
@@ -188,18 +179,10 @@ TEST(stacks, overflow_with_canary_is_caught_at_the_next_switch) {
   setenv("TAIGA_STACK_GUARD", "canary", 1);
   EXPECT_DEATH(
       {
-        taiga::run(
-            [] {
-              taiga::spawn(taiga::spawn_options{.name = "scribbler"}, [] {
-                // Write over the canary word at the bottom of our own stack, as
-                // an overflow would, without crashing first.
-                auto* f = taiga::detail::current_tasklet()->frame.load();
-                ASSERT_TRUE(f->ctx.canary);
-                *static_cast<std::uint64_t*>(f->ctx.stack_lo) = 0;
-                taiga::this_tasklet::yield();
-              }).join();
-            },
-            taiga::runtime_config{.workers = 1});
+        run_one(taiga::spawn_options{.name = "scribbler"}, [] {
+          overwrite_own_canary();
+          taiga::this_tasklet::yield();
+        });
       },
       "stack overflow in tasklet #[0-9]+ 'scribbler'(.|\n)*canary");
   unsetenv("TAIGA_STACK_GUARD");
@@ -217,6 +200,7 @@ TEST(stacks, fiber_overflow_is_caught_too) {
 
 TEST(stacks, per_spawn_stack_size_is_honoured) {
   // 64 KiB of locals would overflow a 32 KiB stack; it fits in 512 KiB.
+  // The guide quotes this one (getting-started.md): public API only.
   int v = taiga::run(
       [] {
         return taiga::spawn(taiga::spawn_options{.stack_size = 512 * 1024},
