@@ -40,11 +40,19 @@
 //  X4 (TSan) __tsan_switch_to_fiber is called only from the frame that calls
 //     jump_fcontext (before_switch is always_inline), and every context gets
 //     a fresh TSan fiber, destroyed with it. See before_switch, make_context.
+//  X5 a context whose entry function is at its bottom frame may go on with a
+//     new owner instead of exiting (a fresh tasklet adopting the stack:
+//     worker::exit_current): no switch, the same TSan fiber (its shadow
+//     stack is balanced: the ended owner's frames all returned or unwound),
+//     and reuse_below clears ASan's poisoning of the dead part of the stack.
 #include "context.hpp"
 
 namespace bctx = boost::context::detail;
 
 #include <cxxabi.h>
+#if defined(TAIGA_SANITIZE_ADDRESS)
+#include <sanitizer/asan_interface.h>
+#endif
 #include <pthread.h>
 
 #include <cstdio>
@@ -136,6 +144,17 @@ void destroy_context([[maybe_unused]] exec_context& ctx) {
 #endif
   ctx.tsan_fiber = nullptr;
   ctx.fctx = nullptr;
+}
+
+void reuse_below([[maybe_unused]] exec_context& ctx, [[maybe_unused]] void* live) noexcept {
+#if defined(TAIGA_SANITIZE_ADDRESS)
+  // Frames that ended by unwinding left their redzones poisoned, and a frame
+  // without redzones of its own does not rewrite the shadow of the bytes it
+  // uses: the next owner's loads there would be reported.
+  auto* lo = static_cast<char*>(ctx.stack_lo);
+  auto* top = static_cast<char*>(live);
+  if (top > lo) ASAN_UNPOISON_MEMORY_REGION(lo, static_cast<std::size_t>(top - lo));
+#endif
 }
 
 exec_context* running_context() noexcept {

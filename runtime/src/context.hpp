@@ -205,6 +205,13 @@ struct switch_msg {
 /// that recycles its stack, never by the context itself).
 void destroy_context(exec_context& ctx);
 
+/// For a context that goes on at its bottom frame with a new owner (a
+/// fresh tasklet adopting the stack of one that ended: worker::exit_current):
+/// the stack below `live` (the caller's frame) is dead. ASan: clears the
+/// poisoning that ended frames left there, as stack_pool's hand-out does for
+/// a stack handed out again.
+void reuse_below(exec_context& ctx, void* live) noexcept;
+
 /// The context running on this thread right now (or nullptr before the
 /// thread's first switch). Used by the stack overflow handler.
 exec_context* running_context() noexcept;

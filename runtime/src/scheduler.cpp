@@ -277,22 +277,17 @@ void worker::push_local_slow(tasklet_core* t) {
 }
 
 void worker::push_private(tasklet_core* t) {
-  t->next = nullptr;
-  if (priv_tail) {
-    priv_tail->next = t;
-  } else {
-    priv_head = t;
+  try {
+    priv.push_back(t);
+  } catch (const std::bad_alloc&) {
+    queued(false);
   }
-  priv_tail = t;
 }
 
 tasklet_core* worker::pop_private() {
-  tasklet_core* t = priv_head;
-  if (t) {
-    priv_head = t->next;
-    if (!priv_head) priv_tail = nullptr;
-    t->next = nullptr;
-  }
+  if (priv.empty()) return nullptr;
+  tasklet_core* t = priv.front();
+  priv.pop_front();
   return t;
 }
 
@@ -446,19 +441,23 @@ void worker::unpark() noexcept {
 
 tasklet_frame* worker::start_fresh(tasklet_core* t) {
   stack s;
-  if (t->stack_request == 0 && spare) {
+  // A stack size of its own is in the side record: a tasklet without one
+  // (the rule) asks for the default.
+  std::size_t request =
+      t->extra.load(std::memory_order_relaxed) == nullptr ? 0 : detail::requested_stack(t);
+  if (request == 0 && spare) {
     s = stack_pool::reissue(std::exchange(spare, stack{}));
   } else {
-    s = stack_pool::instance().allocate(t->stack_request ? t->stack_request : rt->cfg.stack_size);
-    if (t->stack_request == 0) default_total = s.total;
+    s = stack_pool::instance().allocate(request ? request : rt->cfg.stack_size);
+    if (request == 0) default_total = s.total;
   }
   bump(stats.stacks);
-  t->stack_total = s.total;
-  t->stack_guard = static_cast<std::uint8_t>(s.guard);
   // The frame takes the top of the usable range (in the page make_context
   // touches anyway); the root context's stack is what lies below it.
   std::size_t below = s.usable() - sizeof(tasklet_frame);
   auto* f = ::new (static_cast<void*>(s.lo() + below)) tasklet_frame;
+  f->stack_total = static_cast<std::uint32_t>(s.total);
+  f->stack_guard = static_cast<std::uint8_t>(s.guard);
   f->ctx.kind = 1;
   f->ctx.canary = s.guard == stack_guard_mode::canary;
   make_context(f->ctx, s.lo(), below, &detail_tasklet_entry);
@@ -473,13 +472,44 @@ void worker::run_in_main(tasklet_core* t) {
   after_switch(back);
 }
 
-void worker::exit_current(tasklet_core* cur) {
+tasklet_core* worker::exit_current(tasklet_core* cur) {
   // The last switch off this stack is checked like every other (switch_out):
   // the stack goes back to the pool next, and its next owner's fresh canary
   // would erase the evidence of an overflow that did not park again.
   tasklet_frame* f = cur->frame.load(std::memory_order_relaxed);
   check_canary(cur, f);
-  exec_context* to = next_context();
+  tasklet_core* nxt = pick_fast();
+  // A fresh tasklet that wants a default stack, after one that had one (a
+  // spawn-and-exit stream: most exits): it adopts the stack, the frame and
+  // the root context as they are, and runs on the spot, one loop turn in
+  // detail_tasklet_entry. That skips a stack release and reissue, a
+  // make_context and a context switch (about a fifth of spawn_join's
+  // instructions per tasklet). The context is at its bottom frame: no fiber
+  // is active on it, no exception is being handled, nothing above the
+  // entry function's frame is live. `cur` left the registry in finish(), so
+  // no other thread reads the frame through it (tasklet_frame).
+  if (nxt != nullptr && nxt->frame.load(std::memory_order_relaxed) == nullptr &&
+      f->stack_total == default_total && f->active == &f->ctx &&
+      (nxt->extra.load(std::memory_order_relaxed) == nullptr || detail::requested_stack(nxt) == 0))
+      [[likely]] {
+    cur->frame.store(nullptr, std::memory_order_relaxed);
+    detail::release(cur);  // the runtime's reference
+    f->park_what.store(nullptr, std::memory_order_relaxed);
+    f->park_object.store(nullptr, std::memory_order_relaxed);
+    f->scope_expired = false;
+    reuse_below(f->ctx, __builtin_frame_address(0));
+    nxt->frame.store(f, std::memory_order_release);  // info_of reads it (tasklet_core::frame)
+    prepare(nxt);
+    return nxt;
+  }
+  exec_context* to;
+  if (nxt != nullptr) {
+    to = prepare(nxt);
+  } else {
+    current = nullptr;
+    running.store(nullptr, std::memory_order_relaxed);
+    to = &main_ctx;
+  }
   // The payload must outlive the switch; it lives in this worker, which
   // the resumed side (on this same thread) consumes at once.
   static thread_local switch_payload p;
@@ -504,8 +534,8 @@ void worker::after_switch_slow(switch_payload* p) {
       tasklet_frame* f = prev->frame.load(std::memory_order_relaxed);
       destroy_context(f->ctx);
       // The slot starts one (guard) page below the usable range (stack::lo).
-      stack s{static_cast<char*>(f->ctx.stack_lo) - stack_pool::page_size(), prev->stack_total,
-              static_cast<stack_guard_mode>(prev->stack_guard)};
+      stack s{static_cast<char*>(f->ctx.stack_lo) - stack_pool::page_size(), f->stack_total,
+              static_cast<stack_guard_mode>(f->stack_guard)};
       f->~tasklet_frame();
       prev->frame.store(nullptr, std::memory_order_relaxed);
       if (!spare && s.total == default_total) {
@@ -700,7 +730,7 @@ void runtime_impl::idle_leave(worker* w) noexcept {
 
 bool runtime_impl::work_visible(worker* self) noexcept {
   if (inject.size_approx() > 0) return true;
-  if (self->remote.size_approx() > 0 || self->priv_head != nullptr) return true;
+  if (self->remote.size_approx() > 0 || !self->priv.empty()) return true;
   for (auto& w : workers) {
     if (!w->rq.empty()) return true;
     if (w->next_slot.load(std::memory_order_relaxed) != nullptr) return true;
@@ -735,36 +765,37 @@ std::vector<tasklet_core*> runtime_impl::snapshot_live() {
 tasklet_info runtime_impl::info_of(tasklet_core* t, bool shard_locked) {
   tasklet_info i;
   i.id = t->id;
-  i.spawn_site = t->site;
+  i.spawn_site = to_location(t->site);
   i.name = name_of(t);
   tasklet_state s = t->state.load(std::memory_order_acquire);
   i.state = to_string(s);
-  i.worker = t->last_worker.load(std::memory_order_relaxed);
-  if (s == tasklet_state::parked) {
-    // The frame is on the tasklet's stack, which goes back to the pool only
-    // after the tasklet has left the registry under its shard's lock: under
-    // that lock, registered means the stack is there. (Not "not done": an
-    // error handler that parks in finish() overwrites `done`.)
-    const char* what = nullptr;
-    const void* object = nullptr;
-    auto read = [&] {
-      registry_shard& sh = shards[t->registry_shard];
-      if (t->reg_prev == nullptr && sh.head != t) return;  // unregistered
-      if (tasklet_frame* f = t->frame.load(std::memory_order_acquire)) {
+  // The frame (last worker, what it is parked on) is on the tasklet's
+  // stack, which goes back to the pool only after the tasklet has left the
+  // registry under its shard's lock: under that lock, registered means the
+  // stack is there. (Not "not done": an error handler that parks in
+  // finish() overwrites `done`.)
+  const char* what = nullptr;
+  const void* object = nullptr;
+  auto read = [&] {
+    registry_shard& sh = shards[t->registry_shard];
+    if (t->reg_prev == nullptr && sh.head != t) return;  // unregistered
+    if (tasklet_frame* f = t->frame.load(std::memory_order_acquire)) {
+      i.worker = f->last_worker.load(std::memory_order_relaxed);
+      if (s == tasklet_state::parked) {
         what = f->park_what.load(std::memory_order_relaxed);
         object = f->park_object.load(std::memory_order_relaxed);
       }
-    };
-    if (shard_locked) {
-      read();
-    } else {
-      std::lock_guard lk(shards[t->registry_shard].lock);
-      read();
     }
-    if (what) {  // the string is built outside the lock
-      i.parked_on = what;
-      i.parked_object = object;
-    }
+  };
+  if (shard_locked) {
+    read();
+  } else {
+    std::lock_guard lk(shards[t->registry_shard].lock);
+    read();
+  }
+  if (what) {  // the string is built outside the lock
+    i.parked_on = what;
+    i.parked_object = object;
   }
   return i;
 }

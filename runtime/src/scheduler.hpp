@@ -7,6 +7,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <taiga/runtime/config.hpp>
@@ -63,8 +64,8 @@ class blocking_pool;
 // 4 KiB pages, each an mprotect (arena growth) and a first-touch fault
 // (15-20 us here, machine.md), a tenth of spawn_join's first round. From the
 // slab it is a few pre-faulted 2 MiB chunks, kept for the next runtime
-// (only the blocks: see queue_traits::malloc). An intrusive list through
-// tasklet_core::next (Go's global runq) was also tried: no memory at all,
+// (only the blocks: see queue_traits::malloc). An intrusive list through a
+// link field in tasklet_core (Go's global runq) was also tried: no memory at all,
 // but popping walks the cold blocks one dependent load at a time, and the
 // warm round got 5-8% slower.
 struct queue_traits : moodycamel::ConcurrentQueueDefaultTraits {
@@ -94,8 +95,9 @@ struct alignas(64) worker {
   bool spinning = false;
   bool no_chain = false;  // run_once: return to the host after each tasklet
   std::uint64_t rng = 0;
-  tasklet_core* priv_head = nullptr;  // pinned tasklets: never stolen
-  tasklet_core* priv_tail = nullptr;
+  // Pinned tasklets and first runs of spawn_on: never stolen. Rare, so a
+  // deque rather than a link field in every tasklet block.
+  std::deque<tasklet_core*> priv;
   std::unique_ptr<moodycamel::ProducerToken> inject_ptok;
   std::unique_ptr<moodycamel::ConsumerToken> inject_ctok;
   // The stack of the last default-size tasklet that exited here, kept for
@@ -137,7 +139,9 @@ struct alignas(64) worker {
   exec_context* next_context();                    // the next tasklet's context, or the loop's
   void switch_out(tasklet_core* cur, after what);  // from a tasklet; returns when resumed
                                                    // inline: below
-  [[noreturn]] void exit_current(tasklet_core* cur);
+  // Ends `cur` (finished): returns a fresh tasklet that adopted its stack,
+  // or switches away for good.
+  tasklet_core* exit_current(tasklet_core* cur);
   void after_switch(switch_payload* p);         // inline: below
   void after_switch_slow(switch_payload* p);    // exit, pinned requeue
   exec_context* prepare(tasklet_core* t);       // marks t running here; inline: below
@@ -196,6 +200,9 @@ bool interrupt_park(tasklet_core* t, detail::wake_status reason) noexcept;
 }  // namespace taiga::internal
 
 namespace taiga::detail {
+
+/// spawn_options::stack_size of a tasklet that has a side record, else 0.
+std::size_t requested_stack(const tasklet_core* t) noexcept;
 
 // One shard per worker (+1 for other threads): a tasklet registers in the
 // shard of the worker that spawns it, so spawning takes an uncontended lock.
@@ -338,7 +345,7 @@ inline exec_context* worker::prepare(tasklet_core* t) {
   if (f == nullptr) [[unlikely]]
     f = start_fresh(t);
   t->state.store(tasklet_state::running, std::memory_order_relaxed);
-  t->last_worker.store(static_cast<std::int16_t>(index), std::memory_order_relaxed);
+  f->last_worker.store(static_cast<std::int16_t>(index), std::memory_order_relaxed);
   current = t;
   running.store(t, std::memory_order_relaxed);
   bump(switches);
@@ -380,7 +387,7 @@ inline void worker::after_switch(switch_payload* p) {
 // Canary mode: every switch off a tasklet's root stack, the exit included,
 // checks the word an overflow would have overwritten.
 inline void check_canary(tasklet_core* cur, tasklet_frame* f) noexcept {
-  if (cur->stack_guard == static_cast<std::uint8_t>(stack_guard_mode::canary) &&
+  if (f->stack_guard == static_cast<std::uint8_t>(stack_guard_mode::canary) &&
       *static_cast<std::uint64_t*>(f->ctx.stack_lo) != stack_pool::canary_value) [[unlikely]]
     report_overflow(cur, 1);
 }

@@ -1,7 +1,7 @@
 // slab.cpp: a small size-class allocator for tasklet blocks.
 //
 // Why not malloc: spawning a million tasklets that have not run yet means a
-// million live blocks of ~128 bytes. glibc grows its heap for them a page at a
+// million live blocks of ~100 bytes. glibc grows its heap for them a page at a
 // time (an mprotect and a page fault per 4 KiB: perf showed ~30% of spawn time
 // there), and gives the memory back when they die, so the next million pay
 // again. Here blocks come from 2 MiB chunks pre-faulted in one
@@ -10,7 +10,8 @@
 // are kept for reuse.
 //
 // Design (tcmalloc's thread cache + transfer cache, reduced):
-//  - size classes of 64 bytes up to slab_max;
+//  - size classes of 32 bytes up to slab_max (the 96-byte one holds the
+//    usual spawn: tasklet_core.hpp);
 //  - each thread keeps, per class, a singly linked free list and at most one
 //    full batch (`batch` blocks or more) set aside, no locks;
 //  - a free that makes the list a batch longer than it was when last filled
@@ -41,6 +42,7 @@
 #include <sys/mman.h>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <mutex>
 #include <new>
@@ -53,20 +55,27 @@
 
 namespace taiga::internal {
 
+namespace {
+
+// Blocks past slab_max, and all blocks in sanitizer builds.
+std::align_val_t big_alignment(std::size_t size) noexcept {
+  std::size_t a = block_alignment(size);
+  return std::align_val_t{a < alignof(std::max_align_t) ? alignof(std::max_align_t) : a};
+}
+
 #if defined(TAIGA_SANITIZE_ADDRESS) || defined(TAIGA_SANITIZE_THREAD)
+}  // namespace
 
 void* slab_allocate(std::size_t size) {
-  return ::operator new(size);
+  return ::operator new(size, big_alignment(size));
 }
-void slab_free(void* p, std::size_t) noexcept {
-  ::operator delete(p);
+void slab_free(void* p, std::size_t size) noexcept {
+  ::operator delete(p, big_alignment(size));
 }
 
 #else
 
-namespace {
-
-constexpr std::size_t granule = 64;
+constexpr std::size_t granule = 32;
 constexpr std::size_t nclasses = slab_max / granule;
 constexpr std::size_t chunk_bytes = 2u << 20;  // one transparent huge page, in time
 constexpr std::size_t span_bytes = 64u << 10;  // carved for one thread and class
@@ -78,7 +87,7 @@ struct free_block {
 
 // A batch of free blocks on a class's global list: a list through
 // free_block::next whose first block also links the batches and holds the
-// count (every block has room: the smallest class is 64 bytes). Intrusive,
+// count (every block has room: the smallest class is 32 bytes). Intrusive,
 // so the global lists allocate nothing (slab_free is noexcept) and are
 // trivially destructible: frees that run during static destruction, after
 // this file's statics would have been destroyed, still find them intact.
@@ -163,7 +172,7 @@ thread_local lists_owner tls_owner;
   }
   // Class-sized and aligned like a carved block, so that it can join the
   // free lists when it is freed (it is never returned to the OS).
-  return ::operator new ((c + 1) * granule, std::align_val_t{granule});
+  return ::operator new ((c + 1) * granule, std::align_val_t{block_alignment((c + 1) * granule)});
 }
 
 // Joins the top batch while it is short of `batch`, so that many late frees
@@ -305,7 +314,7 @@ void refill(std::size_t c) {
 }  // namespace
 
 void* slab_allocate(std::size_t size) {
-  if (size > slab_max) return ::operator new(size);
+  if (size > slab_max) return ::operator new(size, big_alignment(size));
   std::size_t c = (size - 1) / granule;
   thread_lists& t = tls_lists;
   free_block* b = t.head[c];
@@ -318,7 +327,7 @@ void* slab_allocate(std::size_t size) {
 
 void slab_free(void* p, std::size_t size) noexcept {
   if (size > slab_max) {
-    ::operator delete(p);
+    ::operator delete(p, big_alignment(size));
     return;
   }
   std::size_t c = (size - 1) / granule;

@@ -8,6 +8,15 @@ namespace taiga::internal {
 /// Blocks of up to slab_max bytes come from per-thread free lists over
 /// pre-faulted chunks; larger ones from operator new.
 inline constexpr std::size_t slab_max = 1024;
+/// A block of `size` bytes is aligned to the largest power of two that
+/// divides `size`, up to slab_max_align. A type's size is a multiple of its
+/// alignment, so a block sized for one type (a tasklet_block<R, F>, whatever
+/// F's alignas) is aligned for it.
+inline constexpr std::size_t slab_max_align = 4096;
+constexpr std::size_t block_alignment(std::size_t size) noexcept {
+  std::size_t low = size & (~size + 1);
+  return low < slab_max_align ? low : slab_max_align;
+}
 void* slab_allocate(std::size_t size);
 void slab_free(void* p, std::size_t size) noexcept;
 

@@ -27,6 +27,7 @@
 #include <taiga/runtime.hpp>
 #include <typeinfo>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "blocking_pool.hpp"
 #include "scheduler.hpp"
@@ -99,6 +100,7 @@ struct tasklet_extra {
   std::exception_ptr pending;  // throw_into, delivered at the next park point
   std::exception_ptr error;    // how the tasklet ended, if it threw
   std::int64_t scope_deadline = INT64_MAX;
+  std::uint32_t stack_request = 0;  // spawn_options::stack_size (usable bytes); 0 = default
   ~tasklet_extra() { delete locals; }
 };
 
@@ -126,7 +128,7 @@ thread_local bool tls_scope_expired = false;
 
 bool& scope_expired_ref() noexcept {
   tasklet_core* t = current_tasklet();
-  return t ? t->scope_expired : tls_scope_expired;
+  return t ? t->frame.load(std::memory_order_relaxed)->scope_expired : tls_scope_expired;
 }
 
 long futex(std::atomic<std::uint32_t>* addr, int op, std::uint32_t val,
@@ -168,9 +170,10 @@ void put_tasklet(sig_buf& b, const tasklet_core* t) {
   tasklet_extra* e = t->extra.load(std::memory_order_acquire);
   b.put(e ? e->name.c_str() : "");
   b.put("' (spawned at ");
-  b.put(t->site.file_name() ? t->site.file_name() : "?");
+  taiga::source_location site = to_location(t->site);  // a memcpy: async-signal-safe
+  b.put(site.file_name() ? site.file_name() : "?");
   b.put(":");
-  b.put(static_cast<unsigned long long>(t->site.line()));
+  b.put(static_cast<unsigned long long>(site.line()));
   b.put(")");
 }
 
@@ -227,6 +230,50 @@ tasklet_extra& extra_of(tasklet_core* t) {
 tasklet_extra* extra_if_any(const tasklet_core* t) noexcept {
   return t->extra.load(std::memory_order_acquire);
 }
+
+}  // namespace
+
+std::size_t requested_stack(const tasklet_core* t) noexcept {
+  tasklet_extra* e = extra_if_any(t);
+  return e ? e->stack_request : 0;
+}
+
+// Sites come from code, so the table holds one entry per spawning line
+// that passed a taiga::source_location (or, without std::source_location,
+// per spawning line): it stays small, and it never shrinks, because a
+// tasklet may outlive anything that could say a site is no longer used.
+// A thread remembers the last few sites it interned, so a loop that spawns
+// from one line takes the table's lock once.
+const site_record* intern_site(const taiga::source_location& s) {
+  struct key_hash {
+    std::size_t operator()(const site_record& r) const noexcept {
+      std::size_t h = std::hash<const void*>()(r.file);
+      h = h * 31 + std::hash<const void*>()(r.function);
+      return h * 31 + (static_cast<std::size_t>(r.line) << 16 ^ r.column);
+    }
+  };
+  struct key_eq {
+    bool operator()(const site_record& a, const site_record& b) const noexcept {
+      return a.file == b.file && a.function == b.function && a.line == b.line &&
+             a.column == b.column;
+    }
+  };
+  site_record key{s.file_name(), s.function_name(), s.line(), s.column()};
+  constexpr std::size_t ways = 8;
+  thread_local const site_record* recent[ways] = {};
+  std::size_t slot = key_hash()(key) % ways;
+  if (const site_record* r = recent[slot]; r != nullptr && key_eq()(*r, key)) return r;
+  static std::mutex mu;
+  // Never destroyed: tasklets that die during static destruction still
+  // point into it (node-based, so entries never move).
+  static auto* table = new std::unordered_set<site_record, key_hash, key_eq>;
+  std::lock_guard lk(mu);
+  const site_record* r = &*table->insert(key).first;
+  recent[slot] = r;
+  return r;
+}
+
+namespace {
 
 // The tasklet itself, before it publishes `done`. With no side record yet
 // and no memory for one (a tasklet that failed with bad_alloc is likely to
@@ -344,7 +391,7 @@ void submit(tasklet_core* t, runtime* rt, const spawn_options* o) {
   int place = -1;
   if (o != nullptr) {
     if (!o->name.empty()) extra_of(t).name = o->name;
-    if (o->stack_size != 0) t->stack_request = static_cast<std::uint32_t>(o->stack_size);
+    if (o->stack_size != 0) extra_of(t).stack_request = static_cast<std::uint32_t>(o->stack_size);
     if (o->worker >= 0) {
       if (static_cast<unsigned>(o->worker) >= r->nworkers)
         throw usage_error("taiga: spawn_options::worker out of range");
@@ -419,7 +466,7 @@ static void report_uncaught(tasklet_core* t, bool handle_dropped) {
       handler = t->rt->cfg.error_handler;
     } else {
       info.id = t->id;
-      info.spawn_site = t->site;
+      info.spawn_site = to_location(t->site);
       info.name = name_of(t);
       info.state = to_string(t->state.load(std::memory_order_acquire));
     }
@@ -521,10 +568,8 @@ static void finish(tasklet_core* t) {
 
 namespace taiga::internal {
 
-void detail_tasklet_entry(void* payload) {
-  worker* w = this_worker();
-  w->after_switch(static_cast<switch_payload*>(payload));
-  tasklet_core* t = w->current;  // no switch since this_worker(): same thread
+// The body of `t`, on its root stack, and how it ended, recorded.
+static void run_tasklet(tasklet_core* t) {
   bool skip = false;
   // A kill or throw_into that lands after this check is one that came after
   // the start: the body runs and meets it at its first park point. So the
@@ -554,8 +599,20 @@ void detail_tasklet_entry(void* payload) {
   } catch (...) {
     detail::record_error(t, std::current_exception());
   }
-  detail::finish(t);
-  this_worker()->exit_current(t);
+}
+
+// Runs tasklets on one root context until one leaves it by switching away:
+// first the one the context was made for, then any fresh tasklet that
+// adopted the stack as the one before it ended (worker::exit_current).
+void detail_tasklet_entry(void* payload) {
+  worker* w = this_worker();
+  w->after_switch(static_cast<switch_payload*>(payload));
+  tasklet_core* t = w->current;  // no switch since this_worker(): same thread
+  for (;;) {
+    run_tasklet(t);
+    detail::finish(t);
+    t = this_worker()->exit_current(t);  // may migrate: this_worker() again
+  }
 }
 
 }  // namespace taiga::internal
@@ -602,7 +659,8 @@ wake_status wait(wait_point& w, const std::chrono::steady_clock::time_point* dea
   bool scope_first = deadline == nullptr || scope_tp < *deadline;
   wake_status s = wait_raw(w, scope_first ? &scope_tp : deadline);
   if (s == wake_status::timeout && scope_first) {
-    (w.tasklet ? w.tasklet->scope_expired : tls_scope_expired) = true;
+    (w.tasklet ? w.tasklet->frame.load(std::memory_order_relaxed)->scope_expired
+               : tls_scope_expired) = true;
     return wake_status::interrupted;
   }
   return s;
@@ -694,7 +752,8 @@ void throw_interrupt() {
                        std::memory_order_acq_rel);
     throw tasklet_exit{};
   }
-  if (std::exchange(t->scope_expired, false)) throw timeout_error();
+  if (std::exchange(t->frame.load(std::memory_order_relaxed)->scope_expired, false))
+    throw timeout_error();
   std::exception_ptr e;
   {
     std::lock_guard lk(t->lock);
@@ -915,7 +974,7 @@ static void fire_call(internal::timer_node* n) {
 }
 
 timer_handle schedule_call(std::function<void()> fn, std::chrono::steady_clock::time_point when,
-                           taiga::source_location site, runtime* rt) {
+                           call_site site, runtime* rt) {
   runtime_impl* r = rt ? rt->impl() : current_impl();
   if (r == nullptr) throw usage_error("taiga: call_soon/call_later outside a runtime");
   auto c = std::make_shared<scheduled_call>();
@@ -1022,7 +1081,7 @@ void set_name(std::string n) {
   detail::set_name(require_tasklet("set_name"), std::move(n));
 }
 taiga::source_location spawn_site() {
-  return require_tasklet("spawn_site")->site;
+  return detail::to_location(require_tasklet("spawn_site")->site);
 }
 int worker() noexcept {
   internal::worker* w = this_worker();

@@ -5,7 +5,7 @@
 //   bench_spawn_join [--count N] [--workers N]   (N defaults: 1,000,000; all cores)
 //
 // Each figure is the first round in a fresh runtime. On one worker nothing
-// runs until the main tasklet joins, so all N tasklet blocks (128 B each) are
+// runs until the main tasklet joins, so all N tasklet blocks (96 B each) are
 // allocated at once from fresh memory (the slab's 2 MiB chunks: one
 // MADV_POPULATE_WRITE each). A second round in the same runtime reuses those
 // blocks: ns_per_tasklet_warm.

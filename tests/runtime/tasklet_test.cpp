@@ -29,23 +29,95 @@ TAIGA_WORKER_COUNTS(tasklets);
 
 // A million queued tasklets are a million blocks of fresh memory
 // (spawn_join): the common shapes must stay in the slab's smallest classes
-// (64-byte granules): a 4-byte result and callable in 128 bytes, a word of
-// each, or three captured words and no result, in 192.
+// (32-byte granules): a 4-byte result and callable in 96 bytes, a word of
+// each, or three captured words and no result, in 128.
 TEST(tasklet, small_tasklet_blocks_fit_their_slab_classes) {
-  EXPECT_LE(sizeof(taiga::detail::tasklet_core), 120u);
+  EXPECT_LE(sizeof(taiga::detail::tasklet_core), 88u);
   EXPECT_EQ(sizeof(taiga::detail::tasklet_frame), 80u);  // top of the stack
+  // The spawn site is one pointer, whatever the compiler.
+  EXPECT_EQ(sizeof(taiga::detail::call_site), sizeof(void*));
   // spawn(fn, int) of a captureless lambda returning int (bench spawn_join).
   auto fn = [](int v) { return v & 1; };
   using body = taiga::detail::bound_call<decltype(fn), int>;
   EXPECT_EQ(sizeof(body), sizeof(int));
-  EXPECT_LE((sizeof(taiga::detail::tasklet_block<int, body>)), 128u);
+  EXPECT_LE((sizeof(taiga::detail::tasklet_block<int, body>)), 96u);
   auto one_word = [p = static_cast<int*>(nullptr)] { return p != nullptr; };
-  EXPECT_LE((sizeof(taiga::detail::tasklet_block<long, decltype(one_word)>)), 192u);
+  EXPECT_LE((sizeof(taiga::detail::tasklet_block<long, decltype(one_word)>)), 128u);
   // Three captured words and no result (bench alive_1m).
   auto three_words = [a = std::uint64_t{1}, b = std::uint64_t{2}, c = std::uint64_t{3}] {
     (void)(a + b + c);
   };
-  EXPECT_LE((sizeof(taiga::detail::tasklet_block<void, decltype(three_words)>)), 192u);
+  EXPECT_LE((sizeof(taiga::detail::tasklet_block<void, decltype(three_words)>)), 128u);
+}
+
+// Blocks come in 32-byte steps, so a block is not always on a cache line:
+// an over-aligned callable still gets its alignment, in a small block and
+// in one past the slab's classes.
+TEST_P(tasklets, over_aligned_callables_get_their_alignment) {
+  struct alignas(64) line {
+    unsigned char bytes[64];
+  };
+  struct alignas(128) page_part {
+    unsigned char bytes[2048];
+  };
+  rt().run([] {
+    std::vector<taiga::tasklet<std::uintptr_t>> small, big;
+    for (int i = 0; i < 50; ++i) {
+      line l{};
+      small.push_back(taiga::spawn([l] { return reinterpret_cast<std::uintptr_t>(&l); }));
+      page_part p{};
+      big.push_back(taiga::spawn([p] { return reinterpret_cast<std::uintptr_t>(&p); }));
+    }
+    for (auto& t : small) EXPECT_EQ(t.join() % 64, 0u);
+    for (auto& t : big) EXPECT_EQ(t.join() % 128, 0u);
+  });
+}
+
+// A fresh tasklet picked as another ends takes over its stack instead of a
+// switch (worker::exit_current): it starts clean, a kill before its start
+// still skips its body, and a tasklet that asked for a stack size of its
+// own never lands on a default one.
+TEST(tasklet, a_fresh_tasklet_adopts_the_stack_of_one_that_ended) {
+  taiga::runtime rt(taiga::runtime_config{.workers = 1});
+  rt.run([] {
+    const void* a_frame = nullptr;
+    const void* b_frame = nullptr;
+    bool c_ran = false;
+    std::size_t d_touched = 0;
+    taiga::tasklet_id b_saw = 0;
+    // One worker, spawns go to the run-next slot: c runs first, then a, b, d.
+    auto a = taiga::spawn([&] {
+      a_frame = __builtin_frame_address(0);
+      taiga::this_tasklet::set_name("a");
+      throw std::runtime_error("a failed");
+    });
+    auto b = taiga::spawn([&] {
+      b_frame = __builtin_frame_address(0);
+      b_saw = taiga::this_tasklet::get_id();
+      EXPECT_EQ(taiga::this_tasklet::name(), "");
+      EXPECT_EQ(taiga::this_tasklet::worker(), 0);
+      taiga::this_tasklet::yield();  // parks and resumes on the adopted stack
+      return 2;
+    });
+    auto d = taiga::spawn(taiga::spawn_options{.stack_size = 2 << 20}, [&] {
+      // Past the default 128 KiB: a default stack would overflow here.
+      volatile char big[1 << 20];
+      for (std::size_t i = 0; i < sizeof big; i += 4096) big[i] = 1;
+      d_touched = sizeof big;
+    });
+    auto c = taiga::spawn([&] { c_ran = true; });
+    c.kill();
+    taiga::tasklet_id b_id = b.id();
+    EXPECT_THROW(a.join(), std::runtime_error);
+    EXPECT_EQ(b.join(), 2);
+    d.join();
+    EXPECT_THROW(c.join(), taiga::tasklet_killed);
+    EXPECT_FALSE(c_ran);
+    EXPECT_EQ(b_saw, b_id);
+    EXPECT_EQ(d_touched, std::size_t{1} << 20);
+    // b ran on the stack a left, at the same depth.
+    EXPECT_EQ(a_frame, b_frame);
+  });
 }
 
 // The side record (name, locals, throw_into, exception, timeout_scope) is
@@ -870,6 +942,34 @@ TEST_P(tasklets, ids_names_sites_and_states) {
   EXPECT_EQ(taiga::this_tasklet::get_id(), 0u);
   EXPECT_FALSE(taiga::this_tasklet::in_tasklet());
   EXPECT_THROW(taiga::this_tasklet::yield(), taiga::usage_error);
+}
+
+// A wrapper that spawns for its caller passes the caller's site on: the
+// tasklet records that one. Sites are interned: one record per distinct site.
+TEST_P(tasklets, a_site_passed_on_by_a_wrapper_is_recorded) {
+  auto caller = taiga::source_location::current("caller.cpp", "serve", 42, 7);
+  auto check = [](const taiga::source_location& s) {
+    EXPECT_STREQ(s.file_name(), "caller.cpp");
+    EXPECT_STREQ(s.function_name(), "serve");
+    EXPECT_EQ(s.line(), 42u);
+    EXPECT_EQ(s.column(), 7u);
+  };
+  rt().run(
+      [&] {
+        check(taiga::this_tasklet::spawn_site());
+        std::atomic<bool> ran{false};
+        taiga::call_soon(
+            [&] {
+              check(taiga::this_tasklet::spawn_site());
+              ran = true;
+            },
+            caller);
+        while (!ran.load()) taiga::this_tasklet::sleep_for(1ms);
+      },
+      caller);
+  EXPECT_EQ(taiga::detail::intern_site(caller), taiga::detail::intern_site(caller));
+  auto other = taiga::source_location::current("caller.cpp", "serve", 43, 7);
+  EXPECT_NE(taiga::detail::intern_site(caller), taiga::detail::intern_site(other));
 }
 
 TEST_P(tasklets, join_self_is_a_usage_error) {

@@ -57,7 +57,7 @@ class runtime {
   /// until it finishes; returns its result or rethrows its exception. With
   /// zero workers the calling thread drives the loop meanwhile.
   template <class F>
-  auto run(F&& f, taiga::source_location site = taiga::source_location::current()) {
+  auto run(F&& f, detail::call_site site = detail::call_site::current()) {
     using R = detail::spawn_result_t<F>;
     detail::tasklet_core* c = detail::make_tasklet(site, std::forward<F>(f));
     c->refs.store(2, std::memory_order_relaxed);
@@ -121,8 +121,7 @@ class runtime {
 /// Starts a runtime with `config`, runs `fn` as its main tasklet, shuts the
 /// runtime down and returns fn's result (or rethrows its exception).
 template <class F>
-auto run(F&& f, runtime_config config = {},
-         taiga::source_location site = taiga::source_location::current()) {
+auto run(F&& f, runtime_config config = {}, detail::call_site site = detail::call_site::current()) {
   runtime rt(std::move(config));
   return rt.run(std::forward<F>(f), site);
 }

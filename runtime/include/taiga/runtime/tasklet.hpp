@@ -104,7 +104,7 @@ class tasklet {
     detail::set_name(core_, std::move(n));
   }
   taiga::source_location spawn_site() const noexcept {
-    return core_ ? core_->site : taiga::source_location();
+    return core_ ? detail::to_location(core_->site) : taiga::source_location();
   }
 
  private:
@@ -125,7 +125,7 @@ using spawn_result_t = std::invoke_result_t<std::decay_t<F>, std::decay_t<A>...>
 /// A spawn's callable and arguments, stored in the tasklet block. Not a
 /// lambda capture: a captureless lambda captured by a lambda still takes a
 /// byte (and its alignment's padding), which took spawn(fn, int)'s block
-/// past the slab's 128-byte class.
+/// past its slab class.
 template <class F, class... A>
 struct bound_call {
   [[no_unique_address]] F fn;
@@ -140,12 +140,12 @@ struct bound_call {
 };
 
 template <class F, class... A>
-tasklet_core* make_tasklet(taiga::source_location site, F&& f, A&&... a) {
+tasklet_core* make_tasklet(call_site site, F&& f, A&&... a) {
   using R = spawn_result_t<F, A...>;
   using body = bound_call<std::decay_t<F>, std::decay_t<A>...>;
   using B = tasklet_block<R, body>;
   B* b = B::make(body{std::forward<F>(f), std::tuple<std::decay_t<A>...>(std::forward<A>(a)...)});
-  b->site = site;
+  b->site = site.record();
   return b;
 }
 }  // namespace detail
@@ -167,21 +167,20 @@ class spawn : public tasklet<detail::spawn_result_t<F, A...>> {
   using base = tasklet<detail::spawn_result_t<F, A...>>;
 
  public:
-  spawn(F&& f, A&&... a, taiga::source_location site = taiga::source_location::current())
+  spawn(F&& f, A&&... a, detail::call_site site = detail::call_site::current())
       : base(start(nullptr, nullptr, site, std::forward<F>(f), std::forward<A>(a)...)) {}
   spawn(const spawn_options& o, F&& f, A&&... a,
-        taiga::source_location site = taiga::source_location::current())
+        detail::call_site site = detail::call_site::current())
       : base(start(nullptr, &o, site, std::forward<F>(f), std::forward<A>(a)...)) {}
-  spawn(runtime& rt, F&& f, A&&... a,
-        taiga::source_location site = taiga::source_location::current())
+  spawn(runtime& rt, F&& f, A&&... a, detail::call_site site = detail::call_site::current())
       : base(start(&rt, nullptr, site, std::forward<F>(f), std::forward<A>(a)...)) {}
   spawn(runtime& rt, const spawn_options& o, F&& f, A&&... a,
-        taiga::source_location site = taiga::source_location::current())
+        detail::call_site site = detail::call_site::current())
       : base(start(&rt, &o, site, std::forward<F>(f), std::forward<A>(a)...)) {}
 
  private:
-  static detail::tasklet_core* start(runtime* rt, const spawn_options* o,
-                                     taiga::source_location site, F&& f, A&&... a) {
+  static detail::tasklet_core* start(runtime* rt, const spawn_options* o, detail::call_site site,
+                                     F&& f, A&&... a) {
     detail::tasklet_core* c = detail::make_tasklet(site, std::forward<F>(f), std::forward<A>(a)...);
     c->refs.store(2, std::memory_order_relaxed);  // the handle's and the runtime's
     detail::submit(c, rt, o);

@@ -30,24 +30,24 @@ class timer_handle {
 
 namespace detail {
 timer_handle schedule_call(std::function<void()> fn, std::chrono::steady_clock::time_point when,
-                           taiga::source_location site, runtime* rt);
+                           call_site site, runtime* rt);
 }
 
 /// Runs `fn` as a new tasklet as soon as possible (after the ones ready now).
 inline timer_handle call_soon(std::function<void()> fn,
-                              taiga::source_location site = taiga::source_location::current()) {
+                              detail::call_site site = detail::call_site::current()) {
   return detail::schedule_call(std::move(fn), std::chrono::steady_clock::time_point::min(), site,
                                nullptr);
 }
 /// Runs `fn` as a new tasklet at `when`.
 inline timer_handle call_at(std::chrono::steady_clock::time_point when, std::function<void()> fn,
-                            taiga::source_location site = taiga::source_location::current()) {
+                            detail::call_site site = detail::call_site::current()) {
   return detail::schedule_call(std::move(fn), when, site, nullptr);
 }
 /// Runs `fn` as a new tasklet after `delay`.
 template <class Rep, class Period>
 timer_handle call_later(std::chrono::duration<Rep, Period> delay, std::function<void()> fn,
-                        taiga::source_location site = taiga::source_location::current()) {
+                        detail::call_site site = detail::call_site::current()) {
   return detail::schedule_call(std::move(fn),
                                std::chrono::steady_clock::now() +
                                    std::chrono::ceil<std::chrono::steady_clock::duration>(delay),

@@ -64,16 +64,17 @@ class spinlock {
 struct tasklet_extra;  // tasklet.cpp
 
 /// What a tasklet needs only once it has a stack: its root context, the
-/// context to resume (a fiber's, while one runs inside it) and what it is
-/// parked on. It lives in the top 80 bytes of the tasklet's own stack
+/// context to resume (a fiber's, while one runs inside it), what it is
+/// parked on, its stack slot, and what only the running tasklet writes. It
+/// lives in the top 80 bytes of the tasklet's own stack
 /// (worker::start_fresh), so a queued tasklet that has not run yet does not
 /// pay for it, and a running one finds it in a page it touches anyway.
 ///
 /// Lifetime: from the first run until the exit switch has completed
 /// (worker::after_switch_slow, after::exit); tasklet_core::frame is null
 /// outside it. The tasklet and the worker running it use it freely. Any
-/// other thread may read park_what/park_object only under the tasklet's
-/// registry shard lock while the tasklet is registered
+/// other thread may read park_what, park_object and last_worker only under
+/// the tasklet's registry shard lock while the tasklet is registered
 /// (runtime_impl::info_of): a tasklet leaves the registry, under that lock,
 /// before its stack goes back.
 struct alignas(16) tasklet_frame {
@@ -81,6 +82,10 @@ struct alignas(16) tasklet_frame {
   exec_context* active = &ctx;                  // the context to resume
   std::atomic<const char*> park_what{nullptr};  // what it is parked on (reports; relaxed)
   std::atomic<const void*> park_object{nullptr};
+  std::uint32_t stack_total = 0;              // the pooled slot's size (its base: ctx.stack_lo)
+  std::atomic<std::int16_t> last_worker{-1};  // diagnostics (relaxed)
+  std::uint8_t stack_guard = 0;               // a stack_guard_mode
+  bool scope_expired = false;                 // timeout_scope (the tasklet's own)
 };
 // worker::start_fresh places it right above the fresh context's 16-byte
 // entry slot, whose alignment it keeps (hence alignas(16)).
@@ -92,42 +97,36 @@ static_assert(sizeof(tasklet_frame) == 80);
 ///
 /// Size is a budget: one million queued tasklets are one million blocks of
 /// fresh memory, and on our machines fresh memory is time (machine.md). The
-/// core is 120 bytes so that a block with a 4-byte result and a 4-byte
-/// callable (spawn(fn, int) of a captureless lambda) fits the slab's 128-byte
-/// class, and one with a word of each the 192-byte class. What few tasklets
-/// use (a name, locals, a pending throw_into, an exception, a timeout scope)
-/// lives in a side record allocated on first use, and what only a started
-/// tasklet needs lives on its stack (tasklet_frame). Test
-/// tasklet.small_tasklet_blocks_fit_their_slab_classes holds the line.
+/// core is 88 bytes so that a block with a 4-byte result and a 4-byte
+/// callable (spawn(fn, int) of a captureless lambda) fits the slab's 96-byte
+/// class, and one with a word of each, or three captured words and no
+/// result, the 128-byte class. What only a started tasklet needs lives on
+/// its stack (tasklet_frame); what few tasklets use (a name, locals, a
+/// pending throw_into, an exception, a timeout scope, a stack size of their
+/// own) in a side record allocated on first use; the spawn site is one
+/// pointer (call_site). Test tasklet.small_tasklet_blocks_fit_their_slab_classes
+/// holds the line.
 struct tasklet_core {
   const tasklet_vtable* vt = nullptr;
   // On the tasklet's stack from its first run; null before and after.
   // Written by the worker that starts or ends it (release: info_of reads it
   // from other threads).
   std::atomic<tasklet_frame*> frame{nullptr};
-  tasklet_core* next = nullptr;      // ready-queue link (owned by the queue it is in)
   tasklet_core* reg_prev = nullptr;  // registry links (owned by the registry shard)
   tasklet_core* reg_next = nullptr;
   runtime_impl* rt = nullptr;
   std::uint64_t id = 0;
-  taiga::source_location site;
-  union {
-    std::uint32_t stack_request = 0;  // until the first run: usable bytes asked for; 0 = default
-    std::uint32_t stack_total;        // from the first run: the pooled slot (base: frame)
-  };
+  const site_record* site = nullptr;           // where it was spawned (to_location)
+  void* joiner = nullptr;                      // a wait_point* of the one joiner
+  std::atomic<tasklet_extra*> extra{nullptr};  // installed once (CAS), freed with the block
   std::atomic<std::uint32_t> refs{1};
   std::atomic<std::uint32_t> wait_word{0};  // park protocol word (scheduler.cpp)
   std::atomic<tasklet_state> state{tasklet_state::created};
   std::atomic<std::uint8_t> flags{0};  // flag_* below
-  std::uint8_t stack_guard = 0;        // a stack_guard_mode, from the first run
   std::uint8_t registry_shard = 0;
-  std::int16_t home = -1;                     // worker it must run on (pinned or spawn_on)
-  std::atomic<std::int16_t> last_worker{-1};  // diagnostics (relaxed)
-  spinlock lock;                              // guards: joiner; the side record's pending, name
-  bool scope_expired = false;                 // timeout_scope (owned by the tasklet itself)
+  spinlock lock;            // guards: joiner; the side record's pending, name
+  std::int16_t home = -1;   // worker it must run on (pinned or spawn_on)
   bool has_result = false;  // result_core<R> holds a value (written before `done`)
-  void* joiner = nullptr;   // a wait_point* of the one joiner
-  std::atomic<tasklet_extra*> extra{nullptr};  // installed once (CAS), freed with the block
 
   static constexpr std::uint8_t flag_kill = 1;      // kill requested
   static constexpr std::uint8_t flag_pinned = 2;    // never migrates
@@ -231,6 +230,9 @@ struct tasklet_block final : result_core<R> {
   static constexpr tasklet_vtable vtable{&run, &destroy};
 
   static tasklet_block* make(F&& f) {
+    // The slab aligns a block to the largest power of two dividing its
+    // size, up to 4 KiB (slab.hpp): enough for any type of that size.
+    static_assert(alignof(tasklet_block) <= 4096, "taiga: a spawned callable aligned past 4 KiB");
     void* mem = allocate_block(sizeof(tasklet_block));
     auto* b = ::new (mem) tasklet_block(std::move(f));
     b->vt = &vtable;
