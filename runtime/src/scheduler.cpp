@@ -493,13 +493,17 @@ tasklet_core* worker::exit_current(tasklet_core* cur) {
       (nxt->extra.load(std::memory_order_relaxed) == nullptr || detail::requested_stack(nxt) == 0))
       [[likely]] {
     cur->frame.store(nullptr, std::memory_order_relaxed);
-    detail::release(cur);  // the runtime's reference
     f->park_what.store(nullptr, std::memory_order_relaxed);
     f->park_object.store(nullptr, std::memory_order_relaxed);
     f->scope_expired = false;
     reuse_below(f->ctx, __builtin_frame_address(0));
     nxt->frame.store(f, std::memory_order_release);  // info_of reads it (tasklet_core::frame)
     prepare(nxt);
+    // The runtime's reference goes last, as `nxt`, as in after_switch_slow:
+    // it may destroy the result, and a result's destructor may park (a
+    // handle it holds joins the tasklet it names: drop_handle), which needs
+    // a current tasklet with a frame.
+    detail::release(cur);
     return nxt;
   }
   exec_context* to;

@@ -120,6 +120,40 @@ TEST(tasklet, a_fresh_tasklet_adopts_the_stack_of_one_that_ended) {
   });
 }
 
+// A detached tasklet whose result is a live handle: the result dies with
+// the tasklet's block, when the runtime lets go of it at exit, and the
+// handle's destructor then kills and waits for the tasklet it names. That
+// wait parks whichever tasklet is current at that moment, so the block must
+// go after the next tasklet took over the stack (worker::exit_current), not
+// while the one that ended is still current with no frame.
+TEST(tasklet, a_result_that_parks_in_its_destructor_outlives_stack_adoption) {
+  for (bool child_started : {false, true}) {
+    taiga::runtime rt(taiga::runtime_config{.workers = 1});
+    std::atomic<int> child_ended{0};
+    std::atomic<bool> after_ran{false};
+    rt.run([&] {
+      taiga::spawn([&, child_started] {
+        auto child = taiga::spawn([&] {
+          struct on_exit {
+            std::atomic<int>& n;
+            ~on_exit() { n.fetch_add(1); }
+          } e{child_ended};
+          taiga::this_tasklet::sleep_for(std::chrono::seconds(30));
+          return 1;
+        });
+        if (child_started) taiga::this_tasklet::yield();  // the child parks in its sleep
+        // Fresh, default stack, next to run: it adopts this one's stack.
+        taiga::spawn([&] { after_ran = true; }).detach();
+        return child;
+      }).detach();
+      taiga::this_tasklet::sleep_for(std::chrono::milliseconds(20));
+    });
+    // Killed in its sleep, or before its body began.
+    EXPECT_EQ(child_ended.load(), child_started ? 1 : 0) << "child_started=" << child_started;
+    EXPECT_TRUE(after_ran.load());
+  }
+}
+
 // The side record (name, locals, throw_into, exception, timeout_scope) is
 // allocated on first use by whichever needs it: all of them share one.
 TEST_P(tasklets, rarely_used_state_shares_one_side_record) {
