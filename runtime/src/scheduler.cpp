@@ -493,17 +493,16 @@ tasklet_core* worker::exit_current(tasklet_core* cur) {
       (nxt->extra.load(std::memory_order_relaxed) == nullptr || detail::requested_stack(nxt) == 0))
       [[likely]] {
     cur->frame.store(nullptr, std::memory_order_relaxed);
+    // The runtime's reference. Its release runs nothing that parks, here or
+    // in after_switch_slow (tasklet_vtable::destroy): the callable died in
+    // the body's run, a result nobody can take on a context that may park.
+    detail::release(cur);
     f->park_what.store(nullptr, std::memory_order_relaxed);
     f->park_object.store(nullptr, std::memory_order_relaxed);
     f->scope_expired = false;
     reuse_below(f->ctx, __builtin_frame_address(0));
     nxt->frame.store(f, std::memory_order_release);  // info_of reads it (tasklet_core::frame)
     prepare(nxt);
-    // The runtime's reference goes last, as `nxt`, as in after_switch_slow:
-    // it may destroy the result, and a result's destructor may park (a
-    // handle it holds joins the tasklet it names: drop_handle), which needs
-    // a current tasklet with a frame.
-    detail::release(cur);
     return nxt;
   }
   exec_context* to;
@@ -548,7 +547,7 @@ void worker::after_switch_slow(switch_payload* p) {
         stack_pool::instance().release(s);
       }
       bump(stats.stacks, -1);
-      detail::release(prev);  // the runtime's reference
+      detail::release(prev);  // the runtime's reference: nothing that parks (exit_current)
       break;
     }
   }

@@ -551,14 +551,18 @@ static void finish(tasklet_core* t) {
       wake(*j);
     }
   }
-  // Not a deadlock victim (killed, with the error kept for join()): its
-  // report was already printed, even if the handle was dropped just now.
-  if (detached && unjoined_error(t)) {
+  if (detached) {
+    // Not a deadlock victim (killed, with the error kept for join()): its
+    // report was already printed, even if the handle was dropped just now.
     // The handler runs here, on the dying tasklet, and may park. A kill or a
     // deadlock report that reaches it there (a shutdown, say) cuts it short:
     // the tasklet was ending anyway.
-    report_guarded(t, t, false);
-    // A handler that parked left the state at `running`: it is done.
+    if (unjoined_error(t)) report_guarded(t, t, false);
+    // Nobody can take the result: it dies here too, where its destructor
+    // may park (tasklet_vtable::drop_result). The lock above decided that
+    // this side, not detach(), drops it.
+    t->vt->drop_result(t);
+    // A handler or destructor that parked left the state at `running`.
     t->state.store(tasklet_state::done, std::memory_order_release);
   }
   t->rt->unregister_tasklet(t);
@@ -606,8 +610,11 @@ static void run_tasklet(tasklet_core* t) {
 // adopted the stack as the one before it ended (worker::exit_current).
 void detail_tasklet_entry(void* payload) {
   worker* w = this_worker();
+  // Read before after_switch, which runs no user code now but did once (a
+  // parking destructor in the last release resumed on another worker, and
+  // `w->current` was then some other tasklet, or none).
+  tasklet_core* t = w->current;
   w->after_switch(static_cast<switch_payload*>(payload));
-  tasklet_core* t = w->current;  // no switch since this_worker(): same thread
   for (;;) {
     run_tasklet(t);
     detail::finish(t);
@@ -851,13 +858,18 @@ bool throw_into(tasklet_core* t, std::exception_ptr e) {
 }
 
 void detach(tasklet_core* t) {
-  bool report = false;
+  bool done = false;
   {
     std::lock_guard lk(t->lock);
     t->flags.fetch_or(tasklet_core::flag_detached, std::memory_order_acq_rel);
-    report = t->state.load(std::memory_order_acquire) == tasklet_state::done && unjoined_error(t);
+    done = t->state.load(std::memory_order_acquire) == tasklet_state::done;
   }
-  if (report) report_guarded(t, current_tasklet(), false);
+  // Done before the flag was set: finish() left the report and the result
+  // to whoever detaches, here (see finish).
+  if (done) {
+    if (unjoined_error(t)) report_guarded(t, current_tasklet(), false);
+    t->vt->drop_result(t);
+  }
   release(t);
 }
 
@@ -914,6 +926,7 @@ void drop_handle(tasklet_core* t) noexcept {
     }
   }
   if (unjoined_error(t)) report_guarded(t, self, true);
+  t->vt->drop_result(t);  // here, where it may park, not at the last release
   release(t);
 }
 

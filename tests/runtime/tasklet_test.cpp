@@ -3,7 +3,13 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
@@ -120,12 +126,24 @@ TEST(tasklet, a_fresh_tasklet_adopts_the_stack_of_one_that_ended) {
   });
 }
 
-// A detached tasklet whose result is a live handle: the result dies with
-// the tasklet's block, when the runtime lets go of it at exit, and the
-// handle's destructor then kills and waits for the tasklet it names. That
-// wait parks whichever tasklet is current at that moment, so the block must
-// go after the next tasklet took over the stack (worker::exit_current), not
-// while the one that ended is still current with no frame.
+// A child that sleeps for 30 s unless killed, and counts its end.
+static taiga::tasklet<int> sleeping_child(std::atomic<int>& ended) {
+  return taiga::spawn([&ended] {
+    struct on_exit {
+      std::atomic<int>& n;
+      ~on_exit() { n.fetch_add(1); }
+    } e{ended};
+    taiga::this_tasklet::sleep_for(std::chrono::seconds(30));
+    return 1;
+  });
+}
+
+// A result whose destructor parks: a detached tasklet returns a live handle,
+// whose destructor kills and waits for the tasklet it names. Nobody can take
+// that result, so it dies in finish(), on the tasklet itself, which can
+// park; the runtime's last release (at exit, between tasklets) runs nothing
+// that parks (tasklet_vtable::drop_result). Here the next tasklet adopts the
+// ended one's stack (worker::exit_current).
 TEST(tasklet, a_result_that_parks_in_its_destructor_outlives_stack_adoption) {
   for (bool child_started : {false, true}) {
     taiga::runtime rt(taiga::runtime_config{.workers = 1});
@@ -133,14 +151,7 @@ TEST(tasklet, a_result_that_parks_in_its_destructor_outlives_stack_adoption) {
     std::atomic<bool> after_ran{false};
     rt.run([&] {
       taiga::spawn([&, child_started] {
-        auto child = taiga::spawn([&] {
-          struct on_exit {
-            std::atomic<int>& n;
-            ~on_exit() { n.fetch_add(1); }
-          } e{child_ended};
-          taiga::this_tasklet::sleep_for(std::chrono::seconds(30));
-          return 1;
-        });
+        auto child = sleeping_child(child_ended);
         if (child_started) taiga::this_tasklet::yield();  // the child parks in its sleep
         // Fresh, default stack, next to run: it adopts this one's stack.
         taiga::spawn([&] { after_ran = true; }).detach();
@@ -152,6 +163,166 @@ TEST(tasklet, a_result_that_parks_in_its_destructor_outlives_stack_adoption) {
     EXPECT_EQ(child_ended.load(), child_started ? 1 : 0) << "child_started=" << child_started;
     EXPECT_TRUE(after_ran.load());
   }
+}
+
+// Runs `body` on a thread of its own: a worker blocked for good fails the
+// test in seconds, with a message, instead of stalling the suite.
+static void within_seconds(int limit, const char* what, const std::function<void()>& body) {
+  std::mutex m;
+  std::condition_variable cv;
+  bool finished = false;
+  std::thread th([&] {
+    body();
+    std::lock_guard lk(m);
+    finished = true;
+    cv.notify_one();
+  });
+  std::unique_lock lk(m);
+  if (!cv.wait_for(lk, std::chrono::seconds(limit), [&] { return finished; })) {
+    std::fprintf(stderr, "%s: still running after %d s: a hang\n", what, limit);
+    std::_Exit(1);
+  }
+  lk.unlock();
+  th.join();
+}
+
+// The same with nothing else ready when the tasklet ends: its worker goes
+// back to its loop, with no tasklet current. The child's kill and join once
+// ran there, as a plain-thread wait on the one thread that could run the
+// child (a hang with one worker, or embedded).
+TEST(tasklet, a_result_that_parks_in_its_destructor_with_nothing_else_ready) {
+  for (unsigned workers : {1u, 0u}) {
+    within_seconds(20, "a parking result, nothing else ready", [workers] {
+      taiga::runtime rt(taiga::runtime_config{.workers = workers});
+      std::atomic<int> child_ended{0};
+      auto parent = [&] {
+        auto child = sleeping_child(child_ended);
+        taiga::this_tasklet::yield();  // the child parks in its sleep
+        return child;
+      };
+      if (workers == 0) {
+        taiga::spawn(rt, parent).detach();
+        rt.run_until_idle();
+      } else {
+        rt.run([&] {
+          taiga::spawn(parent).detach();
+          while (child_ended.load() == 0) taiga::this_tasklet::sleep_for(1ms);
+        });
+      }
+      EXPECT_EQ(child_ended.load(), 1) << "workers=" << workers;
+    });
+  }
+}
+
+// The same when the next tasklet is one that resumes from a park (not
+// fresh): the release once ran inside that one's switch-in, which nested
+// the child's join inside the wait it was returning from.
+TEST(tasklet, a_result_that_parks_in_its_destructor_before_a_resumed_tasklet) {
+  within_seconds(20, "a parking result, a resumed tasklet next", [] {
+    taiga::runtime rt(taiga::runtime_config{.workers = 1});
+    std::atomic<int> child_ended{0};
+    rt.run([&] {
+      for (int i = 0; i < 20; ++i) {
+        taiga::detail::wait_point w;
+        taiga::detail::prepare_wait(w, "the parent's last act", nullptr);
+        taiga::spawn([&] {
+          auto child = sleeping_child(child_ended);
+          taiga::this_tasklet::yield();  // the child parks in its sleep
+          taiga::detail::wake(w);        // this tasklet is next to run
+          return child;
+        }).detach();
+        EXPECT_EQ(taiga::detail::wait(w), taiga::detail::wake_status::signaled);
+        while (child_ended.load() == i) taiga::this_tasklet::sleep_for(1ms);
+      }
+    });
+    EXPECT_EQ(child_ended.load(), 20);
+  });
+}
+
+// The same on two workers when the next tasklet is fresh but cannot adopt
+// the stack (the ended one had a stack size of its own): it starts through
+// detail_tasklet_entry, whose switch-in once ran the destructor, parked,
+// resumed on the other worker and then read that worker's current tasklet.
+TEST(tasklet, a_result_that_parks_in_its_destructor_before_a_fresh_tasklet_on_two_workers) {
+  within_seconds(30, "a parking result, a fresh tasklet next, two workers", [] {
+    taiga::runtime rt(taiga::runtime_config{.workers = 2});
+    rt.run([&] {
+      for (int i = 0; i < 20; ++i) {
+        std::atomic<bool> after_ran{false};
+        taiga::spawn_options own_stack{.stack_size = 512 << 10, .pinned = true, .worker = 0};
+        taiga::spawn(own_stack, [&] {
+          auto child = taiga::spawn(taiga::spawn_options{.pinned = true, .worker = 1}, [] {
+            taiga::this_tasklet::sleep_for(std::chrono::seconds(30));
+            return 1;
+          });
+          while (child.state() != taiga::tasklet_state::parked) taiga::this_tasklet::sleep_for(1ms);
+          taiga::spawn([&] { after_ran = true; }).detach();  // fresh, next to run
+          return child;
+        }).detach();
+        while (!after_ran.load()) taiga::this_tasklet::sleep_for(1ms);
+      }
+    });
+  });
+}
+
+// Where a result that was never taken dies: on a context that may park.
+// Detached before it ended: on the tasklet itself. Detached or dropped after
+// it ended: in the caller of detach() or of the handle's destructor. Joined:
+// the moved-from value dies in the joiner, before join() returns.
+TEST_P(tasklets, a_result_dies_where_it_became_unreachable) {
+  struct probe {
+    std::atomic<int>* deaths;
+    std::atomic<taiga::tasklet_id>* died_on;
+    probe(std::atomic<int>* d, std::atomic<taiga::tasklet_id>* o) : deaths(d), died_on(o) {}
+    probe(probe&& o) noexcept : deaths(o.deaths), died_on(o.died_on) {}
+    ~probe() {
+      died_on->store(taiga::this_tasklet::get_id());
+      deaths->fetch_add(1);
+    }
+  };
+  rt().run([] {
+    std::atomic<int> deaths{0};
+    std::atomic<taiga::tasklet_id> died_on{0};
+    const taiga::tasklet_id self = taiga::this_tasklet::get_id();
+    auto make = [&](std::atomic<bool>* gate) {
+      return taiga::spawn([&deaths, &died_on, gate] {
+        while (gate != nullptr && !gate->load()) taiga::this_tasklet::sleep_for(1ms);
+        return probe(&deaths, &died_on);
+      });
+    };
+    auto wait_done = [](auto& t) {
+      while (t.state() != taiga::tasklet_state::done) taiga::this_tasklet::sleep_for(1ms);
+    };
+
+    std::atomic<bool> gate{false};
+    auto a = make(&gate);
+    const taiga::tasklet_id a_id = a.id();
+    a.detach();
+    gate = true;
+    while (deaths.load() == 0) taiga::this_tasklet::sleep_for(1ms);
+    EXPECT_EQ(died_on.load(), a_id);
+
+    auto b = make(nullptr);
+    wait_done(b);
+    EXPECT_EQ(deaths.load(), 1);
+    b.detach();
+    EXPECT_EQ(deaths.load(), 2);
+    EXPECT_EQ(died_on.load(), self);
+
+    std::optional<taiga::tasklet<probe>> c{make(nullptr)};
+    wait_done(*c);
+    c.reset();
+    EXPECT_EQ(deaths.load(), 3);
+    EXPECT_EQ(died_on.load(), self);
+
+    auto d = make(nullptr);
+    {
+      probe got = d.join();
+      EXPECT_EQ(deaths.load(), 4);  // the moved-from one, in the joiner
+      EXPECT_EQ(died_on.load(), self);
+    }
+    EXPECT_EQ(deaths.load(), 5);
+  });
 }
 
 // The side record (name, locals, throw_into, exception, timeout_scope) is

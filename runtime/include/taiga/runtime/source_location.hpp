@@ -12,6 +12,12 @@ namespace taiga {
 /// Where something was written: like std::source_location (same members),
 /// but available with every compiler we support (clang 14's libstdc++ 12
 /// headers lack std::source_location), with one layout in every build.
+/// It holds pointers, not copies: a wrapper that builds one by hand must
+/// pass strings that live as long as the program (string literals, as the
+/// compiler's are). A tasklet keeps its site after its spawner returns, and
+/// spawn interns each distinct (file, function, line, column), compared by
+/// pointer, for good: a file name built at run time for every spawn would
+/// dangle and grow that table without bound.
 #if defined(__has_builtin)
 #if __has_builtin(__builtin_COLUMN)
 #define TAIGA_BUILTIN_COLUMN() __builtin_COLUMN()

@@ -35,8 +35,17 @@ struct tasklet_vtable {
   /// Runs the body and stores its result (skip = killed before it started:
   /// destroy the callable unrun). Exceptions propagate to the caller.
   void (*run)(tasklet_core*, bool skip);
-  /// Destroys the block (callable, result) and frees its memory.
+  /// Destroys the block and frees its memory. Runs nothing that parks: the
+  /// callable died when the body ran, a result nobody took in drop_result;
+  /// what is left is the side record (a name, an exception kept for join).
   void (*destroy)(tasklet_core*) noexcept;
+  /// Destroys the result, if one is held, on the calling context. Called
+  /// where a finished tasklet's result becomes one nobody can take (a
+  /// detached tasklet's finish, detach of a finished one, a dropped handle),
+  /// so that a destructor that parks (a result holding a `tasklet` handle
+  /// joins what it names) parks a tasklet that can: never the runtime's
+  /// last reference, released on a worker between tasklets.
+  void (*drop_result)(tasklet_core*) noexcept;
 };
 
 /// A tiny test-and-test-and-set lock for short critical sections that never
@@ -186,18 +195,27 @@ inline void rethrow_if_failed(tasklet_core* t) {
 template <class R>
 struct result_core : tasklet_core {
   alignas(R) unsigned char storage[sizeof(R)];
+  // The moved-from value dies here, in the joiner, not at the last
+  // release (which may be the runtime's: tasklet_vtable::drop_result).
   R take() {
     R* p = std::launder(reinterpret_cast<R*>(storage));
     R r = std::move(*p);
+    this->has_result = false;
+    p->~R();
     return r;
   }
-  ~result_core() {
-    if (this->has_result) std::launder(reinterpret_cast<R*>(storage))->~R();
+  void drop() noexcept {
+    if (this->has_result) {
+      this->has_result = false;
+      std::launder(reinterpret_cast<R*>(storage))->~R();
+    }
   }
+  ~result_core() { drop(); }
 };
 template <>
 struct result_core<void> : tasklet_core {
   void take() {}
+  void drop() noexcept {}
 };
 
 template <class R, class F>
@@ -227,7 +245,8 @@ struct tasklet_block final : result_core<R> {
     self->~tasklet_block();
     free_block(self, sizeof(tasklet_block));
   }
-  static constexpr tasklet_vtable vtable{&run, &destroy};
+  static void drop_result(tasklet_core* c) noexcept { static_cast<tasklet_block*>(c)->drop(); }
+  static constexpr tasklet_vtable vtable{&run, &destroy, &drop_result};
 
   static tasklet_block* make(F&& f) {
     // The slab aligns a block to the largest power of two dividing its
