@@ -493,16 +493,17 @@ tasklet_core* worker::exit_current(tasklet_core* cur) {
       (nxt->extra.load(std::memory_order_relaxed) == nullptr || detail::requested_stack(nxt) == 0))
       [[likely]] {
     cur->frame.store(nullptr, std::memory_order_relaxed);
-    // The runtime's reference. Its release runs nothing that parks, here or
-    // in after_switch_slow (tasklet_vtable::destroy): the callable died in
-    // the body's run, a result nobody can take on a context that may park.
-    detail::release(cur);
     f->park_what.store(nullptr, std::memory_order_relaxed);
     f->park_object.store(nullptr, std::memory_order_relaxed);
     f->scope_expired = false;
     reuse_below(f->ctx, __builtin_frame_address(0));
     nxt->frame.store(f, std::memory_order_release);  // info_of reads it (tasklet_core::frame)
     prepare(nxt);
+    // The runtime's reference. Its release runs none of the user's code, here
+    // or in after_switch_slow (tasklet_vtable::destroy, drop_user_state in
+    // tasklet.cpp); it goes after prepare all the same, so that were that
+    // ever broken, such code would find a current tasklet with a frame.
+    detail::release(cur);
     return nxt;
   }
   exec_context* to;
@@ -547,7 +548,7 @@ void worker::after_switch_slow(switch_payload* p) {
         stack_pool::instance().release(s);
       }
       bump(stats.stacks, -1);
-      detail::release(prev);  // the runtime's reference: nothing that parks (exit_current)
+      detail::release(prev);  // the runtime's reference: no user code (exit_current)
       break;
     }
   }
@@ -659,6 +660,9 @@ runtime_impl::~runtime_impl() {
 void runtime_impl::start() {
   internal::stack_pool::prepare_thread();
   if (embedded) return;
+  // A runtime with threads of its own: the slab may start its filler thread
+  // (slab.cpp, "Populating ahead"). An embedded-only process starts none.
+  internal::slab_allow_filler();
   for (unsigned i = 0; i < nworkers; ++i) {
     threads.emplace_back([this, i] {
       worker* w = workers[i].get();

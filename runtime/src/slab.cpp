@@ -41,11 +41,17 @@
 
 #include <sys/mman.h>
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
 #include <new>
+#include <system_error>
+#include <thread>
 #include <type_traits>
 #include <utility>
 
@@ -72,6 +78,10 @@ void* slab_allocate(std::size_t size) {
 void slab_free(void* p, std::size_t size) noexcept {
   ::operator delete(p, big_alignment(size));
 }
+slab_stats slab_statistics() noexcept {
+  return {};
+}
+void slab_allow_filler() noexcept {}
 
 #else
 
@@ -190,12 +200,61 @@ thread_local lists_owner tls_owner;
   g.push(b, 1);
 }
 
+// Populating ahead. A burst of spawns on one worker opens a chunk every
+// ~22,000 blocks of 96 B, and populating it costs 1.3-2 ms (4 KiB pages at
+// 0.65-0.95 ms per MiB, by the hour): on the spawning thread, that is more
+// than half of what a first spawn costs over a warm one, while other cores
+// may sit idle. So once the process has opened `ahead_after` chunks (64
+// spans: one for each thread and size class that ever allocated, and more
+// for a thread that spawns thousands) and has started a runtime with worker
+// threads (a process that only runs embedded runtimes, which promise no
+// threads, never starts it: slab_allow_filler), a filler thread keeps up to
+// `ahead` chunks mapped and populated before anyone asks. take_span takes
+// one of those when there is one; when there is none and the filler is
+// populating one, it waits for that one, because populating another here
+// would first wait for the filler's populate to let go of the mmap lock
+// (mmap and the page-size hints take it for writing) and then take as long
+// again; it populates its own when the filler is not populating (not
+// started, woken but not yet running, out of address space, or gone: a
+// fork's child). The work is the same (the filler's CPU time counts in the
+// process's: spawn_join's cpu_per_tasklet), on a core that is idle exactly
+// when spawning is the bottleneck; where every core is busy it competes
+// like any thread. A first round of spawn_join costs about a fifth less
+// (docs/benchmarks.md, "Populating ahead"). It costs a thread (asleep unless
+// a chunk was just taken), a futex wake or two per 2 MiB chunk (~20 µs: ~1 ns
+// per block) and up to `ahead` chunks resident before their blocks are used.
+// Rejected: populating the next chunk in slices on the spawning thread (the
+// same cost, on the same thread); bigger chunks (the same cost per block);
+// a filler that guesses how much a burst will take (it only refills what
+// was taken). Across a fork, pthread_atfork handlers keep the span lock
+// consistent; the child drops the chunks populated ahead (shared
+// copy-on-write with the parent) and starts its own filler once it starts a
+// runtime with workers.
+constexpr unsigned ahead = 2;
+constexpr unsigned ahead_after = 2;
+
+struct filler_sync {
+  std::condition_variable wake;   // the filler: a chunk was taken
+  std::condition_variable ready;  // take_span: the filler's chunk is in
+};
+
 struct span_source {
   std::mutex mu;
   char* next = nullptr;
   char* end = nullptr;
+  void* ready[ahead] = {};  // populated chunks nothing was carved from yet
+  unsigned nready = 0;
+  std::size_t chunks = 0;          // opened, in all
+  std::size_t chunks_ahead = 0;    // of those, populated by the filler
+  std::size_t populated_huge = 0;  // chunks populated asking for a huge page, in all
+  bool filler_started = false;     // once; never stops (a fork's child has none)
+  bool filler_allowed = false;     // a runtime with workers started (slab_allow_filler)
+  bool filling = false;            // the filler is populating a chunk now
+  filler_sync* sync = nullptr;     // set once; never destroyed
 };
-span_source g_spans;
+constinit span_source g_spans;
+// The filler may still run while statics are destroyed at exit.
+static_assert(std::is_trivially_destructible_v<span_source>);
 
 // A fresh 2 MiB-aligned chunk, not yet populated.
 void* map_chunk() {
@@ -233,25 +292,138 @@ void* map_chunk() {
 constinit chunk_policy g_policy;  // under g_spans.mu
 static_assert(std::is_trivially_destructible_v<chunk_policy>);
 
-void populate(void* mem) {
-  chunk_policy::kind k = g_policy.next();
+// Populates `mem` as `k`; returns the seconds it took.
+double populate_as(void* mem, chunk_policy::kind k) {
   auto t0 = std::chrono::steady_clock::now();
   ::madvise(mem, chunk_bytes, k == chunk_policy::huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
   ::madvise(mem, chunk_bytes, MADV_POPULATE_WRITE);  // failure only costs speed
   if (k == chunk_policy::small) ::madvise(mem, chunk_bytes, MADV_HUGEPAGE);
-  g_policy.record(k, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void populate(void* mem) {  // under g_spans.mu
+  chunk_policy::kind k = g_policy.next();
+  g_policy.record(k, populate_as(mem, k));
+  if (k == chunk_policy::huge) ++g_spans.populated_huge;
+}
+
+// The filler thread's loop (see "Populating ahead").
+[[noreturn]] void fill_ahead() {
+  std::unique_lock lk(g_spans.mu);
+  for (;;) {
+    g_spans.sync->wake.wait(lk, [] { return g_spans.nready < ahead; });
+    chunk_policy::kind k = g_policy.next();
+    g_spans.filling = true;
+    lk.unlock();
+    void* mem = nullptr;
+    double secs = 0;
+    try {
+      mem = map_chunk();
+      secs = populate_as(mem, k);
+    } catch (const std::bad_alloc&) {  // out of address space: leave it to take_span
+    }
+    lk.lock();
+    g_spans.filling = false;
+    g_spans.sync->ready.notify_all();
+    if (mem == nullptr) {
+      g_spans.sync->wake.wait(lk);  // until a chunk is taken again
+      continue;
+    }
+    g_policy.record(k, secs);
+    if (k == chunk_policy::huge) ++g_spans.populated_huge;
+    g_spans.ready[g_spans.nready++] = mem;
+  }
+}
+
+// Never throws: a filler that cannot start leaves every chunk to take_span.
+void start_filler() noexcept {
+  static std::once_flag atfork;
+  std::call_once(atfork, [] {
+    ::pthread_atfork([] { g_spans.mu.lock(); }, [] { g_spans.mu.unlock(); },
+                     [] {
+                       // The child has no filler thread: a populate it was
+                       // in the middle of never ends there. Chunks populated
+                       // ahead are shared copy-on-write with the parent now
+                       // (a fault and a copy per page): dropped. Until the
+                       // child starts a runtime with workers of its own, it
+                       // has none to serve.
+                       for (unsigned i = 0; i < g_spans.nready; ++i)
+                         ::munmap(g_spans.ready[i], chunk_bytes);
+                       g_spans.nready = 0;
+                       g_spans.filler_started = false;
+                       g_spans.filler_allowed = false;
+                       g_spans.filling = false;
+                       g_spans.sync = nullptr;  // the parent's (never destroyed)
+                       g_spans.mu.unlock();
+                     });
+  });
+  auto* sync = new (std::nothrow) filler_sync;
+  if (sync == nullptr) return;
+  {
+    std::lock_guard lk(g_spans.mu);
+    g_spans.sync = sync;
+  }
+  // The filler takes no signals (it inherits the mask it starts with): a
+  // process-directed one goes to a thread that expects it. It also inherits
+  // the starting thread's CPU affinity and priority (taiga's workers set
+  // neither).
+  struct signals_blocked {
+    sigset_t old;
+    signals_blocked() {
+      sigset_t all;
+      ::sigfillset(&all);
+      ::pthread_sigmask(SIG_SETMASK, &all, &old);
+    }
+    ~signals_blocked() { ::pthread_sigmask(SIG_SETMASK, &old, nullptr); }
+  } blocked;
+  try {
+    std::thread th([] {
+      ::pthread_setname_np(::pthread_self(), "taiga-slab");
+      fill_ahead();
+    });
+    th.detach();
+  } catch (...) {
+    // No thread (no memory for one, or none allowed): every chunk is
+    // populated where it is taken, as before.
+  }
 }
 
 void* take_span() {
-  std::lock_guard lk(g_spans.mu);
-  if (g_spans.next == g_spans.end) {
-    void* mem = map_chunk();
-    populate(mem);
+  bool start = false;
+  filler_sync* refill_ahead = nullptr;
+  std::unique_lock lk(g_spans.mu);
+  while (g_spans.next == g_spans.end) {
+    void* mem;
+    if (g_spans.nready > 0) {
+      mem = g_spans.ready[--g_spans.nready];
+      ++g_spans.chunks_ahead;
+    } else if (g_spans.filling) {
+      // The filler is populating the next chunk. Waiting for it costs less
+      // than populating another one here, which would first wait for the
+      // filler's populate to let go of the mmap lock (mmap and madvise's
+      // page-size hints take it for writing), then take as long again.
+      g_spans.sync->ready.wait(lk);
+      continue;  // another thread may have opened a chunk meanwhile
+    } else {
+      mem = map_chunk();
+      populate(mem);
+    }
+    ++g_spans.chunks;
     g_spans.next = static_cast<char*>(mem);
     g_spans.end = g_spans.next + chunk_bytes;
+    if (g_spans.chunks >= ahead_after && g_spans.nready < ahead && g_spans.filler_allowed) {
+      start = !std::exchange(g_spans.filler_started, true);
+      refill_ahead = g_spans.sync;  // null until the filler is set up: it fills first
+    }
   }
   char* s = g_spans.next;
   g_spans.next += span_bytes;
+  lk.unlock();
+  if (start) {
+    start_filler();
+  } else if (refill_ahead != nullptr) {
+    refill_ahead->wake.notify_one();
+  }
   return s;
 }
 
@@ -312,6 +484,16 @@ void refill(std::size_t c) {
 }
 
 }  // namespace
+
+void slab_allow_filler() noexcept {
+  std::lock_guard lk(g_spans.mu);
+  g_spans.filler_allowed = true;
+}
+
+slab_stats slab_statistics() noexcept {
+  std::lock_guard lk(g_spans.mu);
+  return slab_stats{g_spans.chunks, g_spans.chunks_ahead, g_spans.nready, g_spans.populated_huge};
+}
 
 void* slab_allocate(std::size_t size) {
   if (size > slab_max) return ::operator new(size, big_alignment(size));

@@ -20,6 +20,20 @@ constexpr std::size_t block_alignment(std::size_t size) noexcept {
 void* slab_allocate(std::size_t size);
 void slab_free(void* p, std::size_t size) noexcept;
 
+/// The process's 2 MiB chunks (all zero in sanitizer builds, which use
+/// operator new).
+struct slab_stats {
+  std::size_t chunks = 0;          // opened (carved from), in all
+  std::size_t chunks_ahead = 0;    // of those, populated by the filler thread
+  std::size_t chunks_waiting = 0;  // populated ahead, not opened yet
+  std::size_t populated_huge = 0;  // chunks populated as one huge page (chunk_policy)
+};
+slab_stats slab_statistics() noexcept;
+/// Lets the slab start its filler thread once enough chunks have been
+/// opened. Called when a runtime with worker threads starts: a process that
+/// only runs embedded runtimes (no threads) keeps to the threads it made.
+void slab_allow_filler() noexcept;
+
 /// How the slab pre-faults its next 2 MiB chunk: as one transparent huge page
 /// or in 4 KiB pages. Which one is cheaper depends on the host and on the
 /// hour (slab.cpp, "Populating a chunk"), so the slab times every populate,

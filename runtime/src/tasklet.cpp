@@ -533,6 +533,33 @@ static void report_guarded(tasklet_core* t, tasklet_core* self, bool handle_drop
   }
 }
 
+// Destroys what a finished tasklet still holds of its user's (its result,
+// the exception it ended with, an undelivered throw_into, and, on its own
+// stack, locals that code after the body made) where that became something
+// nobody can take: on the tasklet itself in finish() (`on_t`), in the caller
+// of detach() or of a handle's destructor. Any of those destructors may
+// park (a `tasklet` handle inside one kills and joins what it names), so
+// none may wait for the last release, which may be the runtime's, on a
+// worker between tasklets (tasklet_vtable::destroy).
+static void drop_user_state(tasklet_core* t, bool on_t) noexcept {
+  t->vt->drop_result(t);
+  tasklet_extra* x = extra_if_any(t);
+  if (x == nullptr) return;
+  {
+    std::exception_ptr error, pending;
+    {
+      std::lock_guard lk(t->lock);
+      error = std::exchange(x->error, nullptr);
+      pending = std::exchange(x->pending, nullptr);
+    }
+  }  // they die here
+  // Only the tasklet's own code reaches its locals: the error handler and
+  // the destructors above, when they ran on it, may have made new ones.
+  if (on_t) {
+    while (tasklet_locals* l = std::exchange(x->locals, nullptr)) delete l;
+  }
+}
+
 static void finish(tasklet_core* t) {
   tasklet_extra* extra = extra_if_any(t);
   if (extra && extra->locals) {
@@ -558,10 +585,10 @@ static void finish(tasklet_core* t) {
     // deadlock report that reaches it there (a shutdown, say) cuts it short:
     // the tasklet was ending anyway.
     if (unjoined_error(t)) report_guarded(t, t, false);
-    // Nobody can take the result: it dies here too, where its destructor
-    // may park (tasklet_vtable::drop_result). The lock above decided that
-    // this side, not detach(), drops it.
-    t->vt->drop_result(t);
+    // Nobody can take the result or the error: they die here too, where
+    // their destructors may park (drop_user_state). The lock above decided
+    // that this side, not detach(), drops them.
+    drop_user_state(t, true);
     // A handler or destructor that parked left the state at `running`.
     t->state.store(tasklet_state::done, std::memory_order_release);
   }
@@ -831,6 +858,16 @@ void wait_done_slow(tasklet_core* t) {
 }
 
 void rethrow_failure(tasklet_core* t) {
+  // The joiner takes the exception: it dies in the joiner's hands, not in
+  // the last release (drop_user_state).
+  if (tasklet_extra* x = extra_if_any(t); x != nullptr && x->error) {
+    std::exception_ptr e;
+    {
+      std::lock_guard lk(t->lock);
+      e = std::exchange(x->error, nullptr);
+    }
+    std::rethrow_exception(std::move(e));
+  }
   if (std::exception_ptr e = error_of(t)) std::rethrow_exception(e);
   if (t->flags.load(std::memory_order_acquire) & tasklet_core::flag_killed) throw tasklet_killed();
 }
@@ -868,7 +905,7 @@ void detach(tasklet_core* t) {
   // to whoever detaches, here (see finish).
   if (done) {
     if (unjoined_error(t)) report_guarded(t, current_tasklet(), false);
-    t->vt->drop_result(t);
+    drop_user_state(t, false);
   }
   release(t);
 }
@@ -926,7 +963,7 @@ void drop_handle(tasklet_core* t) noexcept {
     }
   }
   if (unjoined_error(t)) report_guarded(t, self, true);
-  t->vt->drop_result(t);  // here, where it may park, not at the last release
+  drop_user_state(t, false);  // here, where it may park, not at the last release
   release(t);
 }
 

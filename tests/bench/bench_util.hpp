@@ -66,6 +66,13 @@ inline long peak_rss_kib() {
   return ru.ru_maxrss;
 }
 
+/// CPU time of the whole process (every thread) so far, in ns.
+inline double process_cpu_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
+}
+
 inline double ms_since(clock_type::time_point t0) {
   return std::chrono::duration<double, std::milli>(clock_type::now() - t0).count();
 }

@@ -4,15 +4,22 @@
 #include <gtest/gtest.h>
 
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <iterator>
 #include <latch>
 #include <set>
+#include <string>
 #include <thread>
 #include <vector>
+
+#include <taiga/runtime.hpp>
 
 #include "slab.hpp"
 
@@ -129,6 +136,137 @@ TEST(slab, a_new_chunk_is_resident_before_its_blocks_are_touched) {
   }
   EXPECT_EQ(opened, 3) << "17 MiB of blocks did not open three chunks";
   for (void* p : held) ti::slab_free(p, size);
+}
+
+TEST(slab, a_burst_of_chunks_is_populated_ahead_off_the_allocating_thread) {
+#ifdef TAIGA_TEST_SANITIZED
+  GTEST_SKIP() << "sanitizer builds use operator new";
+#endif
+  // Allocate from a class no other test here uses until eight more chunks
+  // have opened, pausing 20 ms at each (the filler needs ~1.3 ms to
+  // populate one): from the third chunk the process has opened, chunks
+  // come populated by the filler thread, not by this one. Each is resident
+  // as a whole before its blocks are touched, whoever populated it.
+  ti::slab_allow_filler();  // as a runtime with workers does when it starts
+  constexpr std::size_t size = 864;
+  constexpr std::uintptr_t chunk = 2u << 20;
+  const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  const ti::slab_stats before = ti::slab_statistics();
+  std::vector<void*> held;
+  std::size_t opened = before.chunks;
+  while (opened < before.chunks + 8 && held.size() < 100000) {
+    void* p = ti::slab_allocate(size);
+    held.push_back(p);
+    ti::slab_stats now = ti::slab_statistics();
+    if (now.chunks == opened) continue;
+    opened = now.chunks;
+    std::uintptr_t c = reinterpret_cast<std::uintptr_t>(p) & ~(chunk - 1);
+    std::vector<unsigned char> vec(chunk / 2 / page);
+    ASSERT_EQ(::mincore(reinterpret_cast<void*>(c + chunk / 2), chunk / 2, vec.data()), 0);
+    std::size_t resident = 0;
+    for (unsigned char v : vec) resident += v & 1;
+    EXPECT_EQ(resident, vec.size()) << "chunk " << opened << " was not populated";
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const ti::slab_stats after = ti::slab_statistics();
+  EXPECT_EQ(after.chunks, before.chunks + 8);
+  // The first two of the process's chunks, and perhaps one the filler was
+  // still starting for, were populated here; the rest ahead.
+  EXPECT_GE(after.chunks_ahead - before.chunks_ahead, 5u);
+  EXPECT_LE(after.chunks_waiting, 2u);
+  for (void* p : held) ti::slab_free(p, size);
+}
+
+// Whether this process has a thread named `name` (/proc/self/task/*/comm).
+bool has_thread(const std::string& name) {
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::FILE* f = std::fopen((task.path() / "comm").c_str(), "r");
+    if (f == nullptr) continue;
+    char buf[32] = {};
+    bool match = std::fgets(buf, sizeof buf, f) != nullptr && std::string(buf) == name + "\n";
+    std::fclose(f);
+    if (match) return true;
+  }
+  return false;
+}
+
+// A fork's child has no filler thread, whatever the parent's was doing: it
+// must neither wait for a populate that never ends there nor go without
+// one once it runs a runtime with workers (it starts its own).
+TEST(slab, a_forked_child_starts_its_own_filler) {
+#ifdef TAIGA_TEST_SANITIZED
+  GTEST_SKIP() << "sanitizer builds use operator new";
+#endif
+  ti::slab_allow_filler();
+  constexpr std::size_t size = 832;  // a class no other test here uses
+  // Make sure the parent's filler runs: open chunks until it has one ahead.
+  std::vector<void*> held;
+  const std::size_t ahead_before = ti::slab_statistics().chunks_ahead;
+  while (ti::slab_statistics().chunks_ahead == ahead_before && held.size() < 200000)
+    held.push_back(ti::slab_allocate(size));
+  ASSERT_GT(ti::slab_statistics().chunks_ahead, ahead_before);
+  ASSERT_TRUE(has_thread("taiga-slab"));
+  // Fork while the filler is refilling what the loop took.
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::alarm(20);  // a hang ends the child with SIGALRM
+    int code = 0;
+    const ti::slab_stats before = ti::slab_statistics();
+    if (before.chunks_waiting != 0) code |= 4;  // the parent's were dropped
+    if (has_thread("taiga-slab")) code |= 8;
+    ti::slab_allow_filler();  // as the child's first runtime with workers would
+    std::vector<void*> mine;
+    std::size_t opened = before.chunks;
+    while (opened < before.chunks + 6) {
+      mine.push_back(ti::slab_allocate(size));
+      std::size_t now = ti::slab_statistics().chunks;
+      if (now != opened) {
+        opened = now;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    }
+    if (!has_thread("taiga-slab")) code |= 16;
+    if (ti::slab_statistics().chunks_ahead - before.chunks_ahead < 2) code |= 32;
+    _exit(code);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status)) << "the child was killed by signal " << WTERMSIG(status);
+  if (WIFEXITED(status)) {
+    // 4: inherited chunks kept; 8: a filler before the fork's; 16: no
+    // filler of its own; 32: too few chunks populated ahead.
+    EXPECT_EQ(WEXITSTATUS(status), 0);
+  }
+  for (void* p : held) ti::slab_free(p, size);
+}
+
+// Embedded runtimes promise no threads: a process that only runs those gets
+// no filler, however much it spawns. Checked in a fresh process (a death
+// test's child runs only this statement), since other tests here start
+// runtimes with workers.
+TEST(slab, an_embedded_only_process_starts_no_filler) {
+#ifdef TAIGA_TEST_SANITIZED
+  GTEST_SKIP() << "sanitizer builds use operator new";
+#endif
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        taiga::runtime rt(taiga::runtime_config{.workers = 0});
+        std::vector<taiga::tasklet<int>> v;
+        for (int i = 0; i < 100000; ++i) v.push_back(taiga::spawn(rt, [i] { return i; }));
+        rt.run_until_idle();
+        long sum = 0;
+        for (auto& t : v) sum += t.join();
+        ti::slab_stats st = ti::slab_statistics();
+        auto threads = std::distance(std::filesystem::directory_iterator("/proc/self/task"),
+                                     std::filesystem::directory_iterator());
+        std::fprintf(stderr, "chunks %zu ahead %zu threads %ld sum %ld\n", st.chunks,
+                     st.chunks_ahead, static_cast<long>(threads), sum);
+        std::exit(st.chunks >= 4 && st.chunks_ahead == 0 && threads == 1 && sum == 4999950000L ? 0
+                                                                                               : 1);
+      },
+      ::testing::ExitedWithCode(0), "threads 1");
 }
 
 // chunk_policy, fed the costs our VMs show (ms per 2 MiB chunk): a huge page

@@ -265,6 +265,83 @@ TEST(tasklet, a_result_that_parks_in_its_destructor_before_a_fresh_tasklet_on_tw
   });
 }
 
+// An exception that holds a live handle: its destructor kills and joins
+// the child. It dies where nobody can take it any more, on a context that
+// can park: the thrower itself when it was detached (here with nothing else
+// ready: it once died on the worker's loop, a plain-thread wait that hung),
+// the joiner after its catch block, or whoever dropped the handle.
+TEST(tasklet, an_exception_whose_destructor_parks_dies_where_it_became_unreachable) {
+  struct holder {
+    std::shared_ptr<taiga::tasklet<int>> child;
+  };
+  within_seconds(30, "an exception holding a live handle", [] {
+    std::atomic<int> reports{0};
+    taiga::runtime_config cfg{.workers = 1};
+    cfg.error_handler = [&](const taiga::tasklet_info&, std::exception_ptr) { ++reports; };
+    taiga::runtime rt(std::move(cfg));
+    std::atomic<int> child_ended{0};
+    auto thrower = [&]() -> int {
+      auto child = std::make_shared<taiga::tasklet<int>>(sleeping_child(child_ended));
+      taiga::this_tasklet::yield();  // the child parks in its sleep
+      throw holder{std::move(child)};
+    };
+    rt.run([&] {
+      taiga::spawn(thrower).detach();
+      while (child_ended.load() == 0) taiga::this_tasklet::sleep_for(1ms);
+      EXPECT_EQ(reports.load(), 1);
+
+      auto joined = taiga::spawn(thrower);
+      try {
+        joined.join();
+        ADD_FAILURE() << "join() returned";
+      } catch (const holder&) {
+        EXPECT_EQ(child_ended.load(), 1);  // alive while the joiner holds it
+      }
+      EXPECT_EQ(child_ended.load(), 2);
+
+      std::optional<taiga::tasklet<int>> dropped{taiga::spawn(thrower)};
+      while (dropped->state() != taiga::tasklet_state::done) taiga::this_tasklet::sleep_for(1ms);
+      dropped.reset();
+      EXPECT_EQ(child_ended.load(), 3);
+      EXPECT_EQ(reports.load(), 2);
+    });
+  });
+}
+
+// Locals that code after the body makes (here a result's destructor, run
+// on the detached tasklet as it ends) die on that tasklet too, even when
+// their destructors park, not on the worker's loop after it.
+TEST(tasklet, locals_made_after_the_body_die_on_the_tasklet) {
+  struct parking_local {
+    std::atomic<taiga::tasklet_id>* died_on = nullptr;
+    ~parking_local() {
+      if (died_on == nullptr) return;
+      taiga::this_tasklet::sleep_for(1ms);
+      died_on->store(taiga::this_tasklet::get_id());
+    }
+  };
+  static taiga::tasklet_local<parking_local> local;
+  struct result {
+    std::atomic<taiga::tasklet_id>* died_on;
+    explicit result(std::atomic<taiga::tasklet_id>* d) : died_on(d) {}
+    result(result&& o) noexcept : died_on(std::exchange(o.died_on, nullptr)) {}
+    ~result() {
+      if (died_on != nullptr) local.get().died_on = died_on;
+    }
+  };
+  within_seconds(20, "a local made after the body", [] {
+    taiga::runtime rt(taiga::runtime_config{.workers = 1});
+    std::atomic<taiga::tasklet_id> died_on{0};
+    rt.run([&] {
+      auto t = taiga::spawn([&] { return result(&died_on); });
+      const taiga::tasklet_id id = t.id();
+      t.detach();
+      while (died_on.load() == 0) taiga::this_tasklet::sleep_for(1ms);
+      EXPECT_EQ(died_on.load(), id);
+    });
+  });
+}
+
 // Where a result that was never taken dies: on a context that may park.
 // Detached before it ended: on the tasklet itself. Detached or dropped after
 // it ended: in the caller of detach() or of the handle's destructor. Joined:

@@ -35,9 +35,10 @@ struct tasklet_vtable {
   /// Runs the body and stores its result (skip = killed before it started:
   /// destroy the callable unrun). Exceptions propagate to the caller.
   void (*run)(tasklet_core*, bool skip);
-  /// Destroys the block and frees its memory. Runs nothing that parks: the
-  /// callable died when the body ran, a result nobody took in drop_result;
-  /// what is left is the side record (a name, an exception kept for join).
+  /// Destroys the block and frees its memory. Runs none of the user's code:
+  /// the callable died when the body ran; the result, the exception it
+  /// ended with and its locals where they became unreachable (drop_result;
+  /// drop_user_state in tasklet.cpp); what is left is the side record's name.
   void (*destroy)(tasklet_core*) noexcept;
   /// Destroys the result, if one is held, on the calling context. Called
   /// where a finished tasklet's result becomes one nobody can take (a
@@ -199,10 +200,11 @@ struct result_core : tasklet_core {
   // release (which may be the runtime's: tasklet_vtable::drop_result).
   R take() {
     R* p = std::launder(reinterpret_cast<R*>(storage));
-    R r = std::move(*p);
-    this->has_result = false;
-    p->~R();
-    return r;
+    struct drop_after {  // also when R's move constructor throws
+      result_core* self;
+      ~drop_after() { self->drop(); }
+    } d{this};
+    return std::move(*p);
   }
   void drop() noexcept {
     if (this->has_result) {
