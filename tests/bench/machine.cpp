@@ -15,6 +15,9 @@
 //   first_touch        a write to each 4 KiB page of a fresh mapping, per page
 //   syscall            getppid() through syscall(2), per call
 //   futex_round_trip   two threads passing a turn through one futex word
+//   context_round_trip two Boost.Context contexts jumping to each other and
+//                      back (jump_fcontext, called plainly): the floor under
+//                      taiga's `switch`, which moves with the hour as well
 //
 // Memory that stayed free for a few seconds has been reported to the host, so
 // the page figures of a run after idle are the "first after idle" ones. A
@@ -26,6 +29,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <boost/context/detail/fcontext.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <thread>
@@ -126,6 +130,20 @@ double futex_round_trip_us() {
   return us;
 }
 
+double context_round_trip_ns() {
+  namespace bc = boost::context::detail;
+  constexpr long n = 5'000'000;
+  alignas(64) static char stack[64 * 1024];
+  // Bounces every jump straight back; never ends (left suspended at exit).
+  bc::fcontext_t ctx = bc::make_fcontext(stack + sizeof stack, sizeof stack, [](bc::transfer_t t) {
+    for (;;) t = bc::jump_fcontext(t.fctx, nullptr);
+  });
+  ctx = bc::jump_fcontext(ctx, nullptr).fctx;  // warm up
+  auto t0 = tb::clock_type::now();
+  for (long i = 0; i < n; ++i) ctx = bc::jump_fcontext(ctx, nullptr).fctx;
+  return tb::ns_since(t0) / n;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -137,5 +155,6 @@ int main(int argc, char** argv) {
   tb::report("machine", "first_touch", first_touch_us(16 * mib), "us");
   tb::report("machine", "syscall", syscall_ns(), "ns");
   tb::report("machine", "futex_round_trip", futex_round_trip_us(), "us");
+  tb::report("machine", "context_round_trip", context_round_trip_ns(), "ns");
   return 0;
 }
