@@ -302,8 +302,8 @@ tasklet_core* worker::pick_heavy() {
   run_timers();
   tasklet_core* t = nullptr;
   if (remote.try_dequeue(t)) return t;  // placed here: runs here
-  if (tick % 61 == 0) {
-    ++tick;
+  if (fair_due) {
+    fair_due = false;
     if (rt->inject.try_dequeue(*inject_ctok, t)) return t;
   }
   if ((t = pick_fast())) return t;
@@ -467,7 +467,7 @@ tasklet_frame* worker::start_fresh(tasklet_core* t) {
 
 void worker::run_in_main(tasklet_core* t) {
   exec_context* to = prepare(t);
-  switch_payload p{after::none, nullptr};
+  switch_payload p{after::none, nullptr, this};
   auto* back = static_cast<switch_payload*>(switch_context(main_ctx, *to, &p));
   after_switch(back);
 }
@@ -517,7 +517,7 @@ tasklet_core* worker::exit_current(tasklet_core* cur) {
   // The payload must outlive the switch; it lives in this worker, which
   // the resumed side (on this same thread) consumes at once.
   static thread_local switch_payload p;
-  p = switch_payload{after::exit, cur};
+  p = switch_payload{after::exit, cur, this};
   exit_context(*f->active, *to, &p);
 }
 

@@ -5,6 +5,7 @@
 #include <concurrentqueue/concurrentqueue.h>
 
 #include <atomic>
+#include <cassert>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -48,11 +49,18 @@ using detail::ww_idle;
 using detail::ww_released;
 using detail::ww_switched;
 inline constexpr std::uint32_t ww_reason_shift = 8;
+inline constexpr std::uint32_t fair_every = 61;  // worker::pick_fast
 
+struct worker;
 enum class after : std::uint8_t { none, requeue, park, exit };
+// What a context switching away hands the one it resumes. `w` is the worker
+// doing the switch, which is the resumed side's worker too (same thread):
+// the resumed side takes it from here instead of calling this_worker(), an
+// opaque out-of-line call on every resume otherwise.
 struct switch_payload {
   after what;
   tasklet_core* prev;
+  worker* w;
 };
 
 class blocking_pool;
@@ -88,9 +96,11 @@ struct alignas(64) worker {
   const bool solo;  // the runtime's only worker: no thieves (run_queue.hpp, Q5)
 
   // --- owned by this worker's thread -------------------------------------
-  exec_context main_ctx;            // the worker loop's own stack
-  tasklet_core* current = nullptr;  // the tasklet running here, if any
-  std::uint32_t tick = 0;
+  exec_context main_ctx;                 // the worker loop's own stack
+  tasklet_core* current = nullptr;       // the tasklet running here, if any
+  std::uint32_t tick = 0;                // pick_fast's turns: its parity alternates queues
+  std::uint32_t fair_left = fair_every;  // pick_fast's turns until it declines one
+  bool fair_due = false;                 // it declined: pick_heavy looks outside first
   std::uint32_t next_streak = 0;
   bool spinning = false;
   bool no_chain = false;  // run_once: return to the host after each tasklet
@@ -157,7 +167,14 @@ worker* this_worker() noexcept;
 inline tasklet_core* worker::pick_fast() {
   ++tick;
   if (no_chain) return nullptr;
-  if (tick % 61 == 0) return nullptr;  // let the main context look outside
+  // Every fair_every-th turn, decline: the main context looks outside (timers,
+  // the inject queue) even under a stream of local work. A countdown, not
+  // `tick % 61` (a multiply-and-shift sequence on every switch).
+  if (--fair_left == 0) [[unlikely]] {
+    fair_left = fair_every;
+    fair_due = true;
+    return nullptr;
+  }
   // Load first: an exchange is a locked instruction and the slot is usually
   // empty. Thieves exchange it too, so the exchange decides.
   if (tasklet_core* seen = next_slot.load(std::memory_order_relaxed)) {
@@ -364,7 +381,9 @@ inline exec_context* worker::next_context() {
 }
 
 inline void worker::after_switch(switch_payload* p) {
-  if (p == nullptr) return;
+  // Every switch into a tasklet or a loop comes from switch_out, run_in_main
+  // or exit_current, each with a payload.
+  assert(p != nullptr && p->w == this);
   tasklet_core* prev = p->prev;
   if (prev == nullptr) return;
   if (p->what == after::requeue &&
@@ -395,15 +414,20 @@ inline void check_canary(tasklet_core* cur, tasklet_frame* f) noexcept {
 }
 
 // Inline so that the caller's frame (yield, a park) is the one that jumps:
-// one call level less on the switch path (context.hpp, "jump").
-inline void worker::switch_out(tasklet_core* cur, after what) {
+// one call level less on the switch path (context.hpp, "jump"). Forced: GCC
+// 12 outlined it once the paths had grown, and every yield paid a call, a
+// second set of register saves and one more return to predict (8 of 364
+// instructions per switch round trip: benchmarks.md, "Calm and slow
+// minutes").
+[[gnu::always_inline]] inline void worker::switch_out(tasklet_core* cur, after what) {
   tasklet_frame* f = cur->frame.load(std::memory_order_relaxed);
   check_canary(cur, f);
   exec_context* to = next_context();
-  switch_payload p{what, cur};
+  switch_payload p{what, cur, this};
   auto* back = static_cast<switch_payload*>(switch_context(*f->active, *to, &p));
-  // Resumed, perhaps on another worker: never reuse `this` below.
-  this_worker()->after_switch(back);
+  // Resumed, perhaps on another worker: never reuse `this` below. The
+  // resumer's payload names the worker we are on now.
+  back->w->after_switch(back);
 }
 
 }  // namespace taiga::internal

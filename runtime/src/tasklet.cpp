@@ -636,12 +636,13 @@ static void run_tasklet(tasklet_core* t) {
 // first the one the context was made for, then any fresh tasklet that
 // adopted the stack as the one before it ended (worker::exit_current).
 void detail_tasklet_entry(void* payload) {
-  worker* w = this_worker();
+  auto* p = static_cast<switch_payload*>(payload);
+  worker* w = p->w;
   // Read before after_switch, which runs no user code now but did once (a
   // parking destructor in the last release resumed on another worker, and
   // `w->current` was then some other tasklet, or none).
   tasklet_core* t = w->current;
-  w->after_switch(static_cast<switch_payload*>(payload));
+  w->after_switch(p);
   for (;;) {
     run_tasklet(t);
     detail::finish(t);
