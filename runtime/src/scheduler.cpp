@@ -514,8 +514,8 @@ tasklet_core* worker::exit_current(tasklet_core* cur) {
     running.store(nullptr, std::memory_order_relaxed);
     to = &main_ctx;
   }
-  // The payload must outlive the switch; it lives in this worker, which
-  // the resumed side (on this same thread) consumes at once.
+  // The payload must outlive the switch; it is this thread's, and the
+  // resumed side (on this same thread) consumes it at once.
   static thread_local switch_payload p;
   p = switch_payload{after::exit, cur, this};
   exit_context(*f->active, *to, &p);

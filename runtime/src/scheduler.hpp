@@ -382,8 +382,9 @@ inline exec_context* worker::next_context() {
 
 inline void worker::after_switch(switch_payload* p) {
   // Every switch into a tasklet or a loop comes from switch_out, run_in_main
-  // or exit_current, each with a payload.
-  assert(p != nullptr && p->w == this);
+  // or exit_current, each with a payload that names the switching worker,
+  // which runs on this thread (debug builds check it on every resume).
+  assert(p != nullptr && p->w == this_worker());
   tasklet_core* prev = p->prev;
   if (prev == nullptr) return;
   if (p->what == after::requeue &&

@@ -301,10 +301,14 @@ double populate_as(void* mem, chunk_policy::kind k) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+void record_populate(chunk_policy::kind k, double secs) {  // under g_spans.mu
+  g_policy.record(k, secs);
+  if (k == chunk_policy::huge) ++g_spans.populated_huge;
+}
+
 void populate(void* mem) {  // under g_spans.mu
   chunk_policy::kind k = g_policy.next();
-  g_policy.record(k, populate_as(mem, k));
-  if (k == chunk_policy::huge) ++g_spans.populated_huge;
+  record_populate(k, populate_as(mem, k));
 }
 
 // The filler thread's loop (see "Populating ahead").
@@ -329,8 +333,7 @@ void populate(void* mem) {  // under g_spans.mu
       g_spans.sync->wake.wait(lk);  // until a chunk is taken again
       continue;
     }
-    g_policy.record(k, secs);
-    if (k == chunk_policy::huge) ++g_spans.populated_huge;
+    record_populate(k, secs);
     g_spans.ready[g_spans.nready++] = mem;
   }
 }

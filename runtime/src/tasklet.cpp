@@ -34,6 +34,10 @@
 #include "slab.hpp"
 #include "stack_pool.hpp"
 
+#if defined(TAIGA_SANITIZE_ADDRESS)
+#include <sanitizer/lsan_interface.h>
+#endif
+
 namespace taiga {
 
 const char* to_string(tasklet_state s) noexcept {
@@ -533,6 +537,30 @@ static void report_guarded(tasklet_core* t, tasklet_core* self, bool handle_drop
   }
 }
 
+// A destructor may make new locals (it runs on the tasklet): they are
+// destroyed too, in up to local_rounds rounds, as POSIX does for thread keys
+// (PTHREAD_DESTRUCTOR_ITERATIONS is 4). Destructors that keep making locals
+// past that would otherwise hang the tasklet in finish(); what they made is
+// leaked, with a line that says so.
+constexpr int local_rounds = 4;
+
+static void delete_locals(tasklet_extra* x) noexcept {
+  for (int round = 0; round < local_rounds; ++round) {
+    tasklet_locals* l = std::exchange(x->locals, nullptr);
+    if (l == nullptr) return;
+    delete l;
+  }
+  tasklet_locals* rest = std::exchange(x->locals, nullptr);
+  if (rest == nullptr) return;
+#if defined(TAIGA_SANITIZE_ADDRESS)
+  __lsan_ignore_object(rest);  // leaked on purpose; what it holds is reached through it
+#endif
+  std::fprintf(stderr,
+               "taiga: tasklet_local destructors still made new locals after %d rounds; "
+               "the rest are leaked\n",
+               local_rounds);
+}
+
 // Destroys what a finished tasklet still holds of its user's (its result,
 // the exception it ended with, an undelivered throw_into, and, on its own
 // stack, locals that code after the body made) where that became something
@@ -555,19 +583,12 @@ static void drop_user_state(tasklet_core* t, bool on_t) noexcept {
   }  // they die here
   // Only the tasklet's own code reaches its locals: the error handler and
   // the destructors above, when they ran on it, may have made new ones.
-  if (on_t) {
-    while (tasklet_locals* l = std::exchange(x->locals, nullptr)) delete l;
-  }
+  if (on_t) delete_locals(x);
 }
 
 static void finish(tasklet_core* t) {
-  tasklet_extra* extra = extra_if_any(t);
-  if (extra && extra->locals) {
-    // Destroyed on the tasklet's own stack, while it can still park.
-    tasklet_locals* l = extra->locals;
-    extra->locals = nullptr;
-    delete l;
-  }
+  // Destroyed on the tasklet's own stack, while it can still park.
+  if (tasklet_extra* extra = extra_if_any(t)) delete_locals(extra);
   bool detached;
   {
     std::lock_guard lk(t->lock);

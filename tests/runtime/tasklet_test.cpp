@@ -342,6 +342,68 @@ TEST(tasklet, locals_made_after_the_body_die_on_the_tasklet) {
   });
 }
 
+// A local whose destructor makes another local (tasklet_local::get on a key
+// not set yet): that one dies on the tasklet too, in finish(), not in the
+// runtime's last release of a joined tasklet, off the tasklet.
+TEST(tasklet, a_local_made_by_a_local_s_destructor_dies_on_the_tasklet) {
+  struct second {
+    std::atomic<taiga::tasklet_id>* died_on = nullptr;
+    ~second() {
+      if (died_on == nullptr) return;
+      taiga::this_tasklet::sleep_for(1ms);  // parks: needs a tasklet
+      died_on->store(taiga::this_tasklet::get_id());
+    }
+  };
+  static taiga::tasklet_local<second> later;
+  struct first {
+    std::atomic<taiga::tasklet_id>* died_on = nullptr;
+    ~first() {
+      if (died_on != nullptr) later.get().died_on = died_on;
+    }
+  };
+  static taiga::tasklet_local<first> local;
+  within_seconds(20, "a local made by a local's destructor", [] {
+    taiga::runtime rt(taiga::runtime_config{.workers = 1});
+    rt.run([] {
+      std::atomic<taiga::tasklet_id> died_on{0};
+      auto t = taiga::spawn([&] { local.get().died_on = &died_on; });
+      const taiga::tasklet_id id = t.id();
+      t.join();
+      EXPECT_EQ(died_on.load(), id);
+    });
+  });
+}
+
+// Destructors that keep making locals stop after four rounds (as POSIX
+// thread keys do) with a line on stderr, instead of hanging the tasklet.
+namespace remaking {
+std::atomic<int> destroyed{0};
+struct again {
+  bool armed = false;
+  ~again();
+};
+taiga::tasklet_local<again> local;
+again::~again() {
+  if (!armed) return;
+  destroyed.fetch_add(1);
+  local.get().armed = true;  // a new value, in a new set of locals
+}
+}  // namespace remaking
+
+TEST(tasklet, locals_that_keep_remaking_themselves_stop_after_four_rounds) {
+  remaking::destroyed = 0;
+  testing::internal::CaptureStderr();
+  within_seconds(20, "locals that keep remaking themselves", [] {
+    taiga::runtime rt(taiga::runtime_config{.workers = 1});
+    rt.run([] { taiga::spawn([] { remaking::local.get().armed = true; }).join(); });
+  });
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(remaking::destroyed.load(), 4);
+  EXPECT_NE(err.find("tasklet_local destructors still made new locals after 4 rounds"),
+            std::string::npos)
+      << err;
+}
+
 // Where a result that was never taken dies: on a context that may park.
 // Detached before it ended: on the tasklet itself. Detached or dropped after
 // it ended: in the caller of detach() or of the handle's destructor. Joined:

@@ -16,7 +16,10 @@ std::size_t new_tasklet_local_key();
 /// Per-tasklet storage, like thread_local but for tasklets (which migrate
 /// between worker threads, so thread_local is not per tasklet). Each tasklet
 /// sees its own T, value-initialised (or built by `init`) on first access and
-/// destroyed when the tasklet ends.
+/// destroyed when the tasklet ends, on the tasklet (the destructor may park).
+/// A destructor may use other tasklet_locals: values made that way are
+/// destroyed too, in up to 4 rounds, as POSIX does for thread keys; what is
+/// still made after that is leaked, with a line on stderr.
 template <class T>
 class tasklet_local {
  public:
