@@ -226,7 +226,8 @@ thread_local lists_owner tls_owner;
 // Rejected: populating the next chunk in slices on the spawning thread (the
 // same cost, on the same thread); bigger chunks (the same cost per block);
 // a filler that guesses how much a burst will take (it only refills what
-// was taken). Across a fork, pthread_atfork handlers keep the span lock
+// was taken). Across a fork, pthread_atfork handlers (registered when a
+// filler is first allowed, before one can start) keep the span lock
 // consistent; the child drops the chunks populated ahead (shared
 // copy-on-write with the parent) and starts its own filler once it starts a
 // runtime with workers.
@@ -338,10 +339,12 @@ void populate(void* mem) {  // under g_spans.mu
   }
 }
 
-// Never throws: a filler that cannot start leaves every chunk to take_span.
-void start_filler() noexcept {
-  static std::once_flag atfork;
-  std::call_once(atfork, [] {
+// Registered before any filler may start (slab_allow_filler), so that no
+// fork can fall between `filler_started` and the handlers: a child that
+// inherited `filler_started` without them would never start a filler.
+void register_atfork() noexcept {
+  static std::once_flag once;
+  std::call_once(once, [] {
     ::pthread_atfork([] { g_spans.mu.lock(); }, [] { g_spans.mu.unlock(); },
                      [] {
                        // The child has no filler thread: a populate it was
@@ -360,6 +363,10 @@ void start_filler() noexcept {
                        g_spans.mu.unlock();
                      });
   });
+}
+
+// Never throws: a filler that cannot start leaves every chunk to take_span.
+void start_filler() noexcept {
   auto* sync = new (std::nothrow) filler_sync;
   if (sync == nullptr) return;
   {
@@ -489,6 +496,7 @@ void refill(std::size_t c) {
 }  // namespace
 
 void slab_allow_filler() noexcept {
+  register_atfork();
   std::lock_guard lk(g_spans.mu);
   g_spans.filler_allowed = true;
 }

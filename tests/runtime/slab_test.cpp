@@ -269,6 +269,44 @@ TEST(slab, an_embedded_only_process_starts_no_filler) {
       ::testing::ExitedWithCode(0), "threads 1");
 }
 
+// A fork before the parent's filler has started is handled like one after:
+// the fork handlers are in place once a filler is allowed, so the child has
+// none until it allows one itself. (Registered only when the filler started,
+// they missed a fork that fell between `filler_started` and them, and that
+// child never started a filler.) A fresh process: a death test's child.
+TEST(slab, a_child_forked_before_the_filler_started_waits_for_its_own_runtime) {
+#ifdef TAIGA_TEST_SANITIZED
+  GTEST_SKIP() << "sanitizer builds use operator new";
+#endif
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        ti::slab_allow_filler();  // as a runtime with workers does
+        const bool started_before = has_thread("taiga-slab");
+        pid_t pid = ::fork();
+        if (pid == 0) {
+          ::alarm(20);
+          constexpr std::size_t size = 832;
+          std::vector<void*> mine;
+          const std::size_t first = ti::slab_statistics().chunks;
+          while (ti::slab_statistics().chunks < first + 4) mine.push_back(ti::slab_allocate(size));
+          const bool without = !has_thread("taiga-slab");
+          ti::slab_allow_filler();  // the child's own runtime with workers
+          while (ti::slab_statistics().chunks < first + 8) mine.push_back(ti::slab_allocate(size));
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));
+          const bool with = has_thread("taiga-slab");
+          _exit((without ? 0 : 2) |
+                (with ? 0 : 4));  // 2: a filler before its own runtime; 4: none after
+        }
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        std::fprintf(stderr, "started before %d child status %d\n", started_before ? 1 : 0,
+                     WIFEXITED(status) ? WEXITSTATUS(status) : 100 + WTERMSIG(status));
+        std::exit(!started_before && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "started before 0 child status 0");
+}
+
 // chunk_policy, fed the costs our VMs show (ms per 2 MiB chunk): a huge page
 // the host still backs ~0.55, 4 KiB pages ~1.3, a huge page after idle ~3.8.
 TEST(slab, the_chunk_policy_measures_both_kinds_first) {
