@@ -50,6 +50,7 @@ using detail::ww_released;
 using detail::ww_switched;
 inline constexpr std::uint32_t ww_reason_shift = 8;
 inline constexpr std::uint32_t fair_every = 61;  // worker::pick_fast
+static_assert(fair_every % 2 == 1, "worker::fair_left's parity must flip every turn");
 
 struct worker;
 enum class after : std::uint8_t { none, requeue, park, exit };
@@ -96,11 +97,13 @@ struct alignas(64) worker {
   const bool solo;  // the runtime's only worker: no thieves (run_queue.hpp, Q5)
 
   // --- owned by this worker's thread -------------------------------------
-  exec_context main_ctx;                 // the worker loop's own stack
-  tasklet_core* current = nullptr;       // the tasklet running here, if any
-  std::uint32_t tick = 0;                // pick_fast's turns: its parity alternates queues
-  std::uint32_t fair_left = fair_every;  // pick_fast's turns until it declines one
-  bool fair_due = false;                 // it declined: pick_heavy looks outside first
+  exec_context main_ctx;            // the worker loop's own stack
+  tasklet_core* current = nullptr;  // the tasklet running here, if any
+  // pick_fast's turns until it declines one. Its parity also alternates the
+  // queues pick_fast tries first: fair_every is odd, so it flips every turn,
+  // across the reset too (1, the declined turn, then fair_every - 1).
+  std::uint32_t fair_left = fair_every;
+  bool fair_due = false;  // it declined: pick_heavy looks outside first
   std::uint32_t next_streak = 0;
   bool spinning = false;
   bool no_chain = false;  // run_once: return to the host after each tasklet
@@ -165,7 +168,6 @@ struct alignas(64) worker {
 worker* this_worker() noexcept;
 
 inline tasklet_core* worker::pick_fast() {
-  ++tick;
   if (no_chain) return nullptr;
   // Every fair_every-th turn, decline: the main context looks outside (timers,
   // the inject queue) even under a stream of local work. A countdown, not
@@ -196,7 +198,7 @@ inline tasklet_core* worker::pick_fast() {
   tasklet_core* t;
   // The private queue is usually empty: tested inline, popped out of line
   // (a call on every pick cost 7 instructions per switch: benchmarks.md).
-  if (tick & 1) {
+  if (fair_left & 1) {
     t = priv.empty() ? nullptr : pop_private();
     if (!t) t = rq.pop();
   } else {
