@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
   taiga::stack_guard_mode guard = taiga::runtime::stack_guard();
   std::printf("  stack guards:     %s (%s)\n", taiga::to_string(guard),
               guard == taiga::stack_guard_mode::canary
-                  ? "a canary word under every stack, checked at every switch"
+                  ? "a canary under every stack, checked at every switch"
                   : "a guard page under every stack");
   return links == count ? 0 : 1;
 }

@@ -123,8 +123,7 @@ void after_fiber_switch(void* payload) {
 
 // Canary mode: checked at every switch off a fiber's stack, its end included.
 void check_canary(fiber_state* s) noexcept {
-  if (s->ctx->canary &&
-      *static_cast<std::uint64_t*>(s->ctx->stack_lo) != internal::stack_pool::canary_value)
+  if (s->ctx->canary && !internal::stack_pool::canary_intact(s->ctx->stack_lo))
     internal::report_overflow(s, 2);
 }
 
@@ -144,7 +143,7 @@ fiber_state* live_ancestor(fiber_state* s) {
 }
 
 [[noreturn]] void end_fiber(fiber_state* self, std::any value, std::exception_ptr error) {
-  check_canary(self);  // before the stack is released and reissued with a fresh canary
+  check_canary(self);  // before the stack is released and can go to a new owner
   fiber_home* h = self->home;
   self->ended = true;
   self->target = nullptr;

@@ -474,8 +474,8 @@ void worker::run_in_main(tasklet_core* t) {
 
 tasklet_core* worker::exit_current(tasklet_core* cur) {
   // The last switch off this stack is checked like every other (switch_out):
-  // the stack goes back to the pool next, and its next owner's fresh canary
-  // would erase the evidence of an overflow that did not park again.
+  // the stack goes back to the pool next, and its next owner would be
+  // blamed for an overflow that did not park again.
   tasklet_frame* f = cur->frame.load(std::memory_order_relaxed);
   check_canary(cur, f);
   tasklet_core* nxt = pick_fast();

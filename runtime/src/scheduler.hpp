@@ -409,10 +409,10 @@ inline void worker::after_switch(switch_payload* p) {
 }
 
 // Canary mode: every switch off a tasklet's root stack, the exit included,
-// checks the word an overflow would have overwritten.
+// checks the bytes an overflow would have overwritten (stack_pool.hpp).
 inline void check_canary(tasklet_core* cur, tasklet_frame* f) noexcept {
   if (f->stack_guard == static_cast<std::uint8_t>(stack_guard_mode::canary) &&
-      *static_cast<std::uint64_t*>(f->ctx.stack_lo) != stack_pool::canary_value) [[unlikely]]
+      !stack_pool::canary_intact(f->ctx.stack_lo)) [[unlikely]]
     report_overflow(cur, 1);
 }
 

@@ -15,7 +15,8 @@
 //    the guards of a whole region in one process_madvise() call (an iovec of
 //    up to 512 ranges). Older kernels get mprotect guards while the mapping
 //    budget lasts (about half of what max_map_count leaves us), then a canary
-//    word at the bottom of each stack, checked at every switch.
+//    below each slot, checked at every switch (stack_pool.hpp: where, and why
+//    there).
 //  - First touches are dear on our virtual machines (2-20 us each, see
 //    ../shared/machine.md), so fresh stacks handed to a thread are
 //    pre-faulted in batches (process_madvise with MADV_POPULATE_WRITE over
@@ -175,13 +176,11 @@ void unpoison([[maybe_unused]] const stack& s) {
 #endif
 }
 
-// Every stack leaves the pool through here: a canary-mode stack gets a fresh
-// canary each time (its memory may have been trimmed to zeros, or scribbled
-// on by its previous owner).
+// Every stack leaves the pool through here. A canary needs nothing: nothing
+// but an overflow writes it, and an overflow is reported at the owner's next
+// switch, its last included, before the stack can come back here.
 stack hand_out(stack s) {
   unpoison(s);
-  if (s.guard == stack_guard_mode::canary)
-    *reinterpret_cast<std::uint64_t*>(s.lo()) = stack_pool::canary_value;
   return s;
 }
 
@@ -279,10 +278,11 @@ void stack_pool::fall_back_to_canary(const char* why) noexcept {
   // Said once, on stderr: overflow detection just got weaker (caught at the
   // next switch instead of at the faulting write), and runtime::stack_guard()
   // reports it from now on.
-  std::fprintf(stderr,
-               "taiga: stack guards: %s; stacks carved from now on are guarded by a canary word "
-               "checked at every switch\n",
-               why);
+  std::fprintf(
+      stderr,
+      "taiga: stack guards: %s; stacks carved from now on are guarded by a canary (64 bytes "
+      "kept zero below each stack) checked at every switch\n",
+      why);
 }
 
 thread_cache::thread_cache() noexcept {
@@ -322,7 +322,8 @@ stack_pool::size_class& stack_pool::class_for(std::uint32_t total) {
 }
 
 stack stack_pool::allocate(std::size_t usable) {
-  std::size_t total_sz = (usable + g_page - 1) / g_page * g_page + g_page;
+  // Whole pages: the guard, then the stack and the canary of the slot above.
+  std::size_t total_sz = (usable + canary_bytes + g_page - 1) / g_page * g_page + g_page;
   if (total_sz > (1u << 30)) throw std::bad_alloc();
   auto total = static_cast<std::uint32_t>(total_sz);
 
@@ -367,15 +368,16 @@ stack stack_pool::allocate(std::size_t usable) {
       populate.push_back({s.base + s.total - g_page, g_page});
     }
     if (got.empty()) {
-      // Carve a new region: at least 64 stacks and 16 MiB.
+      // Carve a new region: at least 64 stacks and 16 MiB, after a leading
+      // page whose top holds the lowest slot's canary (stack_pool::canary_at).
       std::size_t n = std::max<std::size_t>(64, (16u << 20) / total);
-      std::size_t bytes = n * total;
+      std::size_t bytes = g_page + n * total;
       void* mem = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
       if (mem == MAP_FAILED) throw std::bad_alloc();
       impl_->mapped.fetch_add(bytes, std::memory_order_relaxed);
       ++c.regions;
-      auto* base = static_cast<char*>(mem);
+      auto* base = static_cast<char*>(mem) + g_page;
       std::vector<iovec> guards;
       std::vector<stack> carved;
       carved.reserve(n);
@@ -567,8 +569,9 @@ void describe_and_die(const void* owner, std::uint8_t kind, bool by_canary) {
   } else {
     write_str(kind == 2 ? "a fiber" : "a tasklet");
   }
-  write_str(by_canary ? "\ntaiga: the canary word at the bottom of its stack was overwritten "
-                        "(found at a switch: this process guards stacks with canaries)."
+  write_str(by_canary ? "\ntaiga: the canary below its stack (64 bytes kept zero) was "
+                        "overwritten (found at a switch: this process guards stacks with "
+                        "canaries)."
                       : "\ntaiga: the stack guard page was hit.");
   write_str(
       " Ask for a bigger stack: "

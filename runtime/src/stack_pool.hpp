@@ -26,13 +26,17 @@ namespace taiga::internal {
 // the switch path's stack arithmetic is inline, not a call per tasklet.
 extern std::size_t g_page;
 
+// The top `canary_bytes` of every slot are not part of its stack: they are
+// the canary of the slot right above it (stack_pool::canary_at).
+inline constexpr std::size_t canary_bytes = 64;
+
 struct stack {
   char* base = nullptr;     // start of the slot, guard page included
-  std::uint32_t total = 0;  // slot size in bytes (guard + usable)
+  std::uint32_t total = 0;  // slot size in bytes (guard + usable + canary_bytes)
   stack_guard_mode guard = stack_guard_mode::none;
 
   char* lo() const noexcept { return base + g_page; }  // lowest usable byte
-  std::size_t usable() const noexcept { return total - g_page; }
+  std::size_t usable() const noexcept { return total - g_page - canary_bytes; }
   explicit operator bool() const noexcept { return base != nullptr; }
 };
 
@@ -43,7 +47,7 @@ struct stack_pool_stats {
   std::size_t cold = 0;          // free stacks with no resident pages
   std::size_t regions = 0;
   std::size_t mprotect_guards = 0;  // stacks guarded with mprotect (2 VMAs each)
-  std::size_t canary_guards = 0;    // stacks guarded by a canary word only
+  std::size_t canary_guards = 0;    // stacks guarded by a canary only
 };
 
 class stack_pool {
@@ -54,15 +58,16 @@ class stack_pool {
   stack allocate(std::size_t usable);
   void release(stack s) noexcept;
   /// Hands out again a stack its last user kept instead of releasing it (a
-  /// worker's spare), as allocate() would: a fresh canary, ASan's poisoning
-  /// cleared. Still counted as outstanding.
+  /// worker's spare), as allocate() would: ASan's poisoning cleared (a
+  /// canary needs nothing). Still counted as outstanding.
   static stack reissue(stack s) noexcept {
     // The compiler's own ASan macros, not TAIGA_SANITIZE_ADDRESS (defined for
     // the module targets only): every includer must compile the same body.
 #if !defined(__SANITIZE_ADDRESS__) && !TAIGA_STACK_POOL_HAS_ASAN
-    if (s.guard != stack_guard_mode::canary) return s;  // every spawn's path
-#endif
+    return s;  // every spawn's path
+#else
     return reissue_slow(s);
+#endif
   }
 
   /// Returns the memory of free stacks beyond `keep_warm` to the OS.
@@ -86,7 +91,34 @@ class stack_pool {
     trim_class_all(keep_warm_);
   }
 
-  static constexpr std::uint64_t canary_value = 0x7a1ca5ac0ffee042ULL;
+  // Canary mode. A stack's canary is 64 bytes kept zero right below its
+  // slot: the top of the slot underneath (reserved in every slot, never part
+  // of a stack), or a region's leading page for its lowest slot. An overflow
+  // runs through the slot's own guard page (not a guard in this mode, just
+  // nobody's memory) and then over the canary before it reaches anyone
+  // else's; every switch off the stack checks it.
+  //
+  // Not the bottom of the stack itself, and not a pattern: both would touch
+  // a page that a parked tasklet never touches. A pattern must be written,
+  // and reading an untouched page maps a fresh page too on some kernels
+  // (this guest's 6.18 does not use the shared zero page). With a million
+  // parked tasklets: 8,342 B each with a pattern at the bottom, 4,280 B here
+  // (bench_alive_1m, TAIGA_STACK_GUARD=canary; design/tasklets.md, section 4).
+  // The slot underneath is in use, its top page resident, whenever the pool
+  // is crowded (it hands out the lowest addresses first), and a trim leaves
+  // zeros. The price: an overflow that writes only zeros over the 64 bytes
+  // goes unseen, as does one whose frame skips them (pattern or not), and an
+  // overflow by less than a page is not reported at all: it wrote nobody's
+  // memory.
+  static const void* canary_at(const void* stack_lo) noexcept {
+    return static_cast<const char*>(stack_lo) - g_page - canary_bytes;
+  }
+  static bool canary_intact(const void* stack_lo) noexcept {
+    const auto* w = static_cast<const std::uint64_t*>(canary_at(stack_lo));
+    std::uint64_t any = 0;
+    for (std::size_t i = 0; i < canary_bytes / sizeof *w; ++i) any |= w[i];
+    return any == 0;
+  }
   static std::size_t page_size() noexcept {
     return g_page;
   }

@@ -474,3 +474,47 @@ TEST(channel_preference, a_pending_interrupt_does_not_lose_a_handed_off_value) {
         taiga::runtime_config{.workers = 1});
   }
 }
+
+// The deadlock report through the public API and the default handler: two
+// tasklets each wait to receive what only the other would send next. The
+// report goes to stderr, naming both with their spawn sites and what they
+// wait on, and every parked tasklet (the main one in join() too) gets
+// taiga::deadlock_error. (The two may see a kill first: the main tasklet's
+// handles kill them on its way out if it runs before they do.)
+TEST(channel_deadlock, a_receive_cycle_is_reported_on_stderr_with_names_and_sites) {
+  channel<int> to_a, to_b;
+  std::atomic<int> interrupted{0};
+  auto relay = [&interrupted](channel<int>& in, channel<int>& out) {
+    try {
+      std::optional<int> v = in.receive();
+      if (v) (void)out.send(*v + 1);
+    } catch (const taiga::deadlock_error&) {
+      interrupted.fetch_add(1);
+      throw;
+    } catch (const taiga::tasklet_exit&) {
+      interrupted.fetch_add(1);
+      throw;
+    }
+  };
+  ::testing::internal::CaptureStderr();
+  EXPECT_THROW(taiga::run(
+                   [&] {
+                     auto a = taiga::spawn(taiga::spawn_options{.name = "cycle-a"}, relay,
+                                           std::ref(to_a), std::ref(to_b));
+                     auto b = taiga::spawn(taiga::spawn_options{.name = "cycle-b"}, relay,
+                                           std::ref(to_b), std::ref(to_a));
+                     a.join();
+                   },
+                   taiga::runtime_config{.workers = 2}),
+               taiga::deadlock_error);
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(interrupted.load(), 2);  // neither got a value
+  EXPECT_NE(err.find("deadlock"), std::string::npos) << err;
+  for (const char* name : {"cycle-a", "cycle-b"}) {
+    const std::size_t at = err.find(name);
+    ASSERT_NE(at, std::string::npos) << err;
+    const std::string line = err.substr(at, err.find('\n', at) - at);
+    EXPECT_NE(line.find("channel receive"), std::string::npos) << line;
+  }
+  EXPECT_NE(err.find("channel_test.cpp"), std::string::npos) << err;
+}

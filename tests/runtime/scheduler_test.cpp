@@ -337,6 +337,7 @@ TEST(scheduler_extra, timers_of_a_busy_worker_still_fire) {
 
 TEST(scheduler_extra, shutdown_kill_unwinds_live_tasklets_and_a_new_runtime_starts) {
   std::atomic<int> unwound{0};
+  std::atomic<int> started{0};
   {
     taiga::runtime rt(taiga::runtime_config{.workers = 2});
     for (int i = 0; i < 100; ++i)
@@ -345,9 +346,12 @@ TEST(scheduler_extra, shutdown_kill_unwinds_live_tasklets_and_a_new_runtime_star
           std::atomic<int>& u;
           ~g() { u.fetch_add(1); }
         } guard{unwound};
+        started.fetch_add(1);
         taiga::this_tasklet::sleep_for(1h);
       }).detach();
-    std::this_thread::sleep_for(20ms);
+    // All started (a kill before the start skips the body, guard and all:
+    // 20 ms of sleep here were not always enough under TSan).
+    while (started.load() < 100) std::this_thread::sleep_for(1ms);
     rt.shutdown(taiga::shutdown_mode::kill);
     EXPECT_EQ(rt.report().live_tasklets, 0u);
     EXPECT_EQ(rt.report().stacks_outstanding, 0u);

@@ -1416,6 +1416,7 @@ TEST_P(tasklets, deadlock_is_reported_with_parked_tasklets_and_spawn_sites) {
                taiga::deadlock_error);
   EXPECT_NE(report.find("deadlock"), std::string::npos) << report;
   EXPECT_NE(report.find("stuck-one"), std::string::npos) << report;
+  EXPECT_NE(report.find("stuck-two"), std::string::npos) << report;
   EXPECT_NE(report.find("tasklet_test.cpp"), std::string::npos) << report;
   EXPECT_NE(report.find("join"), std::string::npos) << report;
   // Both wait on the same object, and the report says so.

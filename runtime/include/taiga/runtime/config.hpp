@@ -16,7 +16,7 @@ enum class stack_guard_mode : std::uint8_t {
   none,      // not a pooled stack
   madvise,   // MADV_GUARD_INSTALL guard page (Linux 6.13+): no extra mapping
   mprotect,  // PROT_NONE guard page: costs one extra kernel mapping per stack
-  canary,    // a canary word checked at every switch (when mappings run out)
+  canary,    // a canary checked at every switch (when mappings run out)
 };
 const char* to_string(stack_guard_mode m) noexcept;
 

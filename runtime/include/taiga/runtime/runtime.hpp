@@ -104,7 +104,7 @@ class runtime {
   keep_alive_guard keep_alive() { return keep_alive_guard(*this); }
 
   /// The guard mechanism new stacks get in this process: madvise or mprotect
-  /// guard pages, or a canary word checked at every switch (where the kernel
+  /// guard pages, or a canary checked at every switch (where the kernel
   /// offers neither, or after a fallback, which is announced once on stderr).
   static stack_guard_mode stack_guard();
 
