@@ -29,7 +29,7 @@ struct exec_context {
   void* eh_caught = nullptr;
   std::uint32_t eh_uncaught = 0;
   std::uint8_t kind = 0;  // 0 thread, 1 tasklet, 2 fiber
-  bool canary = false;    // stack_lo's first 64 bytes kept zero, checked at each switch
+  bool canary = false;    // 64 zero bytes below the slot, checked at each switch
   // 48 bytes: every started tasklet has one in its tasklet_frame, on its own
   // stack. The entry function of a fresh context lives at the top of its own
   // stack (make_context), not here.
