@@ -169,18 +169,14 @@ std::size_t mprotect_budget() {
   return budget;
 }
 
-void unpoison([[maybe_unused]] const stack& s) {
-#if defined(TAIGA_SANITIZE_ADDRESS)
-  // Frames of the previous owner may have left poisoned redzones behind.
-  ASAN_UNPOISON_MEMORY_REGION(s.lo(), s.usable());
-#endif
-}
-
-// Every stack leaves the pool through here. A canary needs nothing: nothing
+// Every stack leaves the pool through here. Frames of the previous owner may
+// have left poisoned ASan redzones behind. A canary needs nothing: nothing
 // but an overflow writes it, and an overflow is reported at the owner's next
 // switch, its last included, before the stack can come back here.
 stack hand_out(stack s) {
-  unpoison(s);
+#if defined(TAIGA_SANITIZE_ADDRESS)
+  ASAN_UNPOISON_MEMORY_REGION(s.lo(), s.usable());
+#endif
   return s;
 }
 

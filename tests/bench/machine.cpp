@@ -66,14 +66,17 @@ char* fresh(std::size_t bytes) {
   auto a = (reinterpret_cast<std::uintptr_t>(raw) + chunk - 1) & ~(std::uintptr_t{chunk} - 1);
   return reinterpret_cast<char*>(a);
 }
-double first_touch_us(std::size_t bytes) {
-  char* p = fresh(bytes);
-  ::madvise(p, bytes, MADV_NOHUGEPAGE);
+// us per page for one write to each 4 KiB page of [p, p + bytes).
+double write_each_page_us(char* p, std::size_t bytes) {
   const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
   auto t0 = tb::clock_type::now();
   for (std::size_t off = 0; off < bytes; off += page) static_cast<volatile char*>(p)[off] = 1;
-  double us = tb::ns_since(t0) / 1000.0 / static_cast<double>(bytes / page);
-  return us;
+  return tb::ns_since(t0) / 1000.0 / static_cast<double>(bytes / page);
+}
+double first_touch_us(std::size_t bytes) {
+  char* p = fresh(bytes);
+  ::madvise(p, bytes, MADV_NOHUGEPAGE);
+  return write_each_page_us(p, bytes);
 }
 
 // ms per MiB, or a negative value (and why, on stderr) where the kernel
@@ -104,10 +107,7 @@ double touch_after_populate_us(std::size_t bytes) {
   char* p = fresh(bytes);
   ::madvise(p, bytes, MADV_NOHUGEPAGE);
   if (::madvise(p, bytes, MADV_POPULATE_WRITE) != 0) return -1;
-  const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-  auto t0 = tb::clock_type::now();
-  for (std::size_t off = 0; off < bytes; off += page) static_cast<volatile char*>(p)[off] = 1;
-  return tb::ns_since(t0) / 1000.0 / static_cast<double>(bytes / page);
+  return write_each_page_us(p, bytes);
 }
 
 static_assert(sizeof(std::atomic<std::uint32_t>) == 4 &&
