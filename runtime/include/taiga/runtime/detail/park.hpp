@@ -118,6 +118,21 @@ void finish_hand_off(const hand_off_ticket& ticket, bool next = false) noexcept;
 
 /// Raises the pending interruption of the calling tasklet.
 [[noreturn]] void throw_interrupt();
+/// True when the calling tasklet has a kill or throw_into pending that may
+/// be delivered now (not masked). False outside tasklets. One opaque call
+/// and one relaxed load: a park point checks the same flag again (P1), so a
+/// kill that lands just after this check is delivered there.
+bool interrupt_pending() noexcept;
+/// An interruption point for operations that complete without parking (a
+/// receive from a closed channel, a send into free buffer space, a lock
+/// taken uncontended): a tasklet that loops on such an operation would
+/// otherwise never see its kill (design/channels.md, "Interruption
+/// points"). Every channel, select and sync operation calls it first,
+/// before it changes any state, so a kill delivered here consumes nothing.
+inline void interruption_point() {
+  if (interrupt_pending()) [[unlikely]]
+    throw_interrupt();
+}
 /// Lets the tasklet a hand-off just woke run first (channel preference):
 /// yields without delivering a pending kill or throw_into, which stays
 /// pending for the next park point, because the hand-off already happened
