@@ -1,11 +1,18 @@
 // select.cpp: waiting on several channels at once (Go's selectgo, adapted).
 //
 // Protocol:
+//  0. Interruption point: a pending kill or throw_into is raised before
+//     anything moves, also when a case is ready at once.
 //  1. Order: the enabled cases' channels are locked all together in address
 //     order (duplicates once), which makes overlapping selects deadlock-free.
 //  2. Poll: cases are tried in a random order (fairness among ready cases,
 //     Go's pollorder); the first that can complete at once does, its channel
-//     partners are completed after the unlock, its handler runs.
+//     partners are completed after the unlock; with the channel's
+//     preference favouring the partner (-1 for a send, +1 for a receive) the
+//     select yields to it first, as send() and receive() do; then its
+//     handler runs. Send cases moved their values out of the caller's
+//     objects before the lock (a boxed T allocates); every case not chosen
+//     gives its value back.
 //  3. Default: with an on_default case and nothing ready, it runs instead.
 //  4. Park: one wait_point for the whole select, one node per case in each
 //     case's wait list. The first waker to claim the wait_point wins and
@@ -18,8 +25,10 @@
 // each other, since only a waker matches nodes and a parked select is not
 // running (Go's TestSelfSelect).
 #include <algorithm>
+#include <cstdint>
 #include <random>
 #include <taiga/channels/select.hpp>
+#include <utility>
 #include <vector>
 
 namespace taiga::detail {
@@ -44,10 +53,51 @@ struct locked_set {
   }
 };
 
+// The send cases that moved their values out of the caller's objects:
+// every one but the chosen case gives its value back, also when the select
+// throws (a kill while parked, a failed allocation in a later load()).
+// The first `count` indices of `order` are loaded.
+struct loaded_cases {
+  select_case** cases;
+  const std::vector<std::size_t>& order;
+  std::size_t count = 0;
+  std::size_t chosen = SIZE_MAX;
+  void give_back() {
+    std::size_t k = std::exchange(count, 0);
+    for (std::size_t j = 0; j < k; ++j)
+      if (order[j] != chosen) cases[order[j]]->unload();
+  }
+  ~loaded_cases() {
+    for (std::size_t j = 0; j < count; ++j) {
+      std::size_t i = order[j];
+      if (i == chosen) continue;
+      try {
+        cases[i]->unload();
+      } catch (...) {  // T's move assignment threw: the value is lost, not the error
+      }
+    }
+  }
+};
+
+// A select with nothing enabled and no default parks like Go's `select {}`:
+// until its deadline (select_timeout), a kill or a throw_into, or a deadlock
+// report. Nobody can wake it otherwise.
+std::size_t park_disabled(select_case** cases, std::size_t n,
+                          const std::chrono::steady_clock::time_point* deadline) {
+  wait_point wp;
+  chan_prepare_wait(wp, "select with no enabled case", cases,
+                    n > 0 ? cases[0]->where() : op_site::current());
+  wake_status ws = wait(wp, deadline);
+  if (ws == wake_status::interrupted) throw_interrupt();
+  return select_timeout;  // signaled cannot happen: no waker knows this wait
+}
+
 }  // namespace
 
 std::size_t run_select(select_case** cases, std::size_t n,
                        const std::chrono::steady_clock::time_point* deadline) {
+  // An interruption point first, before any value moves (step 0).
+  interruption_point();
   locked_set set;
   std::vector<std::size_t> order;
   std::size_t default_index = n;
@@ -61,36 +111,44 @@ std::size_t run_select(select_case** cases, std::size_t n,
       order.push_back(i);
     }
   }
+  if (order.empty() && default_index == n) return park_disabled(cases, n, deadline);
   std::sort(set.bases.begin(), set.bases.end());
   set.bases.erase(std::unique(set.bases.begin(), set.bases.end()), set.bases.end());
   // Random poll order (Fisher-Yates).
   for (std::size_t i = order.size(); i > 1; --i)
     std::swap(order[i - 1], order[select_random() % i]);
 
+  // Step 1: the send cases take their values (a boxed T allocates here, with
+  // no lock held); each one not chosen gives its value back at the end.
+  loaded_cases loaded{cases, order};
+  for (std::size_t i : order) {
+    cases[i]->load();
+    ++loaded.count;
+  }
+
   set.lock();
   for (std::size_t i : order) {
     if (cases[i]->try_now()) {
       set.unlock();
-      cases[i]->after_unlock();
+      if (cases[i]->after_unlock()) yield_keeping_interrupts();
+      loaded.chosen = i;
+      loaded.give_back();
       cases[i]->finish();
       return i;
     }
   }
   if (default_index < n) {
     set.unlock();
+    loaded.give_back();
     cases[default_index]->finish();
     return default_index;
   }
-  if (order.empty() && deadline == nullptr) {
-    set.unlock();
-    throw usage_error("taiga::select: every case is disabled and there is no default or timeout");
-  }
   wait_point wp;
   try {
-    prepare_wait(wp, "select", cases);
+    chan_prepare_wait(wp, "select", cases, cases[order.front()]->where());
   } catch (...) {
     set.unlock();
-    throw;
+    throw;  // `loaded` gives the values back
   }
   for (std::size_t i : order) cases[i]->park(wp, static_cast<std::uint32_t>(i));
   set.unlock();
@@ -105,9 +163,12 @@ std::size_t run_select(select_case** cases, std::size_t n,
   set.unlock();
   if (ws == wake_status::signaled) {
     std::size_t i = wp.tag;
+    loaded.chosen = i;
+    loaded.give_back();
     cases[i]->finish_woken();
     return i;
   }
+  loaded.give_back();
   if (ws == wake_status::interrupted) throw_interrupt();
   return select_timeout;
 }

@@ -94,7 +94,9 @@ TEST_P(selects, disabled_cases_are_ignored) {
                              }));
       EXPECT_EQ(i, 2u);
     }
-    EXPECT_THROW(taiga::select(on_receive(nil)), taiga::usage_error);
+    // Nothing enabled: it parks like Go's `select {}`, here until its timeout.
+    EXPECT_EQ(taiga::select_for(2ms, on_receive(nil), on_receive(guarded).when(false)),
+              taiga::select_timeout);
   });
 }
 
@@ -215,14 +217,14 @@ TEST_P(selects, chaotic_mix_of_selects_does_not_deadlock_or_lose_values) {
 // channel's receiver count.
 TEST_P(selects, close_wakes_several_parked_selects_and_receivers_cleanly) {
   rt().run([] {
-    channel<taiga::signal> done;
+    channel<taiga::unit> done;
     channel<int> other;
     std::vector<taiga::tasklet<bool>> ts;
     for (int k = 0; k < 6; ++k) {
       if (k % 2 == 0) {
         ts.push_back(taiga::spawn([done, other] {
           bool closed = false;
-          taiga::select(on_receive(done, [&](std::optional<taiga::signal> v) { closed = !v; }),
+          taiga::select(on_receive(done, [&](std::optional<taiga::unit> v) { closed = !v; }),
                         on_receive(other));
           return closed;
         }));

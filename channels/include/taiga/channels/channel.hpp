@@ -9,19 +9,35 @@
 #include <iterator>
 #include <memory>
 #include <optional>
+#include <taiga/channels/detail/deadline.hpp>
 #include <taiga/channels/status.hpp>
 #include <taiga/runtime/detail/park.hpp>
 #include <taiga/runtime/errors.hpp>
+#include <taiga/runtime/source_location.hpp>
 #include <taiga/runtime/this_tasklet.hpp>
 #include <type_traits>
 #include <utility>
 
 namespace taiga {
 
-/// The value of a channel that only signals (a "void" channel):
-/// `taiga::channel<taiga::signal> ready; ready.send({});`.
-struct signal {
-  friend bool operator==(signal, signal) noexcept { return true; }
+/// The value of a channel that only signals (Go's `chan struct{}`):
+/// `taiga::channel<taiga::unit> ready; ready.send({});`. Not named `signal`,
+/// which `using namespace taiga;` would make collide with <csignal>'s.
+struct unit {
+  friend bool operator==(unit, unit) noexcept { return true; }
+};
+
+/// What a receive that reports its status returns: the value (when `status`
+/// is ok) and why nothing came otherwise (closed, timeout, would_block).
+/// `auto [v, st] = ch.receive_for(10ms);` binds both; `if (r) use(*r);`.
+template <class T>
+struct received {
+  std::optional<T> value;
+  channel_status status = channel_status::ok;
+  explicit operator bool() const noexcept { return status == channel_status::ok; }
+  T& operator*() & noexcept { return *value; }
+  T&& operator*() && noexcept { return std::move(*value); }
+  T* operator->() noexcept { return &*value; }
 };
 
 template <class T>
@@ -30,19 +46,67 @@ template <class T>
 struct select_access;
 template <class T, class F>
 class receive_case;
-template <class T, class F>
+template <class T, class F, bool Refers>
 class send_case;
 
 namespace detail {
+
+/// How a channel keeps a T: as itself when its moves cannot throw (nothing
+/// under a channel lock may throw, C7), else boxed in a unique_ptr, whose
+/// moves cannot: the box is made before the lock is taken and opened after
+/// it is released, the only steps where T's own move runs.
+template <class T>
+inline constexpr bool chan_boxed =
+    !(std::is_nothrow_move_constructible_v<T> && std::is_nothrow_move_assignable_v<T>);
+template <class T>
+using chan_stored = std::conditional_t<chan_boxed<T>, std::unique_ptr<T>, T>;
 
 /// What travels through a channel: a value, or an exception for the
 /// receiver to throw (send_exception).
 template <class T>
 struct chan_item {
-  std::optional<T> value;
+  std::optional<chan_stored<T>> value;
   std::exception_ptr error;
+
+  /// Takes the caller's value (moves it; boxes it if T's moves may throw).
+  static chan_item of(T&& v) {
+    if constexpr (chan_boxed<T>) {
+      return chan_item{std::make_unique<T>(std::move(v)), nullptr};
+    } else {
+      return chan_item{std::move(v), nullptr};
+    }
+  }
+  /// Gives a value that was not sent back to the caller's object.
+  void give_back(T& v) {
+    if (!value) return;
+    if constexpr (chan_boxed<T>) {
+      v = std::move(**value);
+    } else {
+      v = std::move(*value);
+    }
+    value.reset();
+  }
+  /// The value, out of its box.
+  std::optional<T> open() {
+    if (!value) return std::nullopt;
+    if constexpr (chan_boxed<T>) {
+      return std::optional<T>(std::move(**value));
+    } else {
+      return std::optional<T>(std::move(*value));
+    }
+  }
 };
 
+/// Whether a parked waiter still waits: nobody has claimed its wait point
+/// (a waker, its timeout, a kill, a throw_into, another case of its
+/// select). A node whose waiter no longer waits stays linked until its
+/// owner's cleanup or the next waker drops it; it must not count (A1 of
+/// design/channels.md): queries skip it.
+inline bool chan_waiting(const wait_point& w) noexcept {
+  const std::atomic<std::uint32_t>& word = w.tasklet ? w.tasklet->wait_word : w.word;
+  std::uint32_t v = word.load(std::memory_order_acquire);
+  return v != ww_idle && (v & ww_claimed) == 0;
+}
 /// One parked send or receive, in the waiting tasklet's frame. A select
 /// parks one node per case, all sharing one wait_point: the first waker to
 /// claim it wins, the other nodes are unlinked by the select afterwards.
@@ -90,6 +154,22 @@ struct chan_list {
     n->next = n->prev = nullptr;
     n->linked = false;
     --size;
+  }
+  /// Unlinks the nodes whose waiters no longer wait and returns how many
+  /// still do: O(parked). A dropped node's owner finds it unlinked, which
+  /// its own cleanup (remove) allows.
+  std::size_t live() noexcept {
+    for (chan_node* n = head; n;) {
+      chan_node* next = n->next;
+      if (!chan_waiting(*n->wp)) remove(n);
+      n = next;
+    }
+    return size;
+  }
+  /// Whether any node's waiter still waits; drops dead nodes at the head.
+  bool any_live() noexcept {
+    while (head && !chan_waiting(*head->wp)) remove(head);
+    return head != nullptr;
   }
   /// Unlinks and returns the first node whose waiter this caller could claim,
   /// dropping nodes whose waiters already woke for another reason.
@@ -171,6 +251,24 @@ struct chan_wake_list {
   }
 };
 
+/// The user's call site of a channel or select operation, for the deadlock
+/// report: a defaulted trailing parameter of every operation that may park.
+/// One pointer where std::source_location is one (g++); elsewhere (clang 14,
+/// the TSan build) the location's fields, interned only when a wait parks,
+/// so that an operation that does not park never pays the lookup.
+#if TAIGA_STD_SOURCE_LOCATION
+using op_site = call_site;
+#else
+using op_site = taiga::source_location;
+#endif
+
+/// Arms a channel or select wait, recording the user's call site for the
+/// deadlock report.
+inline void chan_prepare_wait(wait_point& wp, const char* what, const void* object, op_site at) {
+  (void)at;
+  prepare_wait(wp, what, object);
+}
+
 /// Type-independent part of a channel, used by select to lock channels of
 /// different types in one (address) order.
 struct chan_base {
@@ -186,11 +284,22 @@ struct chan_base {
 
 /// A typed channel with Stackless semantics. It is a handle: copies share
 /// one channel, and the channel lives while any handle does, so tasklets can
-/// capture channels by value. A default-constructed handle is "nil" (like
-/// Go's nil channel): select treats its cases as disabled.
+/// capture channels by value. Operations are const: a handle is only a
+/// reference, so a lambda that captured one by value need not be `mutable`.
+/// A default-constructed handle is a new rendezvous channel; `nil()` makes a
+/// handle to no channel (Go's nil channel), whose select cases are disabled.
 ///
 /// Capacity 0 (the default) is a rendezvous: send() parks until a receiver
 /// takes the value. Capacity N buffers N values (FIFO).
+///
+/// T is any move-constructible, move-assignable type. When its moves may
+/// throw (std::deque, say), the channel boxes each value (one allocation per
+/// send), because nothing may throw under the channel's lock.
+///
+/// A value whose send did not succeed stays with the caller: send(T&&) and
+/// its try/timed forms leave the argument untouched unless they return ok,
+/// also when they throw (a kill). A move-only resource (a socket, a
+/// unique_ptr) is never lost to a closed channel or a timeout.
 ///
 /// Closing (close()): no new values are accepted; values already buffered or
 /// offered by parked senders are still delivered, in order; after that
@@ -199,70 +308,105 @@ struct chan_base {
 /// is buffered or offered) with "closed", instead of leaving them blocked;
 /// parked senders are not woken: their offers stay drainable. A parked
 /// sender or receiver that is killed or times out leaves the channel: its
-/// value stays with it. Every value is delivered exactly once.
+/// value stays with it, and from the moment its wait was claimed it no
+/// longer counts in balance() or closed(). Every value is delivered exactly
+/// once.
+///
+/// Every operation that sends or receives is an interruption point, whether
+/// or not it parks: a pending kill() or throw_into() is delivered before the
+/// operation changes anything, so a loop on a closed channel stays killable.
 ///
 /// Preference (Stackless): who runs first when an operation finds a partner
 /// parked. -1 (default): the receiver; a sender hands its value over and
 /// yields so the receiver runs now (on the sender's worker). +1: the sender;
 /// a receiver that takes a parked sender's value yields to it. 0: neither,
 /// the caller continues and the partner is queued. The woken partner is
-/// queued on the caller's worker, whichever worker it parked on.
+/// queued on the caller's worker, whichever worker it parked on. select
+/// follows the same rule.
 template <class T>
 class channel {
-  // Values move under the channel's lock after a partner was claimed: a move
-  // that threw there would leave the lock held and the partner parked.
-  static_assert(std::is_nothrow_move_constructible_v<T> && std::is_nothrow_move_assignable_v<T>,
-                "channel<T> needs a T whose move constructor and move assignment are noexcept");
+  static_assert(std::is_move_constructible_v<T> && std::is_move_assignable_v<T>,
+                "channel<T> needs a T that can be move-constructed and move-assigned");
+  static_assert(!std::is_reference_v<T> && !std::is_const_v<T>,
+                "channel<T> carries values: T must not be a reference or const");
 
  public:
   using value_type = T;
+  using site = detail::op_site;
 
-  /// A new channel; capacity 0 = rendezvous.
-  explicit channel(std::size_t capacity = 0) : s_(std::make_shared<state>()) {
+  /// A new channel; capacity 0 = rendezvous. `channel<T> ch;`, `ch{}`,
+  /// `ch(0)` and `ch(16)` all make one.
+  channel() : channel(std::size_t{0}) {}
+  explicit channel(std::size_t capacity) : s_(std::make_shared<state>()) {
     s_->capacity = capacity;
     s_->buffer.reserve_capacity(capacity);
   }
-  /// A nil handle (no channel).
-  static channel nil() { return channel(nullptr); }
+  /// A nil handle (no channel): its select cases are disabled; any other
+  /// operation on it is a bug.
+  static channel nil() { return channel(nil_tag{}); }
+
+  // ---- send ---------------------------------------------------------------
 
   /// Hands `v` to a receiver, parking until one takes it (rendezvous) or
-  /// until buffer space frees up. Returns channel_status::closed (and keeps
-  /// nothing) if the channel is closing. @suspends yes @threadsafe
-  [[nodiscard]] channel_status send(T v) {
-    return put(item{std::move(v), nullptr}, nullptr, false);
+  /// until buffer space frees up. Returns channel_status::closed if the
+  /// channel is closing; then `v` is untouched. @suspends yes @threadsafe
+  [[nodiscard]] channel_status send(T&& v, site at = site::current()) const {
+    return send_value(v, nullptr, false, at);
+  }
+  [[nodiscard]] channel_status send(const T& v, site at = site::current()) const {
+    T copy(v);
+    return send_value(copy, nullptr, false, at);
   }
   /// Like send() but never parks: would_block if no receiver or space.
-  [[nodiscard]] channel_status try_send(T v) {
-    return put(item{std::move(v), nullptr}, nullptr, true);
+  [[nodiscard]] channel_status try_send(T&& v) const {
+    return send_value(v, nullptr, true, site::current());
   }
+  [[nodiscard]] channel_status try_send(const T& v) const {
+    T copy(v);
+    return send_value(copy, nullptr, true, site::current());
+  }
+  /// Like send() with a deadline: timeout if nobody took `v` in time (then
+  /// `v` is untouched). Any clock.
   template <class Rep, class Period>
-  [[nodiscard]] channel_status try_send_for(T v, std::chrono::duration<Rep, Period> d) {
-    return try_send_until(std::move(v),
-                          std::chrono::steady_clock::now() +
-                              std::chrono::ceil<std::chrono::steady_clock::duration>(d));
+  [[nodiscard]] channel_status send_for(T&& v, std::chrono::duration<Rep, Period> d,
+                                        site at = site::current()) const {
+    auto t = detail::deadline_after(d);
+    return send_value(v, &t, false, at);
   }
-  [[nodiscard]] channel_status try_send_until(T v, std::chrono::steady_clock::time_point t) {
-    return put(item{std::move(v), nullptr}, &t, false);
+  template <class Clock, class Duration>
+  [[nodiscard]] channel_status send_until(T&& v, std::chrono::time_point<Clock, Duration> tp,
+                                          site at = site::current()) const {
+    auto t = detail::to_steady(tp);
+    return send_value(v, &t, false, at);
   }
-  /// The receiver's receive() throws `e` (Stackless send_exception).
-  [[nodiscard]] channel_status send_exception(std::exception_ptr e) {
-    return put(item{std::nullopt, std::move(e)}, nullptr, false);
+  /// The receiver's receive() throws `e` (Stackless send_exception). The
+  /// caller's `e` is untouched whatever the outcome.
+  [[nodiscard]] channel_status send_exception(const std::exception_ptr& e,
+                                              site at = site::current()) const {
+    detail::interruption_point();
+    item it{std::nullopt, e};
+    return put(it, nullptr, false, at);
   }
   template <class E>
-  [[nodiscard]] channel_status send_exception(E e) {
-    return send_exception(std::make_exception_ptr(std::move(e)));
+  [[nodiscard]] channel_status send_exception(E e, site at = site::current()) const {
+    return send_exception(std::make_exception_ptr(std::move(e)), at);
   }
   /// Sends every element of `r` in order; returns how many were sent
-  /// (fewer if the channel closed).
+  /// (fewer if the channel closed). From an rvalue range of T the elements
+  /// are moved, and the unsent tail (the element that met the closed
+  /// channel included) is left untouched in `r`.
   template <class Range>
-  std::size_t send_sequence(Range&& r) {
+  std::size_t send_sequence(Range&& r, site at = site::current()) const {
     std::size_t n = 0;
     for (auto&& v : r) {
       channel_status st;
-      if constexpr (std::is_rvalue_reference_v<Range&&>) {
-        st = send(T(std::move(v)));  // the range is ours to consume
+      if constexpr (std::is_rvalue_reference_v<Range&&> &&
+                    std::is_same_v<std::remove_cvref_t<decltype(v)>, T> &&
+                    !std::is_const_v<std::remove_reference_t<decltype(v)>>) {
+        st = send_value(v, nullptr, false, at);  // the range is ours to consume
       } else {
-        st = send(T(v));
+        T copy(v);
+        st = send_value(copy, nullptr, false, at);
       }
       if (st != channel_status::ok) break;
       ++n;
@@ -270,37 +414,43 @@ class channel {
     return n;
   }
 
+  // ---- receive ------------------------------------------------------------
+
   /// Takes the next value, parking until there is one. std::nullopt once the
   /// channel is closed and drained. Throws what send_exception() sent.
   /// @suspends yes @threadsafe
-  std::optional<T> receive() { return take(nullptr, false).first; }
-  /// Never parks: nullopt if nothing is ready (see try_receive_status).
-  std::optional<T> try_receive() { return take(nullptr, true).first; }
+  std::optional<T> receive(site at = site::current()) const {
+    return take(nullptr, false, at).value;
+  }
+  /// Never parks: nullopt if nothing is ready (try_receive_status says why).
+  std::optional<T> try_receive() const { return take(nullptr, true, site::current()).value; }
+  /// The receive forms that say why nothing came (closed, timeout,
+  /// would_block). The timed ones take a duration or any clock's time point.
+  received<T> receive_status(site at = site::current()) const { return take(nullptr, false, at); }
+  received<T> try_receive_status() const { return take(nullptr, true, site::current()); }
   template <class Rep, class Period>
-  std::optional<T> try_receive_for(std::chrono::duration<Rep, Period> d) {
-    return try_receive_until(std::chrono::steady_clock::now() +
-                             std::chrono::ceil<std::chrono::steady_clock::duration>(d));
+  received<T> receive_for(std::chrono::duration<Rep, Period> d, site at = site::current()) const {
+    auto t = detail::deadline_after(d);
+    return take(&t, false, at);
   }
-  std::optional<T> try_receive_until(std::chrono::steady_clock::time_point t) {
-    return take(&t, false).first;
-  }
-  /// The receive forms that also say why nothing came (closed, timeout,
-  /// would_block).
-  std::pair<std::optional<T>, channel_status> receive_status() { return take(nullptr, false); }
-  std::pair<std::optional<T>, channel_status> try_receive_status() { return take(nullptr, true); }
-  std::pair<std::optional<T>, channel_status> receive_status_until(
-      std::chrono::steady_clock::time_point t) {
-    return take(&t, false);
+  template <class Clock, class Duration>
+  received<T> receive_until(std::chrono::time_point<Clock, Duration> tp,
+                            site at = site::current()) const {
+    auto t = detail::to_steady(tp);
+    return take(&t, false, at);
   }
 
-  /// Stops accepting values; see the class comment. Idempotent.
-  void close() {
+  // ---- state ----------------------------------------------------------------
+
+  /// Stops accepting values; see the class comment. Idempotent. Not an
+  /// interruption point (cleanup code calls it).
+  void close() const {
     detail::chan_wake_list woken;
     {
       std::lock_guard lk(s_->lock);
       if (s_->closing) return;
       s_->closing = true;
-      if (s_->buffer.empty() && s_->senders.size == 0) wake_receivers_closed(woken);
+      if (s_->buffer.empty() && !s_->senders.any_live()) wake_receivers_closed(woken);
     }
     woken.complete_all();
   }
@@ -309,28 +459,35 @@ class channel {
     std::lock_guard lk(s_->lock);
     return s_->closing;
   }
-  /// Closing and nothing left to drain.
+  /// Closing and nothing left to drain (a parked sender that was killed or
+  /// timed out has nothing left to offer).
   bool closed() const {
     std::lock_guard lk(s_->lock);
-    return s_->closing && s_->buffer.empty() && s_->senders.size == 0;
+    return s_->closing && s_->buffer.empty() && !s_->senders.any_live();
   }
   /// Parked senders (positive) or parked receivers (negative), Stackless's
-  /// balance. Buffered values are not counted.
+  /// balance. Buffered values are not counted, nor waiters whose wait was
+  /// already claimed (killed, timed out, or a select that another case
+  /// won). O(parked waiters).
   long balance() const {
     std::lock_guard lk(s_->lock);
-    return static_cast<long>(s_->senders.size) - static_cast<long>(s_->receivers.size);
+    return static_cast<long>(s_->senders.live()) - static_cast<long>(s_->receivers.live());
   }
   std::size_t size() const {
     std::lock_guard lk(s_->lock);
     return s_->buffer.size();
   }
   std::size_t capacity() const { return s_->capacity; }
-  int preference() const { return s_->preference; }
-  void set_preference(int p) {
+  int preference() const {
+    std::lock_guard lk(s_->lock);
+    return s_->preference;
+  }
+  void set_preference(int p) const {
     std::lock_guard lk(s_->lock);
     s_->preference = p < 0 ? -1 : (p > 0 ? 1 : 0);
   }
 
+  /// False for a nil handle.
   explicit operator bool() const noexcept { return s_ != nullptr; }
   friend bool operator==(const channel& a, const channel& b) noexcept { return a.s_ == b.s_; }
 
@@ -340,7 +497,7 @@ class channel {
     using value_type = T;
     using difference_type = std::ptrdiff_t;
     iterator() = default;
-    explicit iterator(channel* c) : c_(c) { ++*this; }
+    explicit iterator(const channel* c) : c_(c) { ++*this; }
     T& operator*() { return *cur_; }
     iterator& operator++() {
       cur_ = c_->receive();
@@ -350,35 +507,56 @@ class channel {
     bool operator==(std::default_sentinel_t) const { return !cur_.has_value(); }
 
    private:
-    channel* c_ = nullptr;
+    const channel* c_ = nullptr;
     std::optional<T> cur_;
   };
-  iterator begin() { return iterator(this); }
-  std::default_sentinel_t end() { return {}; }
+  iterator begin() const { return iterator(this); }
+  std::default_sentinel_t end() const { return {}; }
 
  private:
   friend struct select_access<T>;
   template <class U, class F>
   friend class receive_case;
-  template <class U, class F>
+  template <class U, class F, bool R>
   friend class send_case;
   using item = detail::chan_item<T>;
   struct state : detail::chan_base {
     detail::chan_ring<item> buffer;
   };
-  explicit channel(std::nullptr_t) {}
+  struct nil_tag {};
+  explicit channel(nil_tag) {}
 
   // With the lock held: wakes every parked receiver with "closed" (the
   // caller completes them after unlocking, in `woken`'s order).
-  void wake_receivers_closed(detail::chan_wake_list& woken) {
+  void wake_receivers_closed(detail::chan_wake_list& woken) const {
     while (detail::chan_node* n = s_->receivers.claim_first()) {
       n->result = channel_status::closed;
       woken.push(n);
     }
   }
 
-  // Hands `it` over, buffers it, or parks. Lock order: only this channel.
-  channel_status put(item it, const std::chrono::steady_clock::time_point* deadline, bool nowait) {
+  // Every send of a value: an interruption point first (nothing moved
+  // yet), then the value moves into an item, and back into `v` unless it
+  // was sent (a failure status, or an exception: a kill while parked).
+  channel_status send_value(T& v, const std::chrono::steady_clock::time_point* deadline,
+                            bool nowait, site at) const {
+    detail::interruption_point();
+    item it = item::of(std::move(v));
+    channel_status st;
+    try {
+      st = put(it, deadline, nowait, at);
+    } catch (...) {
+      it.give_back(v);
+      throw;
+    }
+    if (st != channel_status::ok) it.give_back(v);
+    return st;
+  }
+
+  // Hands `it` over, buffers it, or parks. On any outcome but ok, `it` still
+  // holds what it held. Lock order: only this channel.
+  channel_status put(item& it, const std::chrono::steady_clock::time_point* deadline, bool nowait,
+                     site at) const {
     state& s = *s_;
     s.lock.lock();
     if (s.closing) {
@@ -422,7 +600,7 @@ class channel {
     }
     detail::wait_point wp;
     try {
-      detail::prepare_wait(wp, "channel send", &s);
+      detail::chan_prepare_wait(wp, "channel send", &s, at);
     } catch (...) {
       s.lock.unlock();
       throw;
@@ -442,13 +620,14 @@ class channel {
     return channel_status::timeout;
   }
 
-  std::pair<std::optional<T>, channel_status> deliver(item&& it) {
+  static received<T> deliver(item&& it) {
     if (it.error) std::rethrow_exception(it.error);
-    return {std::move(it.value), channel_status::ok};
+    return {it.open(), channel_status::ok};
   }
 
-  std::pair<std::optional<T>, channel_status> take(
-      const std::chrono::steady_clock::time_point* deadline, bool nowait) {
+  received<T> take(const std::chrono::steady_clock::time_point* deadline, bool nowait,
+                   site at) const {
+    detail::interruption_point();
     state& s = *s_;
     s.lock.lock();
     if (!s.buffer.empty()) {
@@ -461,7 +640,7 @@ class channel {
         snd->result = channel_status::ok;
       }
       detail::chan_wake_list woken;
-      if (s.closing && s.buffer.empty() && s.senders.size == 0) wake_receivers_closed(woken);
+      if (s.closing && s.buffer.empty() && !s.senders.any_live()) wake_receivers_closed(woken);
       s.lock.unlock();
       if (snd) detail::complete(*snd->wp);
       woken.complete_all();
@@ -488,7 +667,7 @@ class channel {
       }
       int pref = s.preference;
       detail::chan_wake_list woken;
-      if (s.closing && s.senders.size == 0) wake_receivers_closed(woken);
+      if (s.closing && !s.senders.any_live()) wake_receivers_closed(woken);
       s.lock.unlock();
       if (claimed) {
         detail::complete(*claimed, /*next=*/pref > 0);
@@ -509,7 +688,7 @@ class channel {
     }
     detail::wait_point wp;
     try {
-      detail::prepare_wait(wp, "channel receive", &s);
+      detail::chan_prepare_wait(wp, "channel receive", &s, at);
     } catch (...) {
       s.lock.unlock();
       throw;

@@ -21,24 +21,28 @@ namespace detail {
 
 /// The interface select drives. Calls marked "locked" run with the case's
 /// channel locked (all channels of a select are locked together, in address
-/// order).
+/// order); the others with no channel locked.
 struct select_case {
   virtual ~select_case() = default;
   virtual chan_base* base() noexcept = 0;  // nullptr: disabled (nil channel, false guard)
   virtual bool is_default() const noexcept { return false; }
+  virtual void load() {}                                       // before locking: take the value
+  virtual void unload() {}                                     // not chosen: give it back
   virtual bool try_now() = 0;                                  // locked: done at once?
   virtual void park(wait_point& wp, std::uint32_t index) = 0;  // locked
   virtual void unpark() noexcept = 0;                          // locked: leave the wait list
-  virtual void after_unlock() noexcept {}  // complete a partner woken by try_now
-  virtual void finish() = 0;               // unlocked: the chosen case's handler
-  virtual void finish_woken() = 0;         // unlocked: chosen by a waker
+  // Completes a partner woken by try_now; true: yield to it before the
+  // handler runs (the channel's preference, as for plain operations).
+  virtual bool after_unlock() noexcept { return false; }
+  virtual void finish() = 0;                   // the chosen case's handler
+  virtual void finish_woken() = 0;             // the same, chosen by a waker
+  virtual op_site where() const noexcept = 0;  // the user's call site (deadlock report)
 };
 
 std::uint64_t select_random() noexcept;
 
-}  // namespace detail
-
-namespace detail {
+template <bool Never = false>
+inline constexpr bool named_case_when = Never;
 
 /// What a receive case and a send case share (CRTP: `Case` is the case
 /// class): the channel, the guard, the node a parked case links into one of
@@ -52,6 +56,13 @@ class channel_case : public select_case {
     enabled_ = guard;
     return std::move(static_cast<Case&>(*this));
   }
+  template <bool Never = false>
+  void when(bool) & {
+    static_assert(named_case_when<Never>,
+                  "taiga: .when(guard) applies to a case as it is built: "
+                  "select(on_receive(ch, fn).when(guard), ...); for a case in a variable "
+                  "write std::move(c).when(guard)");
+  }
   chan_base* base() noexcept override { return enabled_ && ch_ ? chan() : nullptr; }
   void park(wait_point& wp, std::uint32_t index) override {
     node_.wp = &wp;
@@ -61,24 +72,29 @@ class channel_case : public select_case {
     list().push(&node_);
   }
   void unpark() noexcept override { list().remove(&node_); }
-  void after_unlock() noexcept override {
-    if (partner_) complete(*partner_->wp);
+  bool after_unlock() noexcept override {
+    if (!partner_) return false;
+    complete(*partner_->wp, yield_);
+    return yield_;
   }
   void finish() override { static_cast<Case*>(this)->run(); }
   void finish_woken() override {
     status_ = node_.result;
     static_cast<Case*>(this)->run();
   }
+  op_site where() const noexcept override { return at_; }
 
  protected:
   using item = chan_item<T>;
-  explicit channel_case(channel<T> ch) : ch_(std::move(ch)) {}
+  channel_case(channel<T> ch, op_site at) : ch_(std::move(ch)), at_(at) {}
   auto* state() { return select_access<T>::state(ch_); }
   chan_base* chan() { return state(); }
   chan_list& list() { return Sends ? chan()->senders : chan()->receivers; }
 
   channel<T> ch_;
+  op_site at_;
   bool enabled_ = true;
+  bool yield_ = false;  // try_now handed over with a partner the preference favours
   chan_node node_;
   chan_node* partner_ = nullptr;
   channel_status status_ = channel_status::ok;
@@ -92,9 +108,14 @@ class receive_case final : public detail::channel_case<T, receive_case<T, F>, fa
   friend base_t;
   using base_t::partner_;
   using base_t::status_;
+  using base_t::yield_;
+  static_assert(std::is_invocable_v<F&, std::optional<T>> || std::is_invocable_v<F&>,
+                "taiga: on_receive(ch, fn): fn must take a std::optional<T> of the channel's T "
+                "(std::nullopt: the channel is closed), or nothing");
 
  public:
-  receive_case(channel<T> ch, F fn) : base_t(std::move(ch)), fn_(std::move(fn)) {}
+  receive_case(channel<T> ch, F fn, detail::op_site at)
+      : base_t(std::move(ch), at), fn_(std::move(fn)) {}
   bool try_now() override {
     auto& s = *this->state();
     if (!s.buffer.empty()) {
@@ -111,6 +132,7 @@ class receive_case final : public detail::channel_case<T, receive_case<T, F>, fa
       got_ = std::move(*static_cast<item*>(partner_->item));
       partner_->result = channel_status::ok;
       status_ = channel_status::ok;
+      yield_ = s.preference > 0;  // +1: the sender runs first, as in receive()
       return true;
     }
     if (s.closing) {
@@ -125,9 +147,9 @@ class receive_case final : public detail::channel_case<T, receive_case<T, F>, fa
   item* slot() { return &got_; }
   void run() {
     if (status_ == channel_status::ok && got_.error) std::rethrow_exception(got_.error);
-    if constexpr (std::is_invocable_v<F, std::optional<T>>) {
+    if constexpr (std::is_invocable_v<F&, std::optional<T>>) {
       if (status_ == channel_status::ok) {
-        fn_(std::move(got_.value));
+        fn_(got_.open());
       } else {
         fn_(std::optional<T>());
       }
@@ -139,16 +161,27 @@ class receive_case final : public detail::channel_case<T, receive_case<T, F>, fa
   item got_;
 };
 
-template <class T, class F>
-class send_case final : public detail::channel_case<T, send_case<T, F>, true> {
-  using base_t = detail::channel_case<T, send_case<T, F>, true>;
+/// A send case. `Refers`: made from an rvalue T, it refers to the caller's
+/// object and moves the value out only while the select runs, giving it
+/// back unless this case is the one chosen; otherwise it owns a copy.
+template <class T, class F, bool Refers>
+class send_case final : public detail::channel_case<T, send_case<T, F, Refers>, true> {
+  using base_t = detail::channel_case<T, send_case<T, F, Refers>, true>;
   friend base_t;
   using base_t::partner_;
   using base_t::status_;
+  using base_t::yield_;
+  static_assert(std::is_invocable_v<F&, channel_status> || std::is_invocable_v<F&>,
+                "taiga: on_send(ch, v, fn): fn must take a taiga::channel_status (ok or closed), "
+                "or nothing");
 
  public:
-  send_case(channel<T> ch, T v, F fn)
-      : base_t(std::move(ch)), offer_{std::move(v), nullptr}, fn_(std::move(fn)) {}
+  using source = std::conditional_t<Refers, T*, T>;
+  send_case(channel<T> ch, source v, F fn, detail::op_site at)
+      : base_t(std::move(ch), at), v_(std::move(v)), fn_(std::move(fn)) {}
+  static constexpr bool refers = Refers;
+  void load() override { offer_ = item::of(std::move(value())); }
+  void unload() override { offer_.give_back(value()); }
   bool try_now() override {
     auto& s = *this->state();
     if (s.closing) {
@@ -157,12 +190,15 @@ class send_case final : public detail::channel_case<T, send_case<T, F>, true> {
     }
     if ((partner_ = s.receivers.claim_first())) {
       *static_cast<item*>(partner_->item) = std::move(offer_);
+      offer_.value.reset();
       partner_->result = channel_status::ok;
       status_ = channel_status::ok;
+      yield_ = s.preference < 0;  // -1: the receiver runs first, as in send()
       return true;
     }
     if (s.buffer.size() < s.capacity) {
       s.buffer.push_back(std::move(offer_));
+      offer_.value.reset();
       status_ = channel_status::ok;
       return true;
     }
@@ -171,14 +207,24 @@ class send_case final : public detail::channel_case<T, send_case<T, F>, true> {
 
  private:
   using item = detail::chan_item<T>;
+  T& value() {
+    if constexpr (Refers) {
+      return *v_;
+    } else {
+      return v_;
+    }
+  }
   item* slot() { return &offer_; }
   void run() {
-    if constexpr (std::is_invocable_v<F, channel_status>) {
+    // Closed: the value was not sent; it goes back before the handler runs.
+    if (status_ != channel_status::ok) unload();
+    if constexpr (std::is_invocable_v<F&, channel_status>) {
       fn_(status_);
     } else {
       fn_();
     }
   }
+  source v_;
   item offer_;
   F fn_;
 };
@@ -186,7 +232,7 @@ class send_case final : public detail::channel_case<T, send_case<T, F>, true> {
 template <class F>
 class default_case final : public detail::select_case {
  public:
-  explicit default_case(F fn) : fn_(std::move(fn)) {}
+  default_case(F fn, detail::op_site at) : fn_(std::move(fn)), at_(at) {}
   detail::chan_base* base() noexcept override { return nullptr; }
   bool is_default() const noexcept override { return true; }
   bool try_now() override { return false; }
@@ -194,9 +240,11 @@ class default_case final : public detail::select_case {
   void unpark() noexcept override {}
   void finish() override { fn_(); }
   void finish_woken() override { fn_(); }
+  detail::op_site where() const noexcept override { return at_; }
 
  private:
   F fn_;
+  detail::op_site at_;
 };
 
 template <class T>
@@ -211,47 +259,81 @@ struct nothing {
 
 /// A receive case: `fn(std::optional<T>)` (nullopt: closed) or `fn()`.
 template <class T, class F = nothing>
-receive_case<T, F> on_receive(channel<T> ch, F fn = {}) {
-  return receive_case<T, F>(std::move(ch), std::move(fn));
+receive_case<T, F> on_receive(const channel<T>& ch, F fn = {},
+                              detail::op_site at = detail::op_site::current()) {
+  return receive_case<T, F>(ch, std::move(fn), at);
 }
 /// A send case: `fn(channel_status)` (ok or closed) or `fn()`.
+///
+/// Given an rvalue of T (`on_send(ch, std::move(p))`), the case refers to
+/// that object: the value leaves it only if this case is chosen and sends;
+/// when another case wins, the select times out or throws, or the channel
+/// is closed, the object still holds its value (a move-only resource is not
+/// lost). Build such a case inside the select call, as the examples do: a
+/// case kept in a variable must not outlive the object it refers to.
+/// Given anything else (an lvalue, a value of another type), the case owns
+/// a T made from it.
 template <class T, class U, class F = nothing>
-send_case<T, F> on_send(channel<T> ch, U&& v, F fn = {}) {
-  return send_case<T, F>(std::move(ch), T(std::forward<U>(v)), std::move(fn));
+auto on_send(const channel<T>& ch, U&& v, F fn = {},
+             detail::op_site at = detail::op_site::current()) {
+  if constexpr (std::is_same_v<std::remove_cvref_t<U>, T> && !std::is_lvalue_reference_v<U> &&
+                !std::is_const_v<std::remove_reference_t<U>>) {
+    return send_case<T, F, true>(ch, &v, std::move(fn), at);
+  } else {
+    return send_case<T, F, false>(ch, T(std::forward<U>(v)), std::move(fn), at);
+  }
 }
 /// Taken when no other case is ready at once: the select never parks.
 template <class F = nothing>
-default_case<F> on_default(F fn = {}) {
-  return default_case<F>(std::move(fn));
+default_case<F> on_default(F fn = {}, detail::op_site at = detail::op_site::current()) {
+  return default_case<F>(std::move(fn), at);
 }
 
 namespace detail {
 std::size_t run_select(select_case** cases, std::size_t n,
                        const std::chrono::steady_clock::time_point* deadline);
-}
+
+template <class C>
+inline constexpr bool refers_case = false;
+template <class T, class F>
+inline constexpr bool refers_case<send_case<T, F, true>> = true;
+template <class... Cases>
+inline constexpr bool cases_ok = (!(refers_case<std::remove_cvref_t<Cases>> &&
+                                    std::is_lvalue_reference_v<Cases>)&&...);
+}  // namespace detail
 
 /// Waits on any mix of send and receive cases over channels of any types
 /// and runs the handler of the one that completes; returns its index. Among
 /// cases ready at once, one is chosen at random (fairness). With an
 /// on_default case the select never parks. Channels are locked in address
-/// order, so selects over overlapping channels cannot deadlock.
+/// order, so selects over overlapping channels cannot deadlock. A select
+/// whose cases are all disabled (nil channels, false guards) and that has no
+/// default parks until its timeout, a kill or a throw_into, like Go's
+/// `select {}` (the deadlock report says "select with no enabled case").
+/// An interruption point, whether or not it parks.
 /// @suspends yes (unless it has a default case) @threadsafe
 template <class... Cases>
 std::size_t select(Cases&&... cs) {
+  static_assert(detail::cases_ok<Cases...>,
+                "taiga::select: a send case made from an rvalue refers to that object; pass it "
+                "as an rvalue (build it inside the select call, or std::move the case)");
   detail::select_case* arr[] = {&cs...};
   return detail::run_select(arr, sizeof...(Cases), nullptr);
 }
-/// select with a deadline: returns select_timeout if nothing completed.
-template <class... Cases>
-std::size_t select_until(std::chrono::steady_clock::time_point t, Cases&&... cs) {
+/// select with a deadline (any clock): returns select_timeout if nothing
+/// completed in time.
+template <class Clock, class Duration, class... Cases>
+std::size_t select_until(std::chrono::time_point<Clock, Duration> t, Cases&&... cs) {
+  static_assert(detail::cases_ok<Cases...>,
+                "taiga::select_until: a send case made from an rvalue refers to that object; "
+                "pass it as an rvalue (build it inside the select call, or std::move the case)");
   detail::select_case* arr[] = {&cs...};
-  return detail::run_select(arr, sizeof...(Cases), &t);
+  auto deadline = detail::to_steady(t);
+  return detail::run_select(arr, sizeof...(Cases), &deadline);
 }
 template <class Rep, class Period, class... Cases>
 std::size_t select_for(std::chrono::duration<Rep, Period> d, Cases&&... cs) {
-  return select_until(
-      std::chrono::steady_clock::now() + std::chrono::ceil<std::chrono::steady_clock::duration>(d),
-      std::forward<Cases>(cs)...);
+  return select_until(detail::deadline_after(d), std::forward<Cases>(cs)...);
 }
 
 }  // namespace taiga

@@ -19,6 +19,7 @@
 #include <limits>
 #include <mutex>  // std::unique_lock
 #include <stdexcept>
+#include <taiga/channels/detail/deadline.hpp>
 #include <taiga/runtime/detail/park.hpp>
 #include <taiga/runtime/errors.hpp>
 #include <type_traits>
@@ -89,32 +90,6 @@ class wait_list {
   wait_point* head_ = nullptr;
   wait_point* tail_ = nullptr;
 };
-
-using sync_clock = std::chrono::steady_clock;
-
-/// now + d on the steady clock, saturated: a deadline too far to represent
-/// becomes time_point::max() (waits forever).
-template <class Rep, class Period>
-sync_clock::time_point deadline_after(const std::chrono::duration<Rep, Period>& d) {
-  const auto now = sync_clock::now();
-  if (d <= d.zero()) return now;
-  using ld_ns = std::chrono::duration<long double, std::nano>;
-  if (ld_ns(d) >= ld_ns(sync_clock::time_point::max() - now)) return sync_clock::time_point::max();
-  return now + std::chrono::ceil<sync_clock::duration>(d);
-}
-
-/// A deadline of any clock, as a steady_clock deadline.
-template <class Clock, class Duration>
-sync_clock::time_point to_steady(const std::chrono::time_point<Clock, Duration>& t) {
-  if constexpr (std::is_same_v<Clock, sync_clock>) {
-    using ld_ns = std::chrono::duration<long double, std::nano>;
-    if (ld_ns(t.time_since_epoch()) >= ld_ns(sync_clock::duration::max()))
-      return sync_clock::time_point::max();
-    return std::chrono::ceil<sync_clock::duration>(t);
-  } else {
-    return deadline_after(t - Clock::now());
-  }
-}
 
 /// Waiters claimed under a primitive's lock, completed (made runnable) by
 /// the destructor, after that lock is released: declare it before the lock
