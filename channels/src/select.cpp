@@ -14,6 +14,10 @@
 //     objects before the lock (a boxed T allocates); every case not chosen
 //     gives its value back.
 //  3. Default: with an on_default case and nothing ready, it runs instead.
+//     Timer cases (after()) hold no channel: the earliest one is polled
+//     with the rest (ready once its deadline has passed) and, when it comes
+//     before the select's own deadline, it is the park's deadline, whose
+//     timeout chooses it.
 //  4. Park: one wait_point for the whole select, one node per case in each
 //     case's wait list. The first waker to claim the wait_point wins and
 //     stores its case index in wp.tag; claims by others fail, so exactly one
@@ -101,6 +105,10 @@ std::size_t run_select(select_case** cases, std::size_t n,
   locked_set set;
   std::vector<std::size_t> order;
   std::size_t default_index = n;
+  // The earliest timer case (after()), if any: polled like a channel case,
+  // and its deadline joins the select's own.
+  std::size_t timer_index = n;
+  const std::chrono::steady_clock::time_point* timer_deadline = nullptr;
   for (std::size_t i = 0; i < n; ++i) {
     if (cases[i]->is_default()) {
       default_index = i;
@@ -109,8 +117,14 @@ std::size_t run_select(select_case** cases, std::size_t n,
     if (chan_base* b = cases[i]->base()) {
       set.bases.push_back(b);
       order.push_back(i);
+    } else if (const auto* d = cases[i]->deadline()) {
+      if (timer_deadline == nullptr || *d < *timer_deadline) {
+        timer_deadline = d;
+        timer_index = i;
+      }
     }
   }
+  if (timer_index < n) order.push_back(timer_index);
   if (order.empty() && default_index == n) return park_disabled(cases, n, deadline);
   std::sort(set.bases.begin(), set.bases.end());
   set.bases.erase(std::unique(set.bases.begin(), set.bases.end()), set.bases.end());
@@ -150,9 +164,12 @@ std::size_t run_select(select_case** cases, std::size_t n,
     set.unlock();
     throw;  // `loaded` gives the values back
   }
-  for (std::size_t i : order) cases[i]->park(wp, static_cast<std::uint32_t>(i));
+  for (std::size_t i : order) cases[i]->park(wp, static_cast<std::uint32_t>(i));  // timers: no-op
   set.unlock();
-  wake_status ws = wait(wp, deadline);
+  // The timer case's deadline, when it comes first, is the park's: its
+  // timeout means that case was chosen.
+  bool timer_first = timer_deadline != nullptr && (deadline == nullptr || *timer_deadline <= *deadline);
+  wake_status ws = wait(wp, timer_first ? timer_deadline : deadline);
   set.lock();
   for (std::size_t i : order) {
     // The winner's node was unlinked by its waker; unpark() of an unlinked
@@ -170,6 +187,10 @@ std::size_t run_select(select_case** cases, std::size_t n,
   }
   loaded.give_back();
   if (ws == wake_status::interrupted) throw_interrupt();
+  if (timer_first) {
+    cases[timer_index]->finish_woken();
+    return timer_index;
+  }
   return select_timeout;
 }
 

@@ -9,4 +9,5 @@
 #include <taiga/channels/select.hpp>
 #include <taiga/channels/status.hpp>
 #include <taiga/channels/sync.hpp>
+#include <taiga/channels/ticker.hpp>
 #include <taiga/runtime.hpp>

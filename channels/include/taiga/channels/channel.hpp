@@ -379,6 +379,18 @@ class channel {
     auto t = detail::to_steady(tp);
     return send_value(v, &t, false, at);
   }
+  template <class Rep, class Period>
+  [[nodiscard]] channel_status send_for(const T& v, std::chrono::duration<Rep, Period> d,
+                                        site at = site::current()) const {
+    T copy(v);
+    return send_for(std::move(copy), d, at);
+  }
+  template <class Clock, class Duration>
+  [[nodiscard]] channel_status send_until(const T& v, std::chrono::time_point<Clock, Duration> tp,
+                                          site at = site::current()) const {
+    T copy(v);
+    return send_until(std::move(copy), tp, at);
+  }
   /// The receiver's receive() throws `e` (Stackless send_exception). The
   /// caller's `e` is untouched whatever the outcome.
   [[nodiscard]] channel_status send_exception(const std::exception_ptr& e,

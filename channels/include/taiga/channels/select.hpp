@@ -37,6 +37,10 @@ struct select_case {
   virtual void finish() = 0;                   // the chosen case's handler
   virtual void finish_woken() = 0;             // the same, chosen by a waker
   virtual op_site where() const noexcept = 0;  // the user's call site (deadlock report)
+  // A timer case (after()): its deadline; it is ready once that has passed.
+  virtual const std::chrono::steady_clock::time_point* deadline() const noexcept {
+    return nullptr;
+  }
 };
 
 std::uint64_t select_random() noexcept;
@@ -247,6 +251,41 @@ class default_case final : public detail::select_case {
   detail::op_site at_;
 };
 
+/// A timer case: ready once its deadline has passed (after()).
+template <class F>
+class after_case final : public detail::select_case {
+  static_assert(std::is_invocable_v<F&, std::chrono::steady_clock::time_point> ||
+                    std::is_invocable_v<F&>,
+                "taiga: after(d, fn): fn must take a std::chrono::steady_clock::time_point (when "
+                "it fired), or nothing");
+
+ public:
+  after_case(std::chrono::steady_clock::time_point when, F fn, detail::op_site at)
+      : when_(when), fn_(std::move(fn)), at_(at) {}
+  detail::chan_base* base() noexcept override { return nullptr; }
+  bool try_now() override { return std::chrono::steady_clock::now() >= when_; }
+  void park(detail::wait_point&, std::uint32_t) override {}
+  void unpark() noexcept override {}
+  void finish() override { run(); }
+  void finish_woken() override { run(); }
+  detail::op_site where() const noexcept override { return at_; }
+  const std::chrono::steady_clock::time_point* deadline() const noexcept override {
+    return &when_;
+  }
+
+ private:
+  void run() {
+    if constexpr (std::is_invocable_v<F&, std::chrono::steady_clock::time_point>) {
+      fn_(std::chrono::steady_clock::now());
+    } else {
+      fn_();
+    }
+  }
+  std::chrono::steady_clock::time_point when_;
+  F fn_;
+  detail::op_site at_;
+};
+
 template <class T>
 struct select_access {
   static typename channel<T>::state* state(channel<T>& c) { return c.s_.get(); }
@@ -287,6 +326,22 @@ auto on_send(const channel<T>& ch, U&& v, F fn = {},
 template <class F = nothing>
 default_case<F> on_default(F fn = {}, detail::op_site at = detail::op_site::current()) {
   return default_case<F>(std::move(fn), at);
+}
+
+/// A timer case (Go's `case <-time.After(d)`): chosen when `d` has passed
+/// and no other case completed first; `fn()` or `fn(time_point)`. Costs no
+/// timer and no channel: the select folds it into its own deadline. A
+/// select may hold several; the earliest wins.
+template <class Rep, class Period, class F = nothing>
+after_case<F> after(std::chrono::duration<Rep, Period> d, F fn = {},
+                    detail::op_site at = detail::op_site::current()) {
+  return after_case<F>(detail::deadline_after(d), std::move(fn), at);
+}
+/// A timer case for a time point of any clock.
+template <class Clock, class Duration, class F = nothing>
+after_case<F> at_time(std::chrono::time_point<Clock, Duration> t, F fn = {},
+                      detail::op_site at = detail::op_site::current()) {
+  return after_case<F>(detail::to_steady(t), std::move(fn), at);
 }
 
 namespace detail {
