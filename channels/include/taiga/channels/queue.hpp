@@ -361,8 +361,10 @@ class basic_queue {
   /// Puts `v` if there is room now (moving from it only on success).
   /// @returns  `channel_status::ok`, or `channel_status::would_block` if the
   ///           queue is full (`v` is left untouched).
-  /// @throws   std::bad_alloc; what T's move constructor or Compare throws
-  ///           (`v` is then not put).
+  /// @throws   tasklet_exit (or a throw_into exception) if a kill is pending
+  ///           (an interruption point: `v` is left untouched); std::bad_alloc;
+  ///           what T's move constructor or Compare throws (`v` is then not
+  ///           put).
   /// @suspends no
   /// @threadsafe
   [[nodiscard]] channel_status try_put(T&& v) {
@@ -426,7 +428,7 @@ class basic_queue {
   }
 
   /// Takes the next item if there is one now.
-  /// @throws   like get().
+  /// @throws   like get(): an interruption point, also on an empty queue.
   /// @suspends no
   /// @threadsafe
   [[nodiscard]] std::optional<T> try_get() {

@@ -211,8 +211,9 @@ class mutex {
 
   /// Takes the lock, parking until it is handed over.
   /// @throws    taiga::usage_error if the caller already holds it (it would
-  ///            deadlock); tasklet_exit (or the exception thrown in) if the
-  ///            caller is killed while it waits: it then does not hold it.
+  ///            deadlock); tasklet_exit (or the exception thrown in) if a
+  ///            kill is pending when it starts (an interruption point) or
+  ///            arrives while it waits: it then does not hold it.
   /// @suspends  yes, when the lock is held
   /// @threadsafe
   void lock();
@@ -528,8 +529,10 @@ class semaphore {
   semaphore& operator=(const semaphore&) = delete;
 
   /// Takes one permit, parking until one is handed over.
-  /// @throws    tasklet_exit (or the exception thrown in) if killed while it
-  ///            waits: no permit is taken then.
+  /// @throws    tasklet_exit (or the exception thrown in) if a kill is
+  ///            pending when it starts (an interruption point, also with
+  ///            permits free) or arrives while it waits: no permit is taken
+  ///            then.
   /// @suspends  yes, when no permit is free
   /// @threadsafe
   void acquire();
