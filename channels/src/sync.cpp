@@ -51,6 +51,16 @@
 //      released before an earlier phase's action has finished.
 //  S8  barrier: while broken_, both wait lists are empty (break_locked claims
 //      them, and arrivals throw before they park).
+//  S9  Every acquiring or waiting operation (lock, try_lock, the timed
+//      forms, wait, acquire, arrive_and_wait) starts with
+//      detail::interruption_point(), before it reads or changes any state:
+//      a pending kill or throw_into is delivered even when the operation
+//      would complete without parking (an uncontended lock, a set event, a
+//      free permit), so a tasklet that loops on one stays killable, and the
+//      interruption consumes nothing (no lock taken, no permit, no arrival).
+//      Releasing operations (unlock, release, notify, set, clear,
+//      count_down, add, abort, reset) never call it: they run in
+//      destructors and cleanup paths, and must not throw for a kill.
 //
 // A kill that arrives after a waker claimed the waiter loses the race: the
 // wait returns signaled, the waiter owns what was handed to it and returns
@@ -143,7 +153,8 @@ bool interrupted_or_false(wake_status s) {
 
 // ---- mutex ---------------------------------------------------------------
 
-bool mutex::try_lock() noexcept {
+bool mutex::try_lock() {
+  detail::interruption_point();  // S9
   const std::uint64_t me = detail::owner_token();
   guard g(lock_);
   if (owner_ != 0) return false;
@@ -160,6 +171,7 @@ bool mutex::lock_until(time_point deadline) {
 }
 
 bool mutex::lock_impl(const time_point* deadline) {
+  detail::interruption_point();  // S9
   std::uint64_t me = detail::owner_token();
   wait_point w;
   {
@@ -201,7 +213,8 @@ bool mutex::held_by_caller() const noexcept {
 
 // ---- recursive_mutex -----------------------------------------------------
 
-bool recursive_mutex::try_lock() noexcept {
+bool recursive_mutex::try_lock() {
+  detail::interruption_point();  // S9
   const std::uint64_t me = detail::owner_token();
   guard g(lock_);
   if (owner_ == me) {
@@ -223,6 +236,7 @@ bool recursive_mutex::lock_until(time_point deadline) {
 }
 
 bool recursive_mutex::lock_impl(const time_point* deadline) {
+  detail::interruption_point();  // S9
   std::uint64_t me = detail::owner_token();
   wait_point w;
   {
@@ -291,7 +305,8 @@ void grant(wait_list& waiters, std::uint64_t& writer, std::size_t& readers,
 }
 }  // namespace
 
-bool shared_mutex::try_lock() noexcept {
+bool shared_mutex::try_lock() {
+  detail::interruption_point();  // S9
   const std::uint64_t me = detail::owner_token();
   guard g(lock_);
   if (writer_ != 0 || readers_ != 0 || !waiters_.empty()) return false;
@@ -299,7 +314,8 @@ bool shared_mutex::try_lock() noexcept {
   return true;
 }
 
-bool shared_mutex::try_lock_shared() noexcept {
+bool shared_mutex::try_lock_shared() {
+  detail::interruption_point();  // S9
   guard g(lock_);
   if (writer_ != 0 || !waiters_.empty()) return false;  // a waiting writer goes first
   ++readers_;
@@ -319,6 +335,7 @@ bool shared_mutex::lock_until(time_point deadline, bool shared) {
 }
 
 bool shared_mutex::lock_impl(const time_point* deadline, bool shared) {
+  detail::interruption_point();  // S9
   std::uint64_t me = detail::owner_token();
   wait_point w;
   {
@@ -394,6 +411,7 @@ std::cv_status condition_variable::wait_until_steady(std::unique_lock<mutex>& lk
 
 std::cv_status condition_variable::wait_impl(std::unique_lock<mutex>& lk,
                                              const time_point* deadline) {
+  detail::interruption_point();  // S9: lk is still held if it throws
   if (!lk.owns_lock() || !lk.mutex()->held_by_caller())
     throw usage_error("taiga::condition_variable: wait without holding the mutex");
   if (expired(deadline)) return std::cv_status::timeout;
@@ -465,6 +483,7 @@ bool event::wait_until_steady(time_point deadline) {
 }
 
 bool event::wait_impl(const time_point* deadline) {
+  detail::interruption_point();  // S9
   if (set_.load(std::memory_order_acquire)) return true;
   wait_point w;
   {
@@ -488,7 +507,8 @@ semaphore::semaphore(std::ptrdiff_t initial, std::ptrdiff_t max) : count_(initia
   if (initial < 0) throw usage_error("taiga::semaphore: negative initial count");
 }
 
-bool semaphore::try_acquire() noexcept {
+bool semaphore::try_acquire() {
+  detail::interruption_point();  // S9
   guard g(lock_);
   if (count_ == 0) return false;  // S4: count_ > 0 means nobody waits
   --count_;
@@ -504,6 +524,7 @@ bool semaphore::acquire_until(time_point deadline) {
 }
 
 bool semaphore::acquire_impl(const time_point* deadline) {
+  detail::interruption_point();  // S9
   wait_point w;
   {
     guard g(lock_);
@@ -567,6 +588,7 @@ bool latch::wait_until_steady(time_point deadline) {
 }
 
 bool latch::wait_impl(const time_point* deadline) {
+  detail::interruption_point();  // S9
   wait_point w;
   {
     guard g(lock_);
@@ -581,6 +603,7 @@ bool latch::wait_impl(const time_point* deadline) {
 }
 
 void latch::arrive_and_wait(std::ptrdiff_t n) {
+  detail::interruption_point();  // S9: a kill here does not count down
   count_down(n);
   wait();
 }
@@ -611,7 +634,8 @@ void barrier::break_locked(wake_batch& b) noexcept {
 }
 
 std::size_t barrier::arrive_and_wait() {
-  wake_batch b;  // declared before the lock: completes after it is released
+  detail::interruption_point();  // S9: a kill here does not arrive (nothing breaks)
+  wake_batch b;                  // declared before the lock: completes after it is released
   std::unique_lock<spinlock> g(lock_);
   for (;;) {
     if (broken_) throw broken_barrier();
@@ -738,6 +762,7 @@ bool wait_group::wait_until_steady(time_point deadline) {
 }
 
 bool wait_group::wait_impl(const time_point* deadline) {
+  detail::interruption_point();  // S9
   wait_point w;
   {
     guard g(lock_);

@@ -24,6 +24,9 @@
 // and not yet consumed, at most `window` long: consuming the front result
 // submits the next item. An exception consumed, or the range's destruction,
 // cancels every future still in the FIFO (E4) and submits nothing more.
+// Interruption points (sync.hpp's list): iterating a map_range waits on a
+// future (an interruption point, also when the result is ready); submit is
+// not one (it never parks), nor is shutdown except where it parks.
 #pragma once
 
 #include <algorithm>
@@ -307,6 +310,9 @@ class map_range {
             current.emplace(f.get());
           }
         } catch (...) {
+          // get() is an interruption point too: a kill or throw_into that
+          // lands after wait() leaves the future valid, and nothing changes.
+          if (f.valid()) throw;
           in_flight.pop_front();  // consumed: it was the failure
           stop();
           throw;
@@ -439,7 +445,10 @@ class task_pool {
   /// Idempotent.
   /// @throws usage_error for shutdown(true) from one of the pool's own calls
   ///         (it would wait for itself).
-  /// @suspends yes with `wait` (a plain thread blocks); a kill point.
+  /// @suspends yes with `wait` (a plain thread blocks); a kill point where
+  ///           it parks, and not an interruption point otherwise: it closes
+  ///           the pool first, whatever is pending, and the destructor calls
+  ///           it (sync.hpp's list).
   /// @threadsafe
   void shutdown(bool wait = true) {
     auto& st = *state_;

@@ -169,7 +169,12 @@ class state_base {
   bool cancelled() const noexcept { return ready() && cancelled_; }
 
   /// Parks (or blocks) until ready or until `*deadline`; returns ready().
+  /// An interruption point (sync.hpp's list): a pending kill or throw_into
+  /// is delivered first, also when the state is ready already, so a loop on
+  /// a ready future's wait() or a shared_future's get() stays killable; the
+  /// future is left as it was (get() leaves it valid).
   bool wait(const steady_time* deadline) {
+    interruption_point();
     if (ready()) return true;
     if (deadline != nullptr && *deadline <= std::chrono::steady_clock::now()) return false;
     wait_point w;
@@ -860,6 +865,7 @@ class as_completed_range {
   /// every future has been returned.
   /// @suspends yes (a plain thread blocks); a kill point.
   std::optional<future<T>> next() {
+    detail::interruption_point();  // also at the end: a loop on it stays killable
     if (left_ == 0) return std::nullopt;
     log_->ready.acquire();
     return take();
@@ -867,6 +873,7 @@ class as_completed_range {
   /// next() with a time limit: std::nullopt on timeout too (see remaining()).
   template <class Rep, class Period>
   std::optional<future<T>> try_next_for(const std::chrono::duration<Rep, Period>& d) {
+    detail::interruption_point();
     if (left_ == 0) return std::nullopt;
     if (!log_->ready.try_acquire_for(d)) return std::nullopt;
     return take();

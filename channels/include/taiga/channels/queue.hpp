@@ -39,6 +39,13 @@
 // step that can throw after a claim is the move of a parked putter's item
 // into the store (on a get that freed a place): that putter is then woken
 // with the exception, which its put() rethrows, and the next putter is tried.
+//
+// Interruption points (sync.hpp's list; issue 18 B). put, get, join and their
+// try_ and timed forms start with detail::interruption_point(), before they
+// take the lock: a pending kill or throw_into is delivered even when the
+// call would not park (an item ready, room free, an unbounded queue), and
+// then nothing moved: the item stays with the caller or in the queue.
+// task_done() is a release and never throws for a kill.
 #pragma once
 
 #include <algorithm>
@@ -338,7 +345,9 @@ class basic_queue {
   // ---- put ----------------------------------------------------------------
 
   /// Puts `v`, parking the caller while the queue is full.
-  /// @suspends yes (a plain thread blocks); a kill point when it parks.
+  /// @suspends yes (a plain thread blocks); an interruption point (a kill
+  ///           pending on entry throws before `v` is touched) and a kill
+  ///           point when it parks.
   /// @throws   tasklet_exit (or a throw_into exception) if the tasklet is
   ///           killed while it waits; std::bad_alloc; what T's move
   ///           constructor or Compare throws. `v` is then not put.
@@ -352,13 +361,16 @@ class basic_queue {
   /// Puts `v` if there is room now (moving from it only on success).
   /// @returns  `channel_status::ok`, or `channel_status::would_block` if the
   ///           queue is full (`v` is left untouched).
-  /// @throws   std::bad_alloc; what T's move constructor or Compare throws
-  ///           (`v` is then not put).
+  /// @throws   tasklet_exit (or a throw_into exception) if a kill is pending
+  ///           (an interruption point: `v` is left untouched); std::bad_alloc;
+  ///           what T's move constructor or Compare throws (`v` is then not
+  ///           put).
   /// @suspends no
   /// @threadsafe
   [[nodiscard]] channel_status try_put(T&& v) {
-    node_storage raw;  // outside the lock (Q5)
-    spare_type spare;  // freed after the unlock
+    detail::interruption_point();  // before anything moves
+    node_storage raw;              // outside the lock (Q5)
+    spare_type spare;              // freed after the unlock
     detail::wake_batch wb;
     lock_type lk(lock_);
     make_room(lk, spare);
@@ -402,7 +414,9 @@ class basic_queue {
   // ---- get ----------------------------------------------------------------
 
   /// Takes the next item, parking the caller while the queue is empty.
-  /// @suspends yes (a plain thread blocks); a kill point when it parks.
+  /// @suspends yes (a plain thread blocks); an interruption point (a kill
+  ///           pending on entry throws and takes nothing) and a kill point
+  ///           when it parks.
   /// @throws   tasklet_exit (or a throw_into exception) if the tasklet is
   ///           killed while it waits; what Compare throws (priority_queue);
   ///           no item is taken then. What T's move constructor throws (the
@@ -414,10 +428,11 @@ class basic_queue {
   }
 
   /// Takes the next item if there is one now.
-  /// @throws   like get().
+  /// @throws   like get(): an interruption point, also on an empty queue.
   /// @suspends no
   /// @threadsafe
   [[nodiscard]] std::optional<T> try_get() {
+    detail::interruption_point();  // before anything moves
     node_ptr n;
     {
       detail::wake_batch wb;
@@ -580,8 +595,9 @@ class basic_queue {
   }
 
   channel_status put_impl(T& v, const steady_time* deadline) {
-    node_storage raw;  // outside the lock (Q5); a parked put offers it
-    spare_type spare;  // freed after the unlock
+    detail::interruption_point();  // before anything moves: v stays the caller's
+    node_storage raw;              // outside the lock (Q5); a parked put offers it
+    spare_type spare;              // freed after the unlock
     {
       detail::wake_batch wb;
       lock_type lk(lock_);
@@ -626,6 +642,7 @@ class basic_queue {
 
   // The next item's node, parking for it; nullptr on timeout.
   node_ptr get_impl(const steady_time* deadline) {
+    detail::interruption_point();  // before anything moves: the item stays queued
     node_ptr got;
     {
       detail::wake_batch wb;
@@ -668,6 +685,7 @@ class basic_queue {
   }
 
   bool join_impl(const steady_time* deadline) {
+    detail::interruption_point();
     {
       std::lock_guard lk(lock_);
       if (unfinished_ == 0) return true;

@@ -8,6 +8,46 @@
 // first waiter the owner, so a newcomer cannot barge in. Each call that can
 // park is a kill point: a kill or throw_into that arrives while it is parked
 // removes the waiter and leaves the primitive consistent (see sync.cpp).
+//
+// Interruption points (issue 18 B; sync.cpp, S9). These operations deliver a
+// pending kill or throw_into of the calling tasklet when they start, whether
+// or not they would park, before they read or change anything: the kill
+// then takes nothing (no lock, no permit, no item, no arrival, no count).
+// So a tasklet that loops on one that completes at once (an uncontended
+// lock, a set event, a free permit, a zero counter, a ready future) can
+// still be killed.
+//   mutex, recursive_mutex   lock, try_lock, try_lock_for, try_lock_until
+//   shared_mutex             the same, and lock_shared, try_lock_shared,
+//                            try_lock_shared_for, try_lock_shared_until
+//   condition_variable       wait, wait_for, wait_until, with or without a
+//                            predicate (the mutex is still held when it
+//                            throws there)
+//   event                    wait, wait_for, wait_until
+//   semaphore                acquire, try_acquire, try_acquire_for,
+//   (and bounded_semaphore)  try_acquire_until
+//   latch                    wait, wait_for, wait_until, arrive_and_wait
+//                            (before it counts down)
+//   barrier                  arrive_and_wait (before it arrives)
+//   wait_group               wait, wait_for, wait_until
+//   queue.hpp                put, try_put, try_put_for/until, get, try_get,
+//                            try_get_for/until, join, try_join_for/until
+//   future.hpp               future and shared_future wait, wait_for,
+//                            wait_until, get; as_completed's next and
+//                            try_next_for (also once every future was taken)
+//   executor.hpp             map_range's iteration (a future's wait);
+//                            task_pool::shutdown(true) only where it parks
+// Not interruption points: what releases or signals (unlock, unlock_shared,
+// release, notify_one/all, set, clear, count_down, wait_group::add/done,
+// barrier::abort/reset, queue::task_done, promise::set_value/exception,
+// future::cancel, task_pool::submit and shutdown(false)), because
+// destructors and cleanup paths call them and a kill must never make an
+// unlock throw; and the snapshots (is_set, latch::try_wait, available,
+// count, n_waiting, broken, size, unfinished_tasks, is_ready), which are
+// noexcept queries. A loop that polls only a snapshot never parks: give it
+// a this_tasklet::yield(). task_pool::shutdown(true) closes the pool first
+// and is a kill point only when it has calls to wait for: the pool's
+// destructor calls it and cannot pass a kill on. Outside tasklets nothing
+// is pending, and these operations behave as before.
 #pragma once
 
 #include <atomic>
@@ -146,16 +186,19 @@ class mutex {
 
   /// Takes the lock, parking until it is handed over.
   /// @throws    taiga::usage_error if the caller already holds it (it would
-  ///            deadlock); tasklet_exit (or the exception thrown in) if the
-  ///            caller is killed while it waits: it then does not hold it.
+  ///            deadlock); tasklet_exit (or the exception thrown in) if a
+  ///            kill is pending when it starts (an interruption point) or
+  ///            arrives while it waits: it then does not hold it.
   /// @suspends  yes, when the lock is held
   /// @threadsafe
   void lock();
   /// Takes the lock if it is free; false otherwise (also when the caller
   /// holds it already).
+  /// @throws    tasklet_exit (or the exception thrown in) if a kill is
+  ///            pending: an interruption point; the lock is not taken then.
   /// @suspends  no
   /// @threadsafe
-  [[nodiscard]] bool try_lock() noexcept;
+  [[nodiscard]] bool try_lock();
   /// Like lock(), but gives up after `d`: false on timeout (never throws one).
   /// @suspends  yes, when the lock is held
   /// @threadsafe
@@ -202,9 +245,11 @@ class recursive_mutex {
   /// @threadsafe
   void lock();
   /// Takes the lock (one more level) if free or held by the caller.
+  /// @throws    tasklet_exit (or the exception thrown in) if a kill is
+  ///            pending: an interruption point; nothing is taken then.
   /// @suspends  no
   /// @threadsafe
-  [[nodiscard]] bool try_lock() noexcept;
+  [[nodiscard]] bool try_lock();
   /// Like lock(), false on timeout.
   /// @suspends  yes, when another party holds it
   /// @threadsafe
@@ -252,9 +297,11 @@ class shared_mutex {
   /// @suspends  yes, when held or when others wait
   /// @threadsafe
   void lock();
+  /// @throws    tasklet_exit (or the exception thrown in) if a kill is
+  ///            pending (an interruption point).
   /// @suspends  no
   /// @threadsafe
-  [[nodiscard]] bool try_lock() noexcept;
+  [[nodiscard]] bool try_lock();
   /// @suspends  yes, when held or when others wait; false on timeout
   /// @threadsafe
   template <class Rep, class Period>
@@ -280,9 +327,11 @@ class shared_mutex {
   /// @suspends  yes, when a writer holds or waits
   /// @threadsafe
   void lock_shared();
+  /// @throws    tasklet_exit (or the exception thrown in) if a kill is
+  ///            pending (an interruption point).
   /// @suspends  no
   /// @threadsafe
-  [[nodiscard]] bool try_lock_shared() noexcept;
+  [[nodiscard]] bool try_lock_shared();
   /// @suspends  yes, when a writer holds or waits; false on timeout
   /// @threadsafe
   template <class Rep, class Period>
@@ -341,6 +390,7 @@ class condition_variable {
   /// @threadsafe
   template <class Predicate>
   void wait(std::unique_lock<mutex>& lk, Predicate pred) {
+    detail::interruption_point();  // also when pred() holds already
     while (!pred()) wait(lk);
   }
   /// Like wait(), but gives up after `d`: std::cv_status::timeout (the lock
@@ -366,6 +416,7 @@ class condition_variable {
   template <class Rep, class Period, class Predicate>
   bool wait_for(std::unique_lock<mutex>& lk, const std::chrono::duration<Rep, Period>& d,
                 Predicate pred) {
+    detail::interruption_point();  // also when pred() holds already
     const auto deadline = detail::deadline_after(d);
     while (!pred())
       if (wait_until_steady(lk, deadline) == std::cv_status::timeout) return pred();
@@ -377,6 +428,7 @@ class condition_variable {
   template <class Clock, class Duration, class Predicate>
   bool wait_until(std::unique_lock<mutex>& lk, const std::chrono::time_point<Clock, Duration>& t,
                   Predicate pred) {
+    detail::interruption_point();  // also when pred() holds already
     const auto deadline = detail::to_steady(t);
     while (!pred())
       if (wait_until_steady(lk, deadline) == std::cv_status::timeout) return pred();
@@ -452,15 +504,19 @@ class semaphore {
   semaphore& operator=(const semaphore&) = delete;
 
   /// Takes one permit, parking until one is handed over.
-  /// @throws    tasklet_exit (or the exception thrown in) if killed while it
-  ///            waits: no permit is taken then.
+  /// @throws    tasklet_exit (or the exception thrown in) if a kill is
+  ///            pending when it starts (an interruption point, also with
+  ///            permits free) or arrives while it waits: no permit is taken
+  ///            then.
   /// @suspends  yes, when no permit is free
   /// @threadsafe
   void acquire();
   /// Takes a permit if one is free (and nobody waits).
+  /// @throws    tasklet_exit (or the exception thrown in) if a kill is
+  ///            pending: an interruption point; no permit is taken then.
   /// @suspends  no
   /// @threadsafe
-  [[nodiscard]] bool try_acquire() noexcept;
+  [[nodiscard]] bool try_acquire();
   /// Like acquire(), false on timeout.
   /// @suspends  yes, when no permit is free
   /// @threadsafe
@@ -529,7 +585,8 @@ class latch {
   /// @suspends  no
   /// @threadsafe
   void count_down(std::ptrdiff_t n = 1);
-  /// True once the count is zero.
+  /// True once the count is zero. A snapshot, not an interruption point
+  /// (a loop that polls it should yield).
   /// @threadsafe
   [[nodiscard]] bool try_wait() const noexcept;
   /// Parks until the count is zero.
