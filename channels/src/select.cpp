@@ -168,7 +168,8 @@ std::size_t run_select(select_case** cases, std::size_t n,
   set.unlock();
   // The timer case's deadline, when it comes first, is the park's: its
   // timeout means that case was chosen.
-  bool timer_first = timer_deadline != nullptr && (deadline == nullptr || *timer_deadline <= *deadline);
+  bool timer_first =
+      timer_deadline != nullptr && (deadline == nullptr || *timer_deadline <= *deadline);
   wake_status ws = wait(wp, timer_first ? timer_deadline : deadline);
   set.lock();
   for (std::size_t i : order) {

@@ -59,9 +59,13 @@ ticker::ticker(std::chrono::nanoseconds period) : s_(std::make_shared<state>()) 
   arm(s_, s_->generation);
 }
 
-ticker::~ticker() { stop(); }
+ticker::~ticker() {
+  stop();
+}
 
-const taiga::channel<ticker::time_point>& ticker::ticks() const noexcept { return s_->ch; }
+const taiga::channel<ticker::time_point>& ticker::ticks() const noexcept {
+  return s_->ch;
+}
 
 void ticker::stop() noexcept {
   std::lock_guard lk(s_->mu);

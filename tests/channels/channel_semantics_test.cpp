@@ -6,12 +6,15 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <csignal>
 #include <deque>
 #include <memory>
 #include <string>
 #include <taiga/channels.hpp>
+#include <thread>
 #include <vector>
 
+#include "hang_guard.hpp"
 #include "runtime_fixture.hpp"
 
 using namespace std::chrono_literals;
@@ -19,6 +22,7 @@ using taiga::channel;
 using taiga::channel_status;
 using taiga::on_receive;
 using taiga::on_send;
+using taiga::test::hang_guard;
 using taiga::test::wait_parked;
 using taiga::test::with_workers;
 
@@ -26,16 +30,6 @@ namespace {
 
 class semantics : public with_workers {};
 TAIGA_WORKER_COUNTS(semantics);
-
-// Waits until `pred` holds, parking between looks; fails after ~10 s.
-template <class P>
-bool eventually(P pred) {
-  for (int i = 0; i < 10'000; ++i) {
-    if (pred()) return true;
-    taiga::this_tasklet::sleep_for(1ms);
-  }
-  return pred();
-}
 
 // Joins a tasklet that was killed; its join throws tasklet_killed.
 template <class R>
@@ -81,9 +75,8 @@ TEST_P(semantics, a_killed_parked_sender_no_longer_keeps_a_closed_channel_open) 
 TEST_P(semantics, a_parked_select_that_was_interrupted_counts_on_no_channel) {
   rt().run([] {
     channel<int> a, b, c;
-    auto s = taiga::spawn([a, b, c] {
-      taiga::select(on_receive(a), on_receive(b), on_send(c, 5));
-    });
+    auto s =
+        taiga::spawn([a, b, c] { taiga::select(on_receive(a), on_receive(b), on_send(c, 5)); });
     wait_parked(s);
     EXPECT_EQ(a.balance(), -1);
     EXPECT_EQ(b.balance(), -1);
@@ -306,57 +299,54 @@ TEST(semantics_plain, select_follows_preference_like_plain_operations) {
 
 // ---- B: a kill arrives at operations that do not park ----------------------
 
-TEST_P(semantics, a_loop_on_a_closed_channel_is_killable) {
-  rt().run([] {
-    channel<int> ch;
-    ch.close();
-    std::atomic<long> spins{0};
-    auto t = taiga::spawn([ch, &spins] {
-      for (;;) {
-        (void)ch.receive();  // nullopt, ignored: the bug the kill must survive
-        ++spins;
-      }
-    });
-    ASSERT_TRUE(eventually([&] { return spins.load() > 100; }));
-    t.kill();
-    join_killed(t);
+// The spinning tasklet is spawned, killed and joined from the test's plain
+// thread: on one worker it never lets another tasklet run.
+template <class Body>
+taiga::tasklet<void> spin_on(taiga::runtime& rt, std::atomic<long>& spins, Body body) {
+  auto t = taiga::spawn(rt, [&spins, body] {
+    for (;;) {
+      body();
+      spins.fetch_add(1, std::memory_order_relaxed);
+    }
   });
+  while (spins.load(std::memory_order_relaxed) < 100) std::this_thread::yield();
+  return t;
+}
+
+TEST_P(semantics, a_loop_on_a_closed_channel_is_killable) {
+  hang_guard guard("a_loop_on_a_closed_channel_is_killable");
+  channel<int> ch;
+  ch.close();
+  std::atomic<long> spins{0};
+  // receive() returns nullopt, ignored: the bug a kill must survive.
+  auto t = spin_on(rt(), spins, [ch] { (void)ch.receive(); });
+  t.kill();
+  join_killed(t);
 }
 
 TEST_P(semantics, a_select_loop_whose_only_ready_case_is_closed_is_killable) {
-  rt().run([] {
-    channel<int> closed, idle;
-    closed.close();
-    std::atomic<long> spins{0};
-    auto t = taiga::spawn([closed, idle, &spins] {
-      for (;;) {
-        taiga::select(on_receive(closed), on_receive(idle));
-        ++spins;
-      }
-    });
-    ASSERT_TRUE(eventually([&] { return spins.load() > 100; }));
-    EXPECT_TRUE(t.throw_into(std::runtime_error("enough")));
-    EXPECT_THROW(t.join(), std::runtime_error);
-  });
+  hang_guard guard("a_select_loop_whose_only_ready_case_is_closed_is_killable");
+  channel<int> closed, idle;
+  closed.close();
+  std::atomic<long> spins{0};
+  auto t =
+      spin_on(rt(), spins, [closed, idle] { taiga::select(on_receive(closed), on_receive(idle)); });
+  EXPECT_TRUE(t.throw_into(std::runtime_error("enough")));
+  EXPECT_THROW(t.join(), std::runtime_error);
 }
 
 TEST_P(semantics, loops_of_sends_and_receives_that_never_park_are_killable) {
-  rt().run([] {
-    channel<int> ch(4);
-    std::atomic<long> spins{0};
-    auto t = taiga::spawn([ch, &spins] {
-      for (;;) {
-        (void)ch.send(1);  // room in the buffer: never parks
-        (void)ch.try_receive();
-        (void)ch.try_send(2);
-        (void)ch.receive();
-        ++spins;
-      }
-    });
-    ASSERT_TRUE(eventually([&] { return spins.load() > 100; }));
-    t.kill();
-    join_killed(t);
+  hang_guard guard("loops_of_sends_and_receives_that_never_park_are_killable");
+  channel<int> ch(4);
+  std::atomic<long> spins{0};
+  auto t = spin_on(rt(), spins, [ch] {
+    (void)ch.send(1);  // room in the buffer: never parks
+    (void)ch.try_receive();
+    (void)ch.try_send(2);
+    (void)ch.receive();
   });
+  t.kill();
+  join_killed(t);
 }
 
 TEST(semantics_plain, a_kill_at_an_interruption_point_consumes_nothing) {
@@ -385,12 +375,14 @@ TEST_P(semantics, throwing_moves_work_through_a_boxed_path) {
   static_assert(!std::is_nothrow_move_constructible_v<std::deque<int>>);
   rt().run([] {
     channel<std::deque<int>> ch, buffered(2);
-    auto s = taiga::spawn([ch, buffered] {
-      for (int i = 0; i < 100; ++i) {
+    auto s = taiga::spawn([ch] {
+      for (int i = 0; i < 100; ++i)
         EXPECT_EQ(ch.send(std::deque<int>(static_cast<std::size_t>(i), i)), channel_status::ok);
-        EXPECT_EQ(buffered.send(std::deque<int>{i}), channel_status::ok);
-      }
       ch.close();
+    });
+    auto b = taiga::spawn([buffered] {
+      for (int i = 0; i < 100; ++i)
+        EXPECT_EQ(buffered.send(std::deque<int>{i}), channel_status::ok);
       buffered.close();
     });
     int n = 0;
@@ -401,7 +393,9 @@ TEST_P(semantics, throwing_moves_work_through_a_boxed_path) {
     EXPECT_EQ(n, 100);
     n = 0;
     while (auto d = buffered.receive()) EXPECT_EQ(d->front(), n++);
+    EXPECT_EQ(n, 100);
     s.join();
+    b.join();
     std::deque<int> kept{1, 2, 3};
     EXPECT_EQ(ch.send(std::move(kept)), channel_status::closed);
     EXPECT_EQ(kept.size(), 3u);
@@ -423,7 +417,19 @@ TEST_P(semantics, operations_work_on_a_const_handle_captured_by_value) {
   });
 }
 
+// `using namespace taiga;` with <csignal> in scope: the unit type does not
+// collide with ::signal (it was named `signal` once).
+namespace with_using_namespace {
+using namespace taiga;
+inline std::size_t unit_channel_compiles() {
+  channel<unit> ready(1);
+  (void)ready.try_send({});
+  return ready.size();
+}
+}  // namespace with_using_namespace
+
 TEST(semantics_plain, every_way_to_make_a_channel_compiles) {
+  EXPECT_EQ(with_using_namespace::unit_channel_compiles(), 1u);
   channel<int> a(0), b(16), c{}, d;
   EXPECT_EQ(a.capacity(), 0u);
   EXPECT_EQ(b.capacity(), 16u);

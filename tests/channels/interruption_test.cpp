@@ -25,53 +25,17 @@
 #include <thread>
 #include <vector>
 
+#include "hang_guard.hpp"
 #include "runtime_fixture.hpp"
 
 using namespace std::chrono_literals;
+using taiga::test::hang_guard;
 using taiga::test::with_workers;
 
 namespace {
 
 class interruption : public with_workers {};
 class interruption_keeps_state : public with_workers {};
-
-// Ends the process with a message if the test is still running after the
-// limit: a tasklet that cannot be killed would otherwise hang join() and CI.
-class hang_guard {
- public:
-  explicit hang_guard(const char* what) : what_(what), th_([this] { watch(); }) {}
-  hang_guard(const hang_guard&) = delete;
-  hang_guard& operator=(const hang_guard&) = delete;
-  ~hang_guard() {
-    {
-      std::lock_guard lk(m_);
-      done_ = true;
-    }
-    cv_.notify_one();
-    th_.join();
-  }
-
- private:
-  void watch() {
-#if defined(TAIGA_TEST_SANITIZED)
-    constexpr auto limit = 90s;
-#else
-    constexpr auto limit = 20s;
-#endif
-    std::unique_lock lk(m_);
-    if (!cv_.wait_for(lk, limit, [this] { return done_; })) {
-      std::fprintf(stderr, "%s: still running after %lld s: a kill was not delivered (hang)\n",
-                   what_, static_cast<long long>(limit.count()));
-      std::fflush(stderr);
-      std::_Exit(1);
-    }
-  }
-  const char* what_;
-  std::mutex m_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  std::thread th_;  // last: starts once the members above exist
-};
 
 // Spawns `body(rounds)` (a loop that never parks and bumps `rounds` each
 // turn), waits until it has turned a few times, interrupts it with

@@ -64,14 +64,9 @@ bool reported_within(reports& r, const std::string& name) {
   return r.named(name);
 }
 
-// `escape` lets the spinner reach a park point (yield) once the test has
-// seen the report, so that kill() ends it even where the channel receive is
-// not yet an interruption point; with it, the kill lands at the receive.
-void spin_on_closed(taiga::channel<int> ch, const std::atomic<bool>& escape) {
-  for (;;) {
-    (void)ch.receive();  // std::nullopt, at once, every time
-    if (escape.load(std::memory_order_relaxed)) taiga::this_tasklet::yield();
-  }
+// Never parks; the kill lands at the receive (an interruption point).
+void spin_on_closed(const taiga::channel<int>& ch) {
+  for (;;) (void)ch.receive();  // std::nullopt, at once, every time
 }
 
 TEST(watchdog_spin, names_a_tasklet_spinning_on_a_closed_channel) {
@@ -80,13 +75,11 @@ TEST(watchdog_spin, names_a_tasklet_spinning_on_a_closed_channel) {
     taiga::runtime rt(watched(workers, r));
     taiga::channel<int> ch(4);
     ch.close();
-    std::atomic<bool> escape{false};
     auto t = taiga::spawn(rt, taiga::spawn_options{.name = "closed-spinner"},
-                          [ch, &escape] { spin_on_closed(ch, escape); });
+                          [ch] { spin_on_closed(ch); });
     EXPECT_TRUE(reported_within(r, "closed-spinner"))
         << workers << " workers; reports: " << r.all();
     t.kill();
-    escape = true;
     EXPECT_THROW(t.join(), taiga::tasklet_killed);
   }
 }
@@ -96,14 +89,12 @@ TEST(watchdog_spin, names_a_tasklet_that_named_itself) {
   taiga::runtime rt(watched(2, r));
   taiga::channel<int> ch;  // rendezvous, closed: receive returns at once too
   ch.close();
-  std::atomic<bool> escape{false};
-  auto t = taiga::spawn(rt, [ch, &escape] {
+  auto t = taiga::spawn(rt, [ch] {
     taiga::this_tasklet::set_name("self-named-spinner");
-    spin_on_closed(ch, escape);
+    spin_on_closed(ch);
   });
   EXPECT_TRUE(reported_within(r, "self-named-spinner")) << "reports: " << r.all();
   t.kill();
-  escape = true;
   EXPECT_THROW(t.join(), taiga::tasklet_killed);
 }
 

@@ -38,9 +38,7 @@ struct select_case {
   virtual void finish_woken() = 0;             // the same, chosen by a waker
   virtual op_site where() const noexcept = 0;  // the user's call site (deadlock report)
   // A timer case (after()): its deadline; it is ready once that has passed.
-  virtual const std::chrono::steady_clock::time_point* deadline() const noexcept {
-    return nullptr;
-  }
+  virtual const std::chrono::steady_clock::time_point* deadline() const noexcept { return nullptr; }
 };
 
 std::uint64_t select_random() noexcept;
@@ -269,9 +267,7 @@ class after_case final : public detail::select_case {
   void finish() override { run(); }
   void finish_woken() override { run(); }
   detail::op_site where() const noexcept override { return at_; }
-  const std::chrono::steady_clock::time_point* deadline() const noexcept override {
-    return &when_;
-  }
+  const std::chrono::steady_clock::time_point* deadline() const noexcept override { return &when_; }
 
  private:
   void run() {
