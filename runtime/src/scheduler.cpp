@@ -1025,3 +1025,23 @@ void runtime_impl::shutdown(shutdown_mode mode) {
 }
 
 }  // namespace taiga::detail
+
+namespace taiga::detail {
+
+// Here, beside tls_worker, so that it reads the thread's worker without the
+// opaque call of this_worker(): it parks nowhere, so no switch can come
+// between the read and its use (the rule this_worker() exists for). Every
+// channel and sync operation calls it once (interruption_point).
+bool interrupt_pending() noexcept {
+  internal::worker* w = internal::tls_worker;
+  tasklet_core* t = w ? w->current : nullptr;
+  if (t == nullptr) return false;
+  // Relaxed: kill() and throw_into() set the flag with seq_cst; a check
+  // that misses a kill set this instant is followed by the next park
+  // point's P1 check, or by the next interruption point.
+  std::uint8_t f = t->flags.load(std::memory_order_relaxed);
+  return (f & (tasklet_core::flag_kill | tasklet_core::flag_throw)) != 0 &&
+         (f & tasklet_core::flag_masked) == 0;
+}
+
+}  // namespace taiga::detail

@@ -340,17 +340,6 @@ tasklet_core* current_tasklet() noexcept {
   return w ? w->current : nullptr;
 }
 
-bool interrupt_pending() noexcept {
-  worker* w = this_worker();
-  tasklet_core* t = w ? w->current : nullptr;
-  if (t == nullptr) return false;
-  // Relaxed: kill() and throw_into() set the flag with seq_cst; a check
-  // that misses a kill set this instant is followed by the next park
-  // point's P1 check, or by the next interruption point.
-  std::uint8_t f = t->flags.load(std::memory_order_relaxed);
-  return (f & (tasklet_core::flag_kill | tasklet_core::flag_throw)) != 0 &&
-         (f & tasklet_core::flag_masked) == 0;
-}
 
 static runtime_impl* current_impl() noexcept {
   if (worker* w = this_worker()) return w->rt;
