@@ -38,7 +38,7 @@ struct runtime_config {
   /// threads; the host drives the runtime with run_once()/run_until_idle().
   unsigned workers = all_cores;
   /// Usable stack bytes of a tasklet unless spawn_options say otherwise
-  /// (rounded up to whole pages; the runtime keeps the top 80 bytes for the
+  /// (rounded up to whole pages; the runtime keeps the top 112 bytes for the
   /// tasklet's frame and entry).
   std::size_t stack_size = 128 * 1024;
   /// Name used in diagnostics.
