@@ -24,6 +24,7 @@
 #include <iostream>
 #include <mutex>
 #include <sstream>
+#include <stop_token>
 #include <taiga/runtime.hpp>
 #include <typeinfo>
 #include <unordered_map>
@@ -68,6 +69,13 @@ std::string tasklet_info::describe() const {
   return os.str();
 }
 
+// ", parked at file:line in function", when the primitive passed a site.
+static void put_parked_at(std::ostream& os, const taiga::source_location& at) {
+  if (at.line() == 0) return;
+  os << ", parked at " << (at.file_name() ? at.file_name() : "?") << ':' << at.line();
+  if (at.function_name() && *at.function_name()) os << " in " << at.function_name();
+}
+
 std::string deadlock_report::text() const {
   std::ostringstream os;
   os << "taiga: deadlock: all " << parked.size()
@@ -76,6 +84,7 @@ std::string deadlock_report::text() const {
   for (const auto& p : parked) {
     os << "  " << p.describe() << " parked on " << (p.parked_on.empty() ? "?" : p.parked_on);
     if (p.parked_object) os << " (" << p.parked_object << ')';
+    put_parked_at(os, p.parked_at);
     os << '\n';
   }
   return os.str();
@@ -94,7 +103,7 @@ struct tasklet_locals {
 };
 
 /// The rarely used part of a tasklet's state (tasklet_core::extra). Who
-/// writes what: `name` under the tasklet's lock (or before it is published);
+/// writes what: `name` and `stop` under the tasklet's lock (or before it is published);
 /// `locals`, `scope_deadline` only by the tasklet itself; `pending` under the
 /// lock; `error` by the tasklet before it publishes `done` (release), read by
 /// others after seeing `done` (acquire).
@@ -105,6 +114,9 @@ struct tasklet_extra {
   std::exception_ptr error;    // how the tasklet ended, if it threw
   std::int64_t scope_deadline = INT64_MAX;
   std::uint32_t stack_request = 0;  // spawn_options::stack_size (usable bytes); 0 = default
+  // tasklet::request_stop and the tokens: no stop state until first use
+  // (stop_source_of), under the lock; a copy made under it is used outside.
+  std::stop_source stop{std::nostopstate};
   ~tasklet_extra() { delete locals; }
 };
 
@@ -678,7 +690,7 @@ namespace taiga::detail {
 
 // ---- parking API ---------------------------------------------------------
 
-void prepare_wait(wait_point& w, const char* what, const void* object) {
+void prepare_wait(wait_point& w, const char* what, const void* object, call_site site) {
   tasklet_core* t = current_tasklet();
   std::int64_t scope = scope_deadline_of(t);
   if (scope != INT64_MAX && scope <= internal::now_ns()) throw timeout_error();
@@ -690,6 +702,7 @@ void prepare_wait(wait_point& w, const char* what, const void* object) {
   tasklet_frame* frame = t->frame.load(std::memory_order_relaxed);
   frame->park_what.store(what, std::memory_order_relaxed);
   frame->park_object.store(object, std::memory_order_relaxed);
+  frame->park_site.store(site.record(), std::memory_order_relaxed);
   t->wait_word.store(0, std::memory_order_seq_cst);  // P1: arm, then look for a kill
   std::uint8_t f = t->flags.load(std::memory_order_seq_cst);
   if ((f & (tasklet_core::flag_kill | tasklet_core::flag_throw)) &&
@@ -845,9 +858,9 @@ void yield_keeping_interrupts() {
 // One park as `t`'s joiner, until finish() wakes it (signaled; also when
 // `t` was done already) or something interrupts it. The caller decides what
 // an interruption means (wait_done_slow raises it; a masked wait parks again).
-static wake_status join_wait(tasklet_core* t) {
+static wake_status join_wait(tasklet_core* t, call_site site = call_site()) {
   wait_point w;
-  prepare_wait(w, "join", t);
+  prepare_wait(w, "join", t, site);
   {
     std::lock_guard lk(t->lock);
     if (t->state.load(std::memory_order_acquire) == tasklet_state::done) {
@@ -864,7 +877,7 @@ static wake_status join_wait(tasklet_core* t) {
   return s;
 }
 
-void wait_done_slow(tasklet_core* t) {
+void wait_done_slow(tasklet_core* t, call_site site) {
   if (t->state.load(std::memory_order_acquire) == tasklet_state::done) return;
   tasklet_core* self = current_tasklet();
   if (self == t) throw usage_error("taiga: a tasklet cannot join itself");
@@ -877,7 +890,7 @@ void wait_done_slow(tasklet_core* t) {
       return;
     }
   }
-  if (join_wait(t) == wake_status::interrupted) throw_interrupt();
+  if (join_wait(t, site) == wake_status::interrupted) throw_interrupt();
 }
 
 void rethrow_failure(tasklet_core* t) {
@@ -961,6 +974,8 @@ static bool wait_done_masked(tasklet_core* t, tasklet_core* self) {
   return done;
 }
 
+static void request_stop_if_any(tasklet_core* t) noexcept;
+
 void drop_handle(tasklet_core* t) noexcept {
   tasklet_core* self = current_tasklet();
   if (t == self) {  // it cannot wait for itself: it runs on, detached
@@ -968,6 +983,7 @@ void drop_handle(tasklet_core* t) noexcept {
     return;
   }
   if (t->state.load(std::memory_order_acquire) != tasklet_state::done) {
+    request_stop_if_any(t);
     kill(t);  // not self: cannot throw
     // The caller's timeout_scope is off meanwhile: its expiry would only
     // wake the wait over and over. (A plain thread's wait has nothing else
@@ -1000,6 +1016,45 @@ void set_name(tasklet_core* t, std::string name) {
   tasklet_extra& x = extra_of(t);  // outside the spinlock: malloc may take a while
   std::lock_guard lk(t->lock);
   x.name = std::move(name);
+}
+
+// ---- stop requests ---------------------------------------------------------
+
+std::stop_source stop_source_of(tasklet_core* t) {
+  tasklet_extra& x = extra_of(t);  // outside the spinlock: malloc may take a while
+  {
+    std::lock_guard lk(t->lock);
+    if (x.stop.stop_possible()) return x.stop;
+  }
+  std::stop_source fresh;  // allocates the stop state: outside the lock too
+  std::lock_guard lk(t->lock);
+  if (!x.stop.stop_possible()) x.stop = fresh;
+  return x.stop;  // the loser's `fresh` dies after the unlock
+}
+
+bool request_stop(tasklet_core* t) {
+  return stop_source_of(t).request_stop();  // callbacks run here, on the caller, unlocked
+}
+
+std::stop_token current_stop_token() {
+  tasklet_core* t = current_tasklet();
+  if (t == nullptr)
+    throw usage_error("taiga::this_tasklet::get_stop_token called outside a tasklet");
+  return stop_source_of(t).get_token();
+}
+
+// A handle's destructor requests a stop before its kill, as std::jthread's
+// does before its join: stop callbacks run, and the tasklet's destructors
+// see stop_requested(). Only where a stop state exists: none is made here.
+static void request_stop_if_any(tasklet_core* t) noexcept {
+  tasklet_extra* x = extra_if_any(t);
+  if (x == nullptr) return;
+  std::stop_source src(std::nostopstate);
+  {
+    std::lock_guard lk(t->lock);
+    src = x->stop;
+  }
+  src.request_stop();
 }
 
 // ---- tasklet_local -------------------------------------------------------
@@ -1135,12 +1190,24 @@ void yield() {
   if (t->flags.load(std::memory_order_acquire) & interrupts) detail::throw_interrupt();
 }
 
-void sleep_until(std::chrono::steady_clock::time_point tp) {
+void sleep_until(std::chrono::steady_clock::time_point tp, detail::call_site site) {
   require_tasklet("sleep_until");
   detail::wait_point w;
-  detail::prepare_wait(w, "sleep", nullptr);
+  detail::prepare_wait(w, "sleep", nullptr, site);
   detail::wake_status s = detail::wait(w, &tp);
   if (s == detail::wake_status::interrupted) detail::throw_interrupt();
+}
+
+std::stop_token get_stop_token() {
+  return detail::current_stop_token();
+}
+bool stop_requested() noexcept {
+  detail::tasklet_core* t = detail::current_tasklet();
+  if (t == nullptr) return false;
+  detail::tasklet_extra* x = t->extra.load(std::memory_order_acquire);
+  if (x == nullptr) return false;
+  std::lock_guard lk(t->lock);
+  return x->stop.stop_requested();
 }
 
 tasklet_id get_id() noexcept {
@@ -1287,6 +1354,7 @@ void runtime::dump(std::ostream& os) const {
     os << "  " << i.describe() << ' ' << i.state;
     if (!i.parked_on.empty()) os << " on " << i.parked_on;
     if (i.parked_object) os << " (" << i.parked_object << ')';
+    put_parked_at(os, i.parked_at);
     if (i.worker >= 0) os << " worker " << i.worker;
     os << '\n';
     detail::release(t);

@@ -58,6 +58,9 @@ class tasklet_info {
   // The object it waits on (a channel, a mutex, the tasklet it joins), when
   // parked: two tasklets with the same address wait on the same thing.
   const void* parked_object = nullptr;
+  // Where it parked, when parked and the primitive passed its caller's site
+  // (join, sleep_for, ...): the user's blocking call. Empty (line 0) if not.
+  taiga::source_location parked_at;
   // The worker it runs or last ran on; -1 when it has not started, or has
   // ended and left the registry (the error handler's view of a detached
   // tasklet that threw: its stack, where the worker was kept, is gone).

@@ -48,9 +48,9 @@ class runtime {
   /// Spawns `fn(args...)` on this runtime, from any thread. Prefer the free
   /// taiga::spawn(rt, fn, args...) form, which records the caller's line.
   template <class F, class... A>
-  auto spawn(F&& f, A&&... a) {
-    return tasklet<detail::spawn_result_t<F, A...>>(
-        taiga::spawn<F, A...>(*this, std::forward<F>(f), std::forward<A>(a)...));
+  tasklet<detail::spawn_result_t<F, A...>> spawn(F&& f, A&&... a) {
+    return detail::spawn_at(this, nullptr, detail::call_site::current(), std::forward<F>(f),
+                            std::forward<A>(a)...);
   }
 
   /// Runs `fn` as this runtime's main tasklet and blocks the calling thread
@@ -66,7 +66,7 @@ class runtime {
     o.name = "main";
     detail::submit(c, this, &o);
     drive_until_done(c);
-    return tasklet<R>(c).join();
+    return tasklet<R>(c).join(site);
   }
 
   /// Stops the runtime: kills (or waits for) every live tasklet, then stops

@@ -110,6 +110,8 @@ class call_site {
     return call_site(taiga::source_location::current(file, function, line, column));
   }
 #endif
+  /// No site: what a wait without one records (prepare_wait's default).
+  constexpr call_site() noexcept = default;
   call_site(const taiga::source_location& s) : record_(intern_site(s)) {}  // NOLINT: implicit
   const site_record* record() const noexcept {
     return record_;
@@ -117,7 +119,7 @@ class call_site {
 
  private:
   explicit call_site(const site_record* r) noexcept : record_(r) {}
-  const site_record* record_;
+  const site_record* record_ = nullptr;
 };
 
 }  // namespace taiga::detail

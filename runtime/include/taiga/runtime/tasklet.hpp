@@ -1,6 +1,7 @@
 #pragma once
 
 #include <functional>
+#include <stop_token>
 #include <string>
 #include <taiga/runtime/detail/tasklet_core.hpp>
 #include <taiga/runtime/source_location.hpp>
@@ -18,10 +19,12 @@ using tasklet_id = std::uint64_t;
 
 /// Owning handle to a tasklet, shaped like std::jthread.
 ///
-/// A handle that is destroyed (or assigned over) while still joinable kills
-/// its tasklet and then joins it: std::jthread requests a stop and joins, and
-/// a kill is the tasklet's stop request (it is raised at the tasklet's next
-/// park point, so its destructors run). Call detach() to let it run on.
+/// A handle that is destroyed (or assigned over) while still joinable
+/// requests a stop (when the tasklet has a stop state: request_stop), then
+/// kills its tasklet and joins it. std::jthread requests a stop and joins;
+/// a tasklet is not trusted to look at its token, so the kill follows at
+/// once (it is raised at the tasklet's next park point, so its destructors
+/// run, and they see stop_requested()). Call detach() to let it run on.
 ///
 /// That wait cannot be cut short: a kill, throw_into or timeout_scope that
 /// reaches the tasklet running the destructor stays pending and is raised
@@ -54,10 +57,11 @@ class tasklet {
 
   /// Waits until the tasklet finishes; returns its result or rethrows its
   /// exception (taiga::tasklet_killed if it was killed). Leaves the handle
-  /// empty. @suspends yes (a plain thread blocks).
-  R join() {
+  /// empty. @suspends yes (a plain thread blocks). The caller's site is
+  /// what a deadlock report names as where the caller parked.
+  R join(detail::call_site site = detail::call_site::current()) {
     require("join");
-    detail::wait_done(core_);
+    detail::wait_done(core_, site);
     struct drop {
       detail::tasklet_core*& c;
       ~drop() { detail::release(std::exchange(c, nullptr)); }
@@ -92,6 +96,20 @@ class tasklet {
     return throw_into(std::make_exception_ptr(std::move(e)));
   }
 
+  /// Cooperative cancellation, as std::jthread's: the tasklet's stop state,
+  /// made on first use (by any of these, by this_tasklet::get_stop_token,
+  /// or at the first run of a callable that takes a std::stop_token). A
+  /// stop request only sets the token and runs its std::stop_callbacks, on
+  /// the caller; the tasklet decides when to return. kill() is the forced
+  /// form. Returns true if this call made the request (as
+  /// std::stop_source::request_stop); false on an empty handle.
+  bool request_stop() { return core_ != nullptr && detail::request_stop(core_); }
+  /// The tasklet's stop source (no stop state for an empty handle).
+  std::stop_source get_stop_source() const {
+    return core_ ? detail::stop_source_of(core_) : std::stop_source(std::nostopstate);
+  }
+  std::stop_token get_stop_token() const { return get_stop_source().get_token(); }
+
   bool joinable() const noexcept { return core_ != nullptr; }
   bool alive() const noexcept { return core_ != nullptr && state() != tasklet_state::done; }
   tasklet_state state() const noexcept {
@@ -119,8 +137,27 @@ class tasklet {
 };
 
 namespace detail {
+/// True when `fn(args...)` is spawned as `fn(token, args...)`: as with
+/// std::jthread, a callable that accepts a std::stop_token first gets the
+/// tasklet's (tasklet::request_stop).
 template <class F, class... A>
-using spawn_result_t = std::invoke_result_t<std::decay_t<F>, std::decay_t<A>...>;
+inline constexpr bool takes_stop_token_v =
+    std::is_invocable_v<std::decay_t<F>, std::stop_token, std::decay_t<A>...>;
+
+template <class F, class... A>
+struct spawn_result : std::invoke_result<std::decay_t<F>, std::decay_t<A>...> {};
+template <class F, class... A>
+requires takes_stop_token_v<F, A...>
+struct spawn_result<F, A...>
+    : std::invoke_result<std::decay_t<F>, std::stop_token, std::decay_t<A>...> {
+};
+/// What a spawned `fn(args...)` returns (no type when it cannot be called:
+/// the spawn overloads drop out).
+template <class F, class... A>
+using spawn_result_t = typename spawn_result<F, A...>::type;
+
+/// The calling tasklet's stop token (this_tasklet::get_stop_token).
+std::stop_token current_stop_token();
 
 /// A spawn's callable and arguments, stored in the tasklet block. Not a
 /// lambda capture: a captureless lambda captured by a lambda still takes a
@@ -133,7 +170,13 @@ struct bound_call {
   spawn_result_t<F, A...> operator()() {
     return std::apply(
         [this](A&... a) -> spawn_result_t<F, A...> {
-          return std::invoke(std::move(fn), std::move(a)...);
+          if constexpr (takes_stop_token_v<F, A...>) {
+            // The stop state is made on first use, here or by the first
+            // request_stop: a stop requested before the first run is seen.
+            return std::invoke(std::move(fn), current_stop_token(), std::move(a)...);
+          } else {
+            return std::invoke(std::move(fn), std::move(a)...);
+          }
         },
         args);
   }
@@ -148,70 +191,128 @@ tasklet_core* make_tasklet(call_site site, F&& f, A&&... a) {
   b->site = site.record();
   return b;
 }
+
+/// Every spawn overload's body.
+template <class F, class... A>
+tasklet<spawn_result_t<F, A...>> spawn_at(runtime* rt, const spawn_options* o, call_site site,
+                                          F&& f, A&&... a) {
+  tasklet_core* c = make_tasklet(site, std::forward<F>(f), std::forward<A>(a)...);
+  c->refs.store(2, std::memory_order_relaxed);  // the handle's and the runtime's
+  submit(c, rt, o);
+  return tasklet<spawn_result_t<F, A...>>(c);
+}
 }  // namespace detail
 
 /// Spawns a tasklet running `fn(args...)` on the current runtime (the one
 /// whose tasklet or worker calls it) and returns its handle, a
 /// taiga::tasklet<R>. The arguments are moved into the tasklet. The call site
-/// is recorded (reports and error messages name it).
+/// is recorded (reports and error messages name it); a wrapper may pass its
+/// own caller's taiga::source_location after the arguments.
 ///
 ///     auto t = taiga::spawn([](int x) { return x * 2; }, 21);
 ///     int v = t.join();
 ///     auto u = taiga::spawn(taiga::spawn_options{.name = "reader"}, read_loop, fd);
+///     t = taiga::spawn([] { return 7; });  // the old handle's tasklet is killed and joined
 ///
-/// `spawn` is a class template so that it can take a trailing
-/// taiga::source_location after the argument pack; it converts to (and is a)
-/// tasklet<R>.
-template <class F, class... A>
-class spawn : public tasklet<detail::spawn_result_t<F, A...>> {
-  using base = tasklet<detail::spawn_result_t<F, A...>>;
-
- public:
-  spawn(F&& f, A&&... a, detail::call_site site = detail::call_site::current())
-      : base(start(nullptr, nullptr, site, std::forward<F>(f), std::forward<A>(a)...)) {}
-  spawn(const spawn_options& o, F&& f, A&&... a,
-        detail::call_site site = detail::call_site::current())
-      : base(start(nullptr, &o, site, std::forward<F>(f), std::forward<A>(a)...)) {}
-  spawn(runtime& rt, F&& f, A&&... a, detail::call_site site = detail::call_site::current())
-      : base(start(&rt, nullptr, site, std::forward<F>(f), std::forward<A>(a)...)) {}
-  spawn(runtime& rt, const spawn_options& o, F&& f, A&&... a,
-        detail::call_site site = detail::call_site::current())
-      : base(start(&rt, &o, site, std::forward<F>(f), std::forward<A>(a)...)) {}
-
- private:
-  static detail::tasklet_core* start(runtime* rt, const spawn_options* o, detail::call_site site,
-                                     F&& f, A&&... a) {
-    detail::tasklet_core* c = detail::make_tasklet(site, std::forward<F>(f), std::forward<A>(a)...);
-    c->refs.store(2, std::memory_order_relaxed);  // the handle's and the runtime's
-    detail::submit(c, rt, o);
-    return c;
+/// A callable that accepts a std::stop_token before its arguments gets the
+/// tasklet's (as std::jthread does): `spawn([](std::stop_token st) { while
+/// (!st.stop_requested()) ...; })`, stopped by tasklet::request_stop().
+///
+/// Also `spawn(options, fn, args...)`, `spawn(rt, fn, args...)` and
+/// `spawn(rt, options, fn, args...)` (`rt`: a taiga::runtime, from any thread).
+///
+/// `spawn` is a set of function templates, one per argument count (up to
+/// 10 arguments): the caller's site is a defaulted parameter after the
+/// arguments, which a parameter pack would not leave room for.
+#define TAIGA_SPAWN_LIST(...) __VA_ARGS__
+#define TAIGA_SPAWN_OVERLOADS(TPARAMS, PARAMS, TYPES, ARGS)                                      \
+  template <class F TAIGA_SPAWN_LIST TPARAMS>                                                    \
+  tasklet<detail::spawn_result_t<F TAIGA_SPAWN_LIST TYPES>> spawn(                               \
+      F&& f TAIGA_SPAWN_LIST PARAMS, detail::call_site site = detail::call_site::current()) {    \
+    return detail::spawn_at<F TAIGA_SPAWN_LIST TYPES>(nullptr, nullptr, site,                    \
+                                                      std::forward<F>(f) TAIGA_SPAWN_LIST ARGS); \
+  }                                                                                              \
+  template <class F TAIGA_SPAWN_LIST TPARAMS>                                                    \
+  tasklet<detail::spawn_result_t<F TAIGA_SPAWN_LIST TYPES>> spawn(                               \
+      const spawn_options& o, F&& f TAIGA_SPAWN_LIST PARAMS,                                     \
+      detail::call_site site = detail::call_site::current()) {                                   \
+    return detail::spawn_at<F TAIGA_SPAWN_LIST TYPES>(nullptr, &o, site,                         \
+                                                      std::forward<F>(f) TAIGA_SPAWN_LIST ARGS); \
+  }                                                                                              \
+  template <class F TAIGA_SPAWN_LIST TPARAMS>                                                    \
+  tasklet<detail::spawn_result_t<F TAIGA_SPAWN_LIST TYPES>> spawn(                               \
+      runtime& rt, F&& f TAIGA_SPAWN_LIST PARAMS,                                                \
+      detail::call_site site = detail::call_site::current()) {                                   \
+    return detail::spawn_at<F TAIGA_SPAWN_LIST TYPES>(&rt, nullptr, site,                        \
+                                                      std::forward<F>(f) TAIGA_SPAWN_LIST ARGS); \
+  }                                                                                              \
+  template <class F TAIGA_SPAWN_LIST TPARAMS>                                                    \
+  tasklet<detail::spawn_result_t<F TAIGA_SPAWN_LIST TYPES>> spawn(                               \
+      runtime& rt, const spawn_options& o, F&& f TAIGA_SPAWN_LIST PARAMS,                        \
+      detail::call_site site = detail::call_site::current()) {                                   \
+    return detail::spawn_at<F TAIGA_SPAWN_LIST TYPES>(&rt, &o, site,                             \
+                                                      std::forward<F>(f) TAIGA_SPAWN_LIST ARGS); \
   }
-};
-
-template <class F, class... A>
-spawn(F&&, A&&...) -> spawn<F, A...>;
-template <class F, class... A>
-spawn(const spawn_options&, F&&, A&&...) -> spawn<F, A...>;
-template <class F, class... A>
-spawn(spawn_options&, F&&, A&&...) -> spawn<F, A...>;
-template <class F, class... A>
-spawn(spawn_options&&, F&&, A&&...) -> spawn<F, A...>;
-template <class F, class... A>
-spawn(runtime&, F&&, A&&...) -> spawn<F, A...>;
-template <class F, class... A>
-spawn(runtime&, const spawn_options&, F&&, A&&...) -> spawn<F, A...>;
-template <class F, class... A>
-spawn(runtime&, spawn_options&, F&&, A&&...) -> spawn<F, A...>;
-template <class F, class... A>
-spawn(runtime&, spawn_options&&, F&&, A&&...) -> spawn<F, A...>;
+TAIGA_SPAWN_OVERLOADS((), (), (), ())
+TAIGA_SPAWN_OVERLOADS((, class A1), (, A1&& a1), (, A1), (, std::forward<A1>(a1)))
+TAIGA_SPAWN_OVERLOADS((, class A1, class A2), (, A1&& a1, A2&& a2), (, A1, A2),
+                      (, std::forward<A1>(a1), std::forward<A2>(a2)))
+TAIGA_SPAWN_OVERLOADS((, class A1, class A2, class A3), (, A1&& a1, A2&& a2, A3&& a3),
+                      (, A1, A2, A3),
+                      (, std::forward<A1>(a1), std::forward<A2>(a2), std::forward<A3>(a3)))
+TAIGA_SPAWN_OVERLOADS((, class A1, class A2, class A3, class A4),
+                      (, A1&& a1, A2&& a2, A3&& a3, A4&& a4), (, A1, A2, A3, A4),
+                      (, std::forward<A1>(a1), std::forward<A2>(a2), std::forward<A3>(a3),
+                       std::forward<A4>(a4)))
+TAIGA_SPAWN_OVERLOADS((, class A1, class A2, class A3, class A4, class A5),
+                      (, A1&& a1, A2&& a2, A3&& a3, A4&& a4, A5&& a5), (, A1, A2, A3, A4, A5),
+                      (, std::forward<A1>(a1), std::forward<A2>(a2), std::forward<A3>(a3),
+                       std::forward<A4>(a4), std::forward<A5>(a5)))
+TAIGA_SPAWN_OVERLOADS((, class A1, class A2, class A3, class A4, class A5, class A6),
+                      (, A1&& a1, A2&& a2, A3&& a3, A4&& a4, A5&& a5, A6&& a6),
+                      (, A1, A2, A3, A4, A5, A6),
+                      (, std::forward<A1>(a1), std::forward<A2>(a2), std::forward<A3>(a3),
+                       std::forward<A4>(a4), std::forward<A5>(a5), std::forward<A6>(a6)))
+TAIGA_SPAWN_OVERLOADS((, class A1, class A2, class A3, class A4, class A5, class A6, class A7),
+                      (, A1&& a1, A2&& a2, A3&& a3, A4&& a4, A5&& a5, A6&& a6, A7&& a7),
+                      (, A1, A2, A3, A4, A5, A6, A7),
+                      (, std::forward<A1>(a1), std::forward<A2>(a2), std::forward<A3>(a3),
+                       std::forward<A4>(a4), std::forward<A5>(a5), std::forward<A6>(a6),
+                       std::forward<A7>(a7)))
+TAIGA_SPAWN_OVERLOADS((, class A1, class A2, class A3, class A4, class A5, class A6, class A7,
+                       class A8),
+                      (, A1&& a1, A2&& a2, A3&& a3, A4&& a4, A5&& a5, A6&& a6, A7&& a7, A8&& a8),
+                      (, A1, A2, A3, A4, A5, A6, A7, A8),
+                      (, std::forward<A1>(a1), std::forward<A2>(a2), std::forward<A3>(a3),
+                       std::forward<A4>(a4), std::forward<A5>(a5), std::forward<A6>(a6),
+                       std::forward<A7>(a7), std::forward<A8>(a8)))
+TAIGA_SPAWN_OVERLOADS((, class A1, class A2, class A3, class A4, class A5, class A6, class A7,
+                       class A8, class A9),
+                      (, A1&& a1, A2&& a2, A3&& a3, A4&& a4, A5&& a5, A6&& a6, A7&& a7, A8&& a8,
+                       A9&& a9),
+                      (, A1, A2, A3, A4, A5, A6, A7, A8, A9),
+                      (, std::forward<A1>(a1), std::forward<A2>(a2), std::forward<A3>(a3),
+                       std::forward<A4>(a4), std::forward<A5>(a5), std::forward<A6>(a6),
+                       std::forward<A7>(a7), std::forward<A8>(a8), std::forward<A9>(a9)))
+TAIGA_SPAWN_OVERLOADS((, class A1, class A2, class A3, class A4, class A5, class A6, class A7,
+                       class A8, class A9, class A10),
+                      (, A1&& a1, A2&& a2, A3&& a3, A4&& a4, A5&& a5, A6&& a6, A7&& a7, A8&& a8,
+                       A9&& a9, A10&& a10),
+                      (, A1, A2, A3, A4, A5, A6, A7, A8, A9, A10),
+                      (, std::forward<A1>(a1), std::forward<A2>(a2), std::forward<A3>(a3),
+                       std::forward<A4>(a4), std::forward<A5>(a5), std::forward<A6>(a6),
+                       std::forward<A7>(a7), std::forward<A8>(a8), std::forward<A9>(a9),
+                       std::forward<A10>(a10)))
+#undef TAIGA_SPAWN_LIST
+#undef TAIGA_SPAWN_OVERLOADS
 
 /// spawn on a given worker of the current runtime (spawn_options::worker).
 template <class F, class... A>
-auto spawn_on(unsigned worker, F&& f, A&&... a) {
+tasklet<detail::spawn_result_t<F, A...>> spawn_on(unsigned worker, F&& f, A&&... a) {
   spawn_options o;
   o.worker = static_cast<int>(worker);
-  return tasklet<detail::spawn_result_t<F, A...>>(
-      spawn<F, A...>(o, std::forward<F>(f), std::forward<A>(a)...));
+  return detail::spawn_at(nullptr, &o, detail::call_site::current(), std::forward<F>(f),
+                          std::forward<A>(a)...);
 }
 
 }  // namespace taiga

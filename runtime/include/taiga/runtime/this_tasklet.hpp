@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <stop_token>
 #include <string>
 #include <taiga/runtime/source_location.hpp>
 #include <taiga/runtime/tasklet.hpp>
@@ -12,12 +13,22 @@ namespace taiga::this_tasklet {
 void yield();
 
 /// Parks the calling tasklet for at least `d`. Kill points. @pre in a tasklet.
-void sleep_until(std::chrono::steady_clock::time_point t);
+/// The caller's site is where reports say it parked.
+void sleep_until(std::chrono::steady_clock::time_point t,
+                 detail::call_site site = detail::call_site::current());
 template <class Rep, class Period>
-void sleep_for(std::chrono::duration<Rep, Period> d) {
-  sleep_until(std::chrono::steady_clock::now() +
-              std::chrono::ceil<std::chrono::steady_clock::duration>(d));
+void sleep_for(std::chrono::duration<Rep, Period> d,
+               detail::call_site site = detail::call_site::current()) {
+  sleep_until(
+      std::chrono::steady_clock::now() + std::chrono::ceil<std::chrono::steady_clock::duration>(d),
+      site);
 }
+
+/// The calling tasklet's stop token (tasklet::request_stop; the same one a
+/// callable taking a std::stop_token gets). @pre in a tasklet.
+std::stop_token get_stop_token();
+/// get_stop_token().stop_requested(); false outside tasklets.
+bool stop_requested() noexcept;
 
 /// The id of the calling tasklet; 0 outside tasklets.
 tasklet_id get_id() noexcept;

@@ -6,7 +6,7 @@
 //
 // Waiter side:
 //     wait_point w;
-//     prepare_wait(w, "channel receive", this);  // may throw (kill pending)
+//     prepare_wait(w, "channel receive", this, site);  // may throw (kill pending)
 //     { lock list; publish &w; unlock; }
 //     wake_status s = wait(w, deadline);           // parks; the lock is NOT held
 //     if (s != wake_status::signaled) { lock list; remove &w if still there; unlock; }
@@ -46,7 +46,13 @@ struct wait_point {
 
 /// Arms the caller's wait. Throws (tasklet_exit, or the pending exception) if
 /// a kill or throw_into is already pending for the calling tasklet.
-void prepare_wait(wait_point& w, const char* what, const void* object);
+/// `what` (a string literal) and `object` say what it waits on, `site` where
+/// the user's blocking call is (a primitive's own `call_site` parameter,
+/// defaulted to call_site::current() in its public signature): reports and
+/// dumps print them ("parked on join (0x...), parked at f.cpp:12 in g").
+/// One pointer, stored as is: no cost beyond the store.
+void prepare_wait(wait_point& w, const char* what, const void* object,
+                  call_site site = call_site());
 /// Disarms a prepared wait that will not be waited on (the condition
 /// turned out to hold already).
 void cancel_wait(wait_point& w) noexcept;

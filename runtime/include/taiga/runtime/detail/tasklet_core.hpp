@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <exception>
 #include <new>
+#include <stop_token>
 #include <string>
 #include <taiga/runtime/config.hpp>
 #include <taiga/runtime/detail/exec_context.hpp>
@@ -75,15 +76,15 @@ struct tasklet_extra;  // tasklet.cpp
 
 /// What a tasklet needs only once it has a stack: its root context, the
 /// context to resume (a fiber's, while one runs inside it), what it is
-/// parked on, its stack slot, and what only the running tasklet writes. It
-/// lives in the top 80 bytes of the tasklet's own stack
+/// parked on and where, its stack slot, and what only the running tasklet
+/// writes. It lives in the top 96 bytes of the tasklet's own stack
 /// (worker::start_fresh), so a queued tasklet that has not run yet does not
 /// pay for it, and a running one finds it in a page it touches anyway.
 ///
 /// Lifetime: from the first run until the exit switch has completed
 /// (worker::after_switch_slow, after::exit); tasklet_core::frame is null
 /// outside it. The tasklet and the worker running it use it freely. Any
-/// other thread may read park_what, park_object and last_worker only under
+/// other thread may read park_what, park_object, park_site and last_worker only under
 /// the tasklet's registry shard lock while the tasklet is registered
 /// (runtime_impl::info_of): a tasklet leaves the registry, under that lock,
 /// before its stack goes back.
@@ -92,14 +93,23 @@ struct alignas(16) tasklet_frame {
   exec_context* active = &ctx;                  // the context to resume
   std::atomic<const char*> park_what{nullptr};  // what it is parked on (reports; relaxed)
   std::atomic<const void*> park_object{nullptr};
+  // Where the user's blocking call was (prepare_wait's call_site; null when
+  // the primitive had none): the deadlock report's "parked at". Relaxed.
+  std::atomic<const site_record*> park_site{nullptr};
   std::uint32_t stack_total = 0;              // the pooled slot's size (its base: ctx.stack_lo)
   std::atomic<std::int16_t> last_worker{-1};  // diagnostics (relaxed)
   std::uint8_t stack_guard = 0;               // a stack_guard_mode
   bool scope_expired = false;                 // timeout_scope (the tasklet's own)
 };
 // worker::start_fresh places it right above the fresh context's 16-byte
-// entry slot, whose alignment it keeps (hence alignas(16)).
-static_assert(sizeof(tasklet_frame) == 80);
+// entry slot, whose alignment it keeps (hence alignas(16)), so it grows in
+// steps of 16 bytes. 96 since park_site (issue 18): no field could give way
+// (each one is read by the scheduler, and stack_total, the only derivable
+// one, saves a page-size computation on every stack release). The 16 bytes
+// cost no memory and no cache line: the frame and the entry slot (112
+// bytes) still lie in the two top lines of the stack, in the page every
+// started tasklet touches; a tasklet's usable stack is 16 bytes smaller.
+static_assert(sizeof(tasklet_frame) == 96);
 
 /// The control block of a tasklet. Allocated together with the callable and
 /// the result (tasklet_block<R, F> below); reference counted: the handle
@@ -161,7 +171,8 @@ void destroy_tasklet(tasklet_core* t) noexcept;  // the last reference went
 void submit(tasklet_core* t, runtime* rt, const spawn_options* opts);
 tasklet_core* current_tasklet() noexcept;
 /// Waits until `t` is done (parks a tasklet, blocks a plain thread).
-void wait_done_slow(tasklet_core* t);
+/// `site`: the user's join call (the deadlock report's "parked at").
+void wait_done_slow(tasklet_core* t, call_site site = call_site());
 void rethrow_failure(tasklet_core* t);
 void kill(tasklet_core* t);
 void detach(tasklet_core* t);  // drops the handle's reference
@@ -170,6 +181,9 @@ void detach(tasklet_core* t);  // drops the handle's reference
 void drop_handle(tasklet_core* t) noexcept;
 bool throw_into(tasklet_core* t, std::exception_ptr e);
 std::string name_of(const tasklet_core* t);
+/// `t`'s stop source, its stop state made on first use (side record).
+std::stop_source stop_source_of(tasklet_core* t);
+bool request_stop(tasklet_core* t);
 void set_name(tasklet_core* t, std::string name);
 
 // Every join runs these three: their usual case (the tasklet is done, ended
@@ -181,8 +195,8 @@ inline void release(tasklet_core* t) noexcept {
   if (t->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy_tasklet(t);
 }
 /// Returns once `t` is done; parks (or blocks, on a plain thread) until then.
-inline void wait_done(tasklet_core* t) {
-  if (t->state.load(std::memory_order_acquire) != tasklet_state::done) wait_done_slow(t);
+inline void wait_done(tasklet_core* t, call_site site = call_site()) {
+  if (t->state.load(std::memory_order_acquire) != tasklet_state::done) wait_done_slow(t, site);
 }
 /// After done: rethrows the tasklet's error, or tasklet_killed.
 inline void rethrow_if_failed(tasklet_core* t) {
