@@ -783,6 +783,7 @@ tasklet_info runtime_impl::info_of(tasklet_core* t, bool shard_locked) {
   // finish() overwrites `done`.)
   const char* what = nullptr;
   const void* object = nullptr;
+  const site_record* site = nullptr;
   auto read = [&] {
     registry_shard& sh = shards[t->registry_shard];
     if (t->reg_prev == nullptr && sh.head != t) return;  // unregistered
@@ -791,6 +792,7 @@ tasklet_info runtime_impl::info_of(tasklet_core* t, bool shard_locked) {
       if (s == tasklet_state::parked) {
         what = f->park_what.load(std::memory_order_relaxed);
         object = f->park_object.load(std::memory_order_relaxed);
+        site = f->park_site.load(std::memory_order_relaxed);
       }
     }
   };
@@ -803,6 +805,7 @@ tasklet_info runtime_impl::info_of(tasklet_core* t, bool shard_locked) {
   if (what) {  // the string is built outside the lock
     i.parked_on = what;
     i.parked_object = object;
+    i.parked_at = to_location(site);
   }
   return i;
 }

@@ -5,6 +5,7 @@
 // set, timer cases and tickers.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <deque>
@@ -45,7 +46,7 @@ TEST_P(semantics, a_killed_parked_receiver_leaves_the_balance_at_once) {
   rt().run([] {
     channel<int> ch;
     auto r = taiga::spawn([ch] { return ch.receive(); });
-    wait_parked(r);
+    while (r.state() != taiga::tasklet_state::parked) taiga::this_tasklet::sleep_for(1ms);
     EXPECT_EQ(ch.balance(), -1);
     r.kill();
     // Counted nowhere from the moment the kill claimed its wait, whether or
@@ -60,7 +61,7 @@ TEST_P(semantics, a_killed_parked_sender_no_longer_keeps_a_closed_channel_open) 
   rt().run([] {
     channel<int> ch;
     auto s = taiga::spawn([ch] { return ch.send(1); });
-    wait_parked(s);
+    while (s.state() != taiga::tasklet_state::parked) taiga::this_tasklet::sleep_for(1ms);
     ch.close();
     EXPECT_FALSE(ch.closed()) << "its offer is still drainable";
     EXPECT_EQ(ch.balance(), 1);
@@ -77,7 +78,7 @@ TEST_P(semantics, a_parked_select_that_was_interrupted_counts_on_no_channel) {
     channel<int> a, b, c;
     auto s =
         taiga::spawn([a, b, c] { taiga::select(on_receive(a), on_receive(b), on_send(c, 5)); });
-    wait_parked(s);
+    while (s.state() != taiga::tasklet_state::parked) taiga::this_tasklet::sleep_for(1ms);
     EXPECT_EQ(a.balance(), -1);
     EXPECT_EQ(b.balance(), -1);
     EXPECT_EQ(c.balance(), 1);
@@ -147,7 +148,7 @@ TEST_P(semantics, a_sender_killed_while_parked_keeps_its_value) {
         throw;
       }
     });
-    wait_parked(s);
+    while (s.state() != taiga::tasklet_state::parked) taiga::this_tasklet::sleep_for(1ms);
     s.kill();
     join_killed(s);
     EXPECT_TRUE(kept.load());
@@ -187,7 +188,7 @@ TEST_P(semantics, a_send_case_that_is_not_chosen_keeps_its_value) {
     // And the chosen case takes it.
     std::unique_ptr<int> got;
     auto r = taiga::spawn([rendezvous] { return rendezvous.receive(); });
-    wait_parked(r);
+    while (r.state() != taiga::tasklet_state::parked) taiga::this_tasklet::sleep_for(1ms);
     i = taiga::select(on_send(rendezvous, std::move(p)));
     EXPECT_EQ(i, 0u);
     EXPECT_FALSE(p);
@@ -233,7 +234,7 @@ TEST_P(semantics, a_select_with_nothing_enabled_parks_until_killed_or_timed_out)
     EXPECT_EQ(taiga::select_for(1ms, on_receive(nil), on_receive(off).when(false)),
               taiga::select_timeout);
     auto s = taiga::spawn([nil] { taiga::select(on_receive(nil)); });
-    wait_parked(s);
+    while (s.state() != taiga::tasklet_state::parked) taiga::this_tasklet::sleep_for(1ms);
     s.kill();
     join_killed(s);
     // timeout_scope is honoured too.
@@ -246,20 +247,37 @@ TEST_P(semantics, a_select_with_nothing_enabled_parks_until_killed_or_timed_out)
   });
 }
 
-TEST(semantics_plain, a_select_with_nothing_enabled_is_named_in_the_deadlock_report) {
-  std::string parked_on;
+// A6: the report says where each tasklet parked: the line of its blocking
+// channel or select call.
+TEST(semantics_plain, the_deadlock_report_names_the_line_of_each_blocking_call) {
+  std::string select_parked_on;
+  std::vector<unsigned> lines;
   taiga::runtime_config c;
   c.workers = 1;
   c.deadlock_handler = [&](const taiga::deadlock_report& r) {
-    for (const auto& t : r.parked)
-      if (t.parked_on.find("select") != std::string::npos) parked_on = t.parked_on;
+    for (const auto& t : r.parked) {
+      if (t.parked_on.find("select") != std::string::npos) select_parked_on = t.parked_on;
+      lines.push_back(static_cast<unsigned>(t.parked_at.line()));
+    }
   };
+  unsigned select_line = 0, receive_line = 0;
   taiga::runtime rt(c);
-  rt.run([] {
-    auto s = taiga::spawn([] { taiga::select(on_receive(channel<int>::nil())); });
+  rt.run([&] {
+    auto s = taiga::spawn([&] {
+      select_line = __LINE__ + 1;
+      taiga::select(on_receive(channel<int>::nil()));
+    });
+    channel<int> ch;
+    auto r = taiga::spawn([&, ch] {
+      receive_line = __LINE__ + 1;
+      (void)ch.receive();
+    });
     EXPECT_THROW(s.join(), taiga::deadlock_error);
+    EXPECT_THROW(r.join(), taiga::deadlock_error);
   });
-  EXPECT_EQ(parked_on, "select with no enabled case");
+  EXPECT_EQ(select_parked_on, "select with no enabled case");
+  EXPECT_NE(std::find(lines.begin(), lines.end(), select_line), lines.end());
+  EXPECT_NE(std::find(lines.begin(), lines.end(), receive_line), lines.end());
 }
 
 // ---- A5: select keeps the channel's preference -----------------------------
@@ -276,7 +294,7 @@ TEST(semantics_plain, select_follows_preference_like_plain_operations) {
             (void)ch.receive();
             log.push_back("receiver");
           });
-          wait_parked(r);
+          while (r.state() != taiga::tasklet_state::parked) taiga::this_tasklet::sleep_for(1ms);
           taiga::select(on_send(ch, 1));
           log.push_back("selector");
           r.join();
@@ -287,7 +305,7 @@ TEST(semantics_plain, select_follows_preference_like_plain_operations) {
             (void)ch.send(2);
             log.push_back("sender");
           });
-          wait_parked(s);
+          while (s.state() != taiga::tasklet_state::parked) taiga::this_tasklet::sleep_for(1ms);
           taiga::select(on_receive(ch));
           log.push_back("selector");
           s.join();
@@ -360,7 +378,7 @@ TEST(semantics_plain, a_kill_at_an_interruption_point_consumes_nothing) {
           (void)go.receive();
           return ch.receive();  // killed here, before it takes the value
         });
-        wait_parked(t);
+        while (t.state() != taiga::tasklet_state::parked) taiga::this_tasklet::sleep_for(1ms);
         ASSERT_EQ(go.send(1), channel_status::ok);  // ready, not running yet
         t.kill();
         join_killed(t);

@@ -71,7 +71,7 @@ TEST_P(channels, receive_parks_until_a_value_comes_and_send_parks_when_full) {
       EXPECT_EQ(ch.send(2), channel_status::ok);
       sent = true;
     });
-    taiga::test::wait_parked(s);
+    while (s.state() != taiga::tasklet_state::parked) taiga::this_tasklet::sleep_for(1ms);
     EXPECT_FALSE(sent.load());
     EXPECT_EQ(ch.balance(), 1);  // one parked sender
     for (std::size_t i = 0; i < cap(); ++i) EXPECT_EQ(ch.receive(), 1);
@@ -106,7 +106,7 @@ TEST_P(channels, close_drains_buffered_and_offered_values_then_reports_closed) {
     for (std::size_t i = 0; i < cap(); ++i)
       EXPECT_EQ(ch.send(static_cast<int>(i)), channel_status::ok);
     auto offer = taiga::spawn([ch]() mutable { return ch.send(99); });  // parks: full
-    taiga::test::wait_parked(offer);
+    while (offer.state() != taiga::tasklet_state::parked) taiga::this_tasklet::sleep_for(1ms);
     ch.close();
     EXPECT_TRUE(ch.closing());
     EXPECT_FALSE(ch.closed());
@@ -168,7 +168,7 @@ TEST_P(channels, killed_parked_sender_leaves_and_its_value_is_never_delivered) {
     channel<int> ch(cap());
     for (std::size_t i = 0; i < cap(); ++i) EXPECT_EQ(ch.send(-1), channel_status::ok);
     auto doomed = taiga::spawn([ch]() mutable { (void)ch.send(666); });
-    taiga::test::wait_parked(doomed);
+    while (doomed.state() != taiga::tasklet_state::parked) taiga::this_tasklet::sleep_for(1ms);
     EXPECT_EQ(ch.balance(), 1);
     doomed.kill();
     EXPECT_THROW(doomed.join(), taiga::tasklet_killed);
@@ -184,7 +184,7 @@ TEST_P(channels, killed_parked_receiver_leaves_and_gets_nothing) {
   rt().run([&] {
     channel<int> ch(cap());
     auto doomed = taiga::spawn([ch]() mutable { return ch.receive().value_or(-1); });
-    taiga::test::wait_parked(doomed);
+    while (doomed.state() != taiga::tasklet_state::parked) taiga::this_tasklet::sleep_for(1ms);
     doomed.kill();
     EXPECT_THROW(doomed.join(), taiga::tasklet_killed);
     EXPECT_EQ(ch.balance(), 0);
@@ -304,7 +304,7 @@ TEST(channel_preference,
             (void)ch.receive();
             log.push_back("recv got");
           });
-          taiga::test::wait_parked(r);
+          while (r.state() != taiga::tasklet_state::parked) taiga::this_tasklet::sleep_for(1ms);
           EXPECT_EQ(ch.send(1), channel_status::ok);
           log.push_back("sender after send");
           r.join();
@@ -485,7 +485,7 @@ TEST(channel_preference, a_pending_interrupt_does_not_lose_a_handed_off_value) {
           } else {
             first = taiga::spawn(sender);
           }
-          taiga::test::wait_parked(first);
+          while (first.state() != taiga::tasklet_state::parked) taiga::this_tasklet::sleep_for(1ms);
           // The yielder takes or hands over the value, then yields to the
           // partner, who throws into it; its operation still completes.
           if (pref < 0) {

@@ -178,7 +178,7 @@ TEST_P(queue_test, bounded_put_parks_while_full) {
       q.put(3);
       done = true;
     });
-    wait_parked(t);
+    while (t.state() != taiga::tasklet_state::parked) taiga::this_tasklet::sleep_for(1ms);
     EXPECT_FALSE(done.load());
     EXPECT_EQ(q.get(), 1);
     t.join();
@@ -201,7 +201,7 @@ TEST_P(queue_test, get_parks_until_a_put) {
   rt().run([] {
     taiga::queue<int> q;
     auto t = taiga::spawn([&] { return q.get(); });
-    wait_parked(t);
+    while (t.state() != taiga::tasklet_state::parked) taiga::this_tasklet::sleep_for(1ms);
     q.put(42);
     EXPECT_EQ(t.join(), 42);
     EXPECT_TRUE(q.empty());
@@ -231,7 +231,7 @@ TEST_P(queue_test, timeouts_return_nothing_and_leave_no_waiter) {
     EXPECT_EQ(q.unfinished_tasks(), 1u);
     // A timed wait that succeeds.
     auto t = taiga::spawn([&] { return q.try_get_for(10s); });
-    wait_parked(t);
+    while (t.state() != taiga::tasklet_state::parked) taiga::this_tasklet::sleep_for(1ms);
     q.put(5);
     EXPECT_EQ(t.join(), std::optional<int>(5));
   });
@@ -245,7 +245,7 @@ TEST_P(queue_test, parked_getters_are_served_first_come_first_served) {
     std::vector<taiga::tasklet<void>> ts;
     for (int i = 0; i < n; ++i) {
       ts.push_back(taiga::spawn([&, i] { got[i] = q.get(); }));
-      wait_parked(ts.back());
+      while (ts.back().state() != taiga::tasklet_state::parked) taiga::this_tasklet::sleep_for(1ms);
     }
     for (int i = 0; i < n; ++i) q.put(i);
     for (auto& t : ts) t.join();
@@ -260,7 +260,7 @@ TEST_P(queue_test, parked_putters_are_served_first_come_first_served) {
     std::vector<taiga::tasklet<void>> ts;
     for (int i = 1; i <= 4; ++i) {
       ts.push_back(taiga::spawn([&q, i] { q.put(i); }));
-      wait_parked(ts.back());
+      while (ts.back().state() != taiga::tasklet_state::parked) taiga::this_tasklet::sleep_for(1ms);
     }
     std::vector<int> got;
     for (int i = 0; i <= 4; ++i) got.push_back(q.get());
@@ -273,7 +273,7 @@ TEST_P(queue_test, task_done_and_join) {
   rt().run([] {
     taiga::queue<int> q;
     q.join();  // nothing put: returns at once
-    const int n = static_cast<int>(scaled(200));
+    const int n = 200;
     for (int i = 0; i < n; ++i) q.put(i);
     EXPECT_EQ(q.unfinished_tasks(), static_cast<std::size_t>(n));
     EXPECT_FALSE(q.try_join_for(1ms));
@@ -302,7 +302,7 @@ TEST_P(queue_test, join_wakes_every_joiner) {
     std::vector<taiga::tasklet<void>> ts;
     for (int i = 0; i < 4; ++i) {
       ts.push_back(taiga::spawn([&] { q.join(); }));
-      wait_parked(ts.back());
+      while (ts.back().state() != taiga::tasklet_state::parked) taiga::this_tasklet::sleep_for(1ms);
     }
     (void)q.get();
     q.task_done();
@@ -314,7 +314,7 @@ TEST_P(queue_test, a_killed_parked_getter_takes_nothing) {
   rt().run([] {
     taiga::queue<int> q;
     auto victim = taiga::spawn([&] { (void)q.get(); });
-    wait_parked(victim);
+    while (victim.state() != taiga::tasklet_state::parked) taiga::this_tasklet::sleep_for(1ms);
     victim.kill();
     join_killed(victim);
     q.put(1);
@@ -327,7 +327,7 @@ TEST_P(queue_test, a_killed_parked_putter_puts_nothing) {
     taiga::queue<int> q(1);
     q.put(1);
     auto victim = taiga::spawn([&] { q.put(2); });
-    wait_parked(victim);
+    while (victim.state() != taiga::tasklet_state::parked) taiga::this_tasklet::sleep_for(1ms);
     victim.kill();
     join_killed(victim);
     EXPECT_EQ(q.get(), 1);
@@ -341,7 +341,7 @@ TEST_P(queue_test, a_killed_joiner_unwinds) {
     taiga::queue<int> q;
     q.put(1);
     auto victim = taiga::spawn([&] { q.join(); });
-    wait_parked(victim);
+    while (victim.state() != taiga::tasklet_state::parked) taiga::this_tasklet::sleep_for(1ms);
     victim.kill();
     join_killed(victim);
     (void)q.get();
@@ -534,9 +534,9 @@ TEST_P(queue_test, a_throwing_compare_changes_nothing) {
     b.put(5);
     b.put(7);
     auto bad = taiga::spawn([&] { b.put(13); });
-    wait_parked(bad);
+    while (bad.state() != taiga::tasklet_state::parked) taiga::this_tasklet::sleep_for(1ms);
     auto good = taiga::spawn([&] { b.put(6); });
-    wait_parked(good);
+    while (good.state() != taiga::tasklet_state::parked) taiga::this_tasklet::sleep_for(1ms);
     EXPECT_EQ(b.get(), 5);
     EXPECT_THROW(bad.join(), std::domain_error);
     good.join();
@@ -556,7 +556,7 @@ TEST_P(queue_test, a_throwing_move_changes_nothing_and_strands_nobody) {
   rt().run([] {
     taiga::queue<fragile> q;
     auto getter = taiga::spawn([&] { return q.get().v; });
-    wait_parked(getter);
+    while (getter.state() != taiga::tasklet_state::parked) taiga::this_tasklet::sleep_for(1ms);
     EXPECT_THROW(q.put(fragile(1, true)), std::runtime_error);
     EXPECT_EQ(q.unfinished_tasks(), 0u);
     EXPECT_EQ(getter.state(), taiga::tasklet_state::parked);
@@ -572,9 +572,9 @@ TEST_P(queue_test, a_throwing_move_changes_nothing_and_strands_nobody) {
     taiga::lifo_queue<fragile> l(1);
     l.put(fragile(10));
     auto bad = taiga::spawn([&] { l.put(fragile(11, true)); });
-    wait_parked(bad);
+    while (bad.state() != taiga::tasklet_state::parked) taiga::this_tasklet::sleep_for(1ms);
     auto good = taiga::spawn([&] { l.put(fragile(12)); });
-    wait_parked(good);
+    while (good.state() != taiga::tasklet_state::parked) taiga::this_tasklet::sleep_for(1ms);
     EXPECT_EQ(l.get().v, 10);
     EXPECT_THROW(bad.join(), std::runtime_error);
     good.join();
@@ -602,7 +602,7 @@ TEST_P(queue_test, an_allocation_failure_changes_nothing_and_strands_nobody) {
     EXPECT_EQ(drain(q), (std::vector<int>{1, 2}));
 
     auto getter = taiga::spawn([&] { return q.get(); });
-    wait_parked(getter);
+    while (getter.state() != taiga::tasklet_state::parked) taiga::this_tasklet::sleep_for(1ms);
     fail_allocation(1);
     EXPECT_THROW(q.put(4), std::bad_alloc);
     stop_failing_allocations();

@@ -48,8 +48,8 @@ TEST(regressions, a_notified_then_killed_waiter_passes_the_notification_on) {
         };
         taiga::tasklet<void> a = taiga::spawn(waiter);
         taiga::tasklet<void> b = taiga::spawn(waiter);
-        taiga::test::wait_parked(a);
-        taiga::test::wait_parked(b);
+        while (a.state() != taiga::tasklet_state::parked) taiga::this_tasklet::sleep_for(1ms);
+        while (b.state() != taiga::tasklet_state::parked) taiga::this_tasklet::sleep_for(1ms);
         {
           std::lock_guard lk(m);
           ++items;

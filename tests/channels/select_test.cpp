@@ -53,7 +53,7 @@ TEST_P(selects, send_case_hands_over_to_a_parked_receiver) {
   rt().run([] {
     channel<int> a;
     auto r = taiga::spawn([a]() mutable { return *a.receive(); });
-    taiga::test::wait_parked(r);
+    while (r.state() != taiga::tasklet_state::parked) taiga::this_tasklet::sleep_for(1ms);
     channel_status st = channel_status::timeout;
     EXPECT_EQ(taiga::select(on_send(a, 42, [&](channel_status s) { st = s; })), 0u);
     EXPECT_EQ(st, channel_status::ok);
@@ -171,7 +171,7 @@ TEST_P(selects, killed_while_parked_in_select_leaves_every_channel) {
   rt().run([] {
     channel<int> a, b;
     auto t = taiga::spawn([a, b] { taiga::select(on_receive(a), on_send(b, 3)); });
-    taiga::test::wait_parked(t);
+    while (t.state() != taiga::tasklet_state::parked) taiga::this_tasklet::sleep_for(1ms);
     EXPECT_EQ(a.balance(), -1);
     EXPECT_EQ(b.balance(), 1);
     t.kill();

@@ -108,7 +108,7 @@ TEST_P(park_sites, prepare_wait_without_a_site_records_none) {
 // Needs runtime_impl::info_of (runtime/src/scheduler.cpp) to copy the
 // frame's park_site into tasklet_info::parked_at, as it copies park_what
 // and park_object; disabled until that change is merged.
-TEST_P(park_sites, DISABLED_a_deadlock_report_names_the_lines_where_tasklets_parked) {
+TEST_P(park_sites, a_deadlock_report_names_the_lines_where_tasklets_parked) {
   rt_.reset();
   std::string report;
   taiga::runtime_config c;

@@ -265,8 +265,7 @@ using op_site = taiga::source_location;
 /// Arms a channel or select wait, recording the user's call site for the
 /// deadlock report.
 inline void chan_prepare_wait(wait_point& wp, const char* what, const void* object, op_site at) {
-  (void)at;
-  prepare_wait(wp, what, object);
+  prepare_wait(wp, what, object, call_site(at));
 }
 
 /// Type-independent part of a channel, used by select to lock channels of
