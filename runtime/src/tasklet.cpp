@@ -352,7 +352,6 @@ tasklet_core* current_tasklet() noexcept {
   return w ? w->current : nullptr;
 }
 
-
 static runtime_impl* current_impl() noexcept {
   if (worker* w = this_worker()) return w->rt;
   return tls_entered_runtime;
