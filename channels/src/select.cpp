@@ -29,11 +29,11 @@
 // each other, since only a waker matches nodes and a parked select is not
 // running (Go's TestSelfSelect).
 #include <algorithm>
+#include <boost/container/small_vector.hpp>
 #include <cstdint>
 #include <random>
 #include <taiga/channels/select.hpp>
 #include <utility>
-#include <vector>
 
 namespace taiga::detail {
 
@@ -47,8 +47,13 @@ std::uint64_t select_random() noexcept {
 
 namespace {
 
+// A select's per-call lists live on the stack up to 8 cases (no heap
+// allocation per select; Boost.Container's small_vector beyond that).
+template <class T>
+using case_list = boost::container::small_vector<T, 8>;
+
 struct locked_set {
-  std::vector<chan_base*> bases;
+  case_list<chan_base*> bases;
   void lock() {
     for (auto* b : bases) b->lock.lock();
   }
@@ -63,7 +68,7 @@ struct locked_set {
 // The first `count` indices of `order` are loaded.
 struct loaded_cases {
   select_case** cases;
-  const std::vector<std::size_t>& order;
+  const case_list<std::size_t>& order;
   std::size_t count = 0;
   std::size_t chosen = SIZE_MAX;
   void give_back() {
@@ -103,7 +108,7 @@ std::size_t run_select(select_case** cases, std::size_t n,
   // An interruption point first, before any value moves (step 0).
   interruption_point();
   locked_set set;
-  std::vector<std::size_t> order;
+  case_list<std::size_t> order;
   std::size_t default_index = n;
   // The earliest timer case (after()), if any: polled like a channel case,
   // and its deadline joins the select's own.
