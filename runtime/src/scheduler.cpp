@@ -112,6 +112,48 @@
 // A sleeping worker also wakes at its earliest timer.
 //
 // ---------------------------------------------------------------------------
+// Stealing
+//
+// A spinning worker (I1) with nothing of its own takes about half of a random
+// victim's ring in one CAS (run_queue.hpp, Q3), and runs the first of them.
+// A victim's next slot is different: it holds what the victim's owner is
+// about to run, usually at its very next switch (a spawn's child, a hand-off
+// to a receiver with preference -1, which the sender follows with a yield).
+// Taking it then moves the tasklet to another core for nothing: the victim
+// finds its slot empty, the stolen tasklet runs with cold caches, and its
+// partner, left on the victim, is woken across cores at the next exchange
+// (a futex wake, ~20 us here: machine.md). Go's runqgrab therefore sleeps
+// 3 us before it takes runnext from a running P. We take no sleep (a syscall)
+// and add nothing to the owner's path; the thief keeps a note per victim:
+//   N1 a thief takes a victim's ring before its next slot, and the next slot
+//      only when the ring is empty.
+//   N2 it takes the next slot only once it has seen the same tasklet there,
+//      with the victim's switch count (worker::switches, bumped by prepare()
+//      on every switch into a tasklet) unchanged, for next_steal_after_ns
+//      (20 us) or more: the victim has been running one tasklet all that
+//      time and is not about to switch to the slot's. A switch, or another
+//      tasklet in the slot, restarts the wait. The note is the thief's own
+//      (worker::seen): the owner writes nothing more than before.
+//   N3 a hand-off into the next slot (make_ready with next: channels with
+//      preference -1, whose sender yields next) wakes no idle worker unless
+//      it pushed an older tasklet out of the slot into the ring: the owner
+//      is awake and runs the slot's tasklet at its next switch, so a wake
+//      would only bring a thief that N2 turns away (the pipeline benchmark's
+//      cross-core ping-pong, issue 18 D). Spawns still notify (tasklet.cpp):
+//      a spawner runs on.
+//   N4 no starvation: a tasklet left in the next slot of a worker stuck in a
+//      long tasklet is taken by a spinner once N2's wait is over. Idle
+//      workers do not go to sleep while a next slot is filled (I4's check,
+//      work_visible, counts it), and sysmon wakes one (as for overdue
+//      timers) when a worker that has not switched for a whole period has a
+//      filled next slot and everyone else sleeps (N3 woke nobody).
+// Fairness is per turn, not per unit of time: the next slot serves at most 16
+// picks in a row, whatever they cost, then its tasklet goes to the back of
+// the ring; every 61st pick looks outside first. A tasklet that runs long
+// between switches delays everyone on its worker; only N4 and stealing from
+// the ring move work away from it.
+//
+// ---------------------------------------------------------------------------
 // sysmon
 //
 // One background thread per threaded runtime wakes every 10 ms (100 ms when
@@ -201,6 +243,7 @@ void set_this_worker(worker* w) noexcept {
 worker::worker(runtime_impl* r, unsigned i)
     : rt(r), index(i), solo(r->nworkers == 1), rq(solo), remote(64) {
   rng = 0x9E3779B97F4A7C15ULL * (i + 1);
+  seen.resize(r->nworkers);
   inject_ptok = std::make_unique<moodycamel::ProducerToken>(rt->inject);
   if (!inject_ptok->valid()) throw std::bad_alloc();  // its producer could not be allocated
   inject_ctok = std::make_unique<moodycamel::ConsumerToken>(rt->inject);
@@ -329,7 +372,15 @@ tasklet_core* worker::steal_from_others() {
     if (v == this) continue;
     std::uint32_t got = v->rq.steal_half(batch);
     if (got == 0) {
-      // An idle victim's next slot is fair game too (Go's runqsteal).
+      // N1, N2: the next slot only when its owner is not about to run it.
+      // The count first, then the slot (pairs with prepare's release): a
+      // slot read after a count belongs to that count's run or a later
+      // one. Read the other way round, a tasklet seen in the slot at its
+      // spawn and the count of a later run made a note that matched the
+      // same tasklet's hand-off in that run at once: a steal within 2 us.
+      std::uint64_t count = v->switches.load(std::memory_order_acquire);
+      tasklet_core* seen_t = v->next_slot.load(std::memory_order_relaxed);
+      if (seen_t == nullptr || !next_slot_overdue(v, seen_t, count)) continue;
       if (tasklet_core* t = v->next_slot.exchange(nullptr, std::memory_order_acq_rel)) {
         bump(stats.steals);
         v->stats.stolen.fetch_add(1, std::memory_order_relaxed);
@@ -343,6 +394,25 @@ tasklet_core* worker::steal_from_others() {
     return batch[0];
   }
   return nullptr;
+}
+
+// N2: true once this thief has seen `t` in v's next slot, with v's switch
+// count `s` unchanged (read before the slot), for next_steal_after_ns. Thief
+// only; the exchange in steal_from_others decides who gets the tasklet.
+bool worker::next_slot_overdue(worker* v, tasklet_core* t, std::uint64_t s) {
+  next_seen& m = seen[v->index];
+  // A victim in its loop (no tasklet running) picks its next slot before it
+  // can sleep (pick_heavy): it is about to run it.
+  if (v->running.load(std::memory_order_relaxed) == nullptr) {
+    m = next_seen{};
+    return false;
+  }
+  std::int64_t now = now_ns();
+  if (m.t != t || m.switches != s) {
+    m = next_seen{t, s, now};
+    return false;
+  }
+  return now - m.since_ns >= next_steal_after_ns;
 }
 
 // ---- the loop ------------------------------------------------------------
@@ -572,6 +642,12 @@ void make_ready(tasklet_core* t, bool next) noexcept {
       queued(h->remote.enqueue(t));
       rt->unpark_worker(h);
       return;
+    }
+    if (next && !w->solo) {
+      // N3: into the slot, and no wake unless an older tasklet came out.
+      t = w->next_slot.exchange(t, std::memory_order_acq_rel);
+      if (t == nullptr) return;
+      next = false;
     }
     w->push_local(t, next);
     if (!w->solo) rt->notify_work();
@@ -851,6 +927,8 @@ void runtime_impl::sysmon_loop() {
       }
       stuck_ns[i] += period_ns;
       if (w->timers.next_deadline() < now) overdue_busy = true;
+      // N4: a next slot behind a long tasklet, which N3 woke no one for.
+      if (w->next_slot.load(std::memory_order_relaxed) != nullptr) overdue_busy = true;
       auto threshold = std::chrono::nanoseconds(cfg.watchdog_threshold).count();
       if (threshold > 0 && stuck_ns[i] >= threshold && !reported[i]) {
         // Only trust `t` while the registry says it is alive (it cannot be
