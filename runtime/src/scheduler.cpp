@@ -141,12 +141,29 @@
 //      would only bring a thief that N2 turns away (the pipeline benchmark's
 //      cross-core ping-pong, issue 18 D). Spawns still notify (tasklet.cpp):
 //      a spawner runs on.
-//   N4 no starvation: a tasklet left in the next slot of a worker stuck in a
-//      long tasklet is taken by a spinner once N2's wait is over. Idle
-//      workers do not go to sleep while a next slot is filled (I4's check,
-//      work_visible, counts it), and sysmon wakes one (as for overdue
-//      timers) when a worker that has not switched for a whole period has a
-//      filled next slot and everyone else sleeps (N3 woke nobody).
+//   N4 no starvation: a tasklet left in the next slot (or, N5, the ring of
+//      one) of a worker stuck in a long tasklet is taken by a spinner once
+//      N2's wait is over. sysmon wakes one (as for overdue timers) when a
+//      worker that has not switched for a whole period (10 ms) has a filled
+//      next slot or a non-empty ring and some worker sleeps: N3 and N6 woke
+//      nobody, and N6 lets idle workers sleep meanwhile.
+//   N5 a ring holding one tasklet, behind a running one, is treated as a
+//      next slot (the same note, under its own key): it is what the victim
+//      runs at its next switch, most often a sender that yielded to its
+//      receiver and will park again at once. Stealing it moved that sender
+//      to the thief's core only to park there (ring benchmark, 2 workers).
+//   N6 idle workers leave alone what N2 and N5 protect. work_visible (I4's
+//      last check) does not count another worker's next slot, nor its ring
+//      of one while it runs a tasklet: counted, they kept idle workers from
+//      sleeping for as long as hand-offs went on elsewhere, polling the busy
+//      worker's queues (their cache lines) in a loop, which made that
+//      worker's every ring and slot operation a cache miss (the ring
+//      benchmark's 2-worker hop several times its 1-worker one). And the
+//      requeue of a yielding tasklet into an empty ring wakes no one (a wake
+//      costs the waker a futex syscall, tens of us on these guests).
+//   Lost wake-ups (I2, I4): what N3 and N6 leave unannounced sits with a
+//   worker that is awake and runs it at its next switch; only parallelism
+//   waits, for that switch or for sysmon (N4).
 // Fairness is per turn, not per unit of time: the next slot serves at most 16
 // picks in a row, whatever they cost, then its tasklet goes to the back of
 // the ring; every 61st pick looks outside first. A tasklet that runs long
@@ -362,6 +379,11 @@ tasklet_core* worker::pick_heavy() {
   return nullptr;
 }
 
+namespace {
+// next_slot_overdue's note key for "a ring of one" (N5): no tasklet's address.
+tasklet_core* const ring_of_one = reinterpret_cast<tasklet_core*>(alignof(tasklet_core));
+}  // namespace
+
 tasklet_core* worker::steal_from_others() {
   unsigned n = rt->nworkers;
   if (n <= 1) return nullptr;
@@ -370,14 +392,21 @@ tasklet_core* worker::steal_from_others() {
   for (unsigned k = 0; k < n; ++k) {
     worker* v = rt->workers[(start + k) % n].get();
     if (v == this) continue;
+    // N5: a ring of one behind a running tasklet is what the victim runs at
+    // its next switch, as a next slot is (typically a sender that yielded to
+    // its receiver, about to park again): taken only from a stuck victim.
+    if (v->rq.size() == 1) {
+      std::uint64_t count = v->switches.load(std::memory_order_acquire);
+      if (!next_slot_overdue(v, ring_of_one, count)) continue;
+    }
     std::uint32_t got = v->rq.steal_half(batch);
     if (got == 0) {
       // N1, N2: the next slot only when its owner is not about to run it.
-      // The count first, then the slot (pairs with prepare's release): a
-      // slot read after a count belongs to that count's run or a later
-      // one. Read the other way round, a tasklet seen in the slot at its
-      // spawn and the count of a later run made a note that matched the
-      // same tasklet's hand-off in that run at once: a steal within 2 us.
+      // The count first, then the slot (pairs with prepare's release): the
+      // slot read is then of that count's run or a later one, never an
+      // older one, so a note cannot pair a tasklet seen in the slot in an
+      // earlier run (at its spawn, say) with the count of the run that
+      // hands off to it.
       std::uint64_t count = v->switches.load(std::memory_order_acquire);
       tasklet_core* seen_t = v->next_slot.load(std::memory_order_relaxed);
       if (seen_t == nullptr || !next_slot_overdue(v, seen_t, count)) continue;
@@ -402,7 +431,10 @@ tasklet_core* worker::steal_from_others() {
 bool worker::next_slot_overdue(worker* v, tasklet_core* t, std::uint64_t s) {
   next_seen& m = seen[v->index];
   // A victim in its loop (no tasklet running) picks its next slot before it
-  // can sleep (pick_heavy): it is about to run it.
+  // can sleep (pick_heavy): it is about to run it. Its count does not move
+  // while it is there; without this check thieves took a hand-off's
+  // receiver from victims in their loop 1-5 us after the hand-off (about 1
+  // in 3,000 in the A2 test, the victim's `running` null every time).
   if (v->running.load(std::memory_order_relaxed) == nullptr) {
     m = next_seen{};
     return false;
@@ -814,9 +846,19 @@ void runtime_impl::idle_leave(worker* w) noexcept {
 bool runtime_impl::work_visible(worker* self) noexcept {
   if (inject.size_approx() > 0) return true;
   if (self->remote.size_approx() > 0 || !self->priv.empty()) return true;
+  // N6: another worker's next slot, or a ring of one behind its running
+  // tasklet, is what that worker runs at its next switch, and N2/N5 would
+  // not let us take it yet. Counted as work, it kept idle workers from
+  // sleeping for as long as hand-offs went on elsewhere, polling the busy
+  // worker's queues (their cache lines) in a loop. A stuck owner is
+  // sysmon's to notice (N4).
   for (auto& w : workers) {
-    if (!w->rq.empty()) return true;
-    if (w->next_slot.load(std::memory_order_relaxed) != nullptr) return true;
+    std::uint32_t n = w->rq.size();
+    if (w.get() == self) {
+      if (n != 0 || w->next_slot.load(std::memory_order_relaxed) != nullptr) return true;
+    } else if (n >= 2 || (n == 1 && w->running.load(std::memory_order_relaxed) == nullptr)) {
+      return true;
+    }
   }
   if (self->timers.next_deadline() <= internal::now_ns()) return true;
   return false;
@@ -928,7 +970,8 @@ void runtime_impl::sysmon_loop() {
       stuck_ns[i] += period_ns;
       if (w->timers.next_deadline() < now) overdue_busy = true;
       // N4: a next slot behind a long tasklet, which N3 woke no one for.
-      if (w->next_slot.load(std::memory_order_relaxed) != nullptr) overdue_busy = true;
+      if (w->next_slot.load(std::memory_order_relaxed) != nullptr || !w->rq.empty())
+        overdue_busy = true;
       auto threshold = std::chrono::nanoseconds(cfg.watchdog_threshold).count();
       if (threshold > 0 && stuck_ns[i] >= threshold && !reported[i]) {
         // Only trust `t` while the registry says it is alive (it cannot be

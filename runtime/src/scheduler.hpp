@@ -411,7 +411,9 @@ inline void worker::after_switch(switch_payload* p) {
       !(prev->flags.load(std::memory_order_relaxed) & tasklet_core::flag_pinned)) [[likely]] {
     prev->state.store(tasklet_state::ready, std::memory_order_relaxed);
     push_local(prev, false);
-    if (!solo) rt->notify_work();
+    // N6: a ring of one (the tasklet that just yielded) is what this worker
+    // runs at its next switch; N5 keeps thieves off it. Wake no one for it.
+    if (!solo && rq.size() >= 2) rt->notify_work();
     return;
   }
   if (p->what == after::park) {

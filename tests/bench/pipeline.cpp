@@ -51,7 +51,7 @@ pair parse(std::string_view line) {
 
 struct result {
   double best_ms = 1e300;
-  std::uint64_t steals = 0;
+  std::uint64_t steals = 0, sleeps = 0, runs = 0;
 };
 
 result run(unsigned workers, std::int64_t n) {
@@ -90,7 +90,20 @@ result run(unsigned workers, std::int64_t n) {
                                " != " + std::to_string(want) + " " + std::to_string(7 * want) +
                                " (workers " + std::to_string(workers) + ")");
   }
-  for (unsigned w = 0; w < rt.worker_count(); ++w) r.steals += rt.stats(w).steals;
+  for (unsigned w = 0; w < rt.worker_count(); ++w) {
+    taiga::worker_stats st = rt.stats(w);
+    std::fprintf(stderr,
+                 "pipeline: %u workers: worker %u ran %llu, stole %llu, lost %llu, slept %llu "
+                 "times (%.0f ms)\n",
+                 workers, w, static_cast<unsigned long long>(st.tasklets_run),
+                 static_cast<unsigned long long>(st.steals),
+                 static_cast<unsigned long long>(st.stolen),
+                 static_cast<unsigned long long>(st.sleeps),
+                 std::chrono::duration<double, std::milli>(st.idle_time).count());
+    r.steals += st.steals;
+    r.sleeps += st.sleeps;
+    r.runs += st.tasklets_run;
+  }
   return r;
 }
 
@@ -138,6 +151,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr,
                  "pipeline: no time_go (Go 1.19 not found at configure time, or it failed)\n");
   }
+  std::fprintf(stderr, "pipeline: %u workers: %llu steals, %llu sleeps, %llu tasklet runs\n",
+               workers, static_cast<unsigned long long>(all.steals),
+               static_cast<unsigned long long>(all.sleeps),
+               static_cast<unsigned long long>(all.runs));
   std::fprintf(stderr,
                "pipeline: %lld lines, 1 producer -> %d parsers -> 1 aggregator, channels of "
                "capacity %zu, best of 3; time = %u workers, steals over its 3 rounds\n",

@@ -269,6 +269,34 @@ TEST_P(scheduler, a_next_slot_behind_a_long_running_tasklet_is_taken_by_another_
                          << " receivers waited 2 s in the next slot of a busy worker";
 }
 
+// N5 and N6's other half: a tasklet that yielded to one that then computes
+// for long is not stranded in the ring behind it, though its yield woke no
+// one (scheduler.cpp, N4-N6).
+TEST_P(scheduler, a_yielded_tasklet_behind_a_long_running_one_is_taken_by_another_worker) {
+  if (GetParam() < 2) GTEST_SKIP() << "one worker runs it after the long tasklet";
+  const int reps = 20;
+  int stranded = 0;
+  rt().run([&] {
+    for (int i = 0; i < reps; ++i) {
+      std::atomic<bool> yielder_ran{false};
+      // Let every other worker fall asleep first.
+      std::this_thread::sleep_for(5ms);
+      auto hog = taiga::spawn([&] {  // the next slot: runs at our yield
+        auto until = std::chrono::steady_clock::now() + 2s;
+        while (!yielder_ran.load(std::memory_order_acquire) &&
+               std::chrono::steady_clock::now() < until) {
+        }
+        if (!yielder_ran.load(std::memory_order_acquire)) ++stranded;
+      });
+      taiga::this_tasklet::yield();  // into the ring, alone, behind the hog
+      yielder_ran.store(true, std::memory_order_release);
+      hog.join();
+    }
+  });
+  EXPECT_EQ(stranded, 0) << stranded << " of " << reps
+                         << " yielded tasklets waited 2 s behind a busy one";
+}
+
 TEST_P(scheduler, work_spawned_on_one_worker_is_stolen_by_others) {
   if (GetParam() < 2) GTEST_SKIP();
   std::mutex mu;
