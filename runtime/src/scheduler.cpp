@@ -158,10 +158,12 @@
 //      sleeping for as long as hand-offs went on elsewhere, polling the busy
 //      worker's queues (their cache lines) in a loop, which made that
 //      worker's every ring and slot operation a cache miss (the ring
-//      benchmark's 2-worker hop several times its 1-worker one). And a push
-//      that leaves the local ring at one tasklet (a yield's requeue, a wake
-//      by make_ready) wakes no one: a wake costs the waker a futex syscall,
-//      tens of us on these guests, for a thief that N5 turns away.
+//      benchmark's 2-worker hop several times its 1-worker one). And a
+//      yield's requeue that leaves the local ring at one tasklet wakes no
+//      one: a wake costs the waker a futex syscall, tens of us on these
+//      guests, for a thief that N5 turns away. (make_ready still wakes for
+//      a tasklet it queues: a woken producer is work worth spreading, and
+//      gating that wake too made select's 2-worker figure worse.)
 //   Lost wake-ups (I2, I4): what N3 and N6 leave unannounced sits with a
 //   worker that is awake and runs it at its next switch; only parallelism
 //   waits, for that switch or for sysmon (N4).
@@ -683,7 +685,7 @@ void make_ready(tasklet_core* t, bool next) noexcept {
       next = false;
     }
     w->push_local(t, next);
-    if (!w->solo && w->rq.size() >= 2) rt->notify_work();  // N6: not for a ring of one
+    if (!w->solo) rt->notify_work();
     return;
   }
   if (pinned && t->home >= 0) {
