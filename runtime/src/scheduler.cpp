@@ -264,6 +264,7 @@ worker::worker(runtime_impl* r, unsigned i)
     : rt(r), index(i), solo(r->nworkers == 1), rq(solo), remote(64) {
   rng = 0x9E3779B97F4A7C15ULL * (i + 1);
   seen.resize(r->nworkers);
+  ring_seen.resize(r->nworkers);
   inject_ptok = std::make_unique<moodycamel::ProducerToken>(rt->inject);
   if (!inject_ptok->valid()) throw std::bad_alloc();  // its producer could not be allocated
   inject_ctok = std::make_unique<moodycamel::ConsumerToken>(rt->inject);
@@ -382,11 +383,6 @@ tasklet_core* worker::pick_heavy() {
   return nullptr;
 }
 
-namespace {
-// next_slot_overdue's note key for "a ring of one" (N5): no tasklet's address.
-tasklet_core* const ring_of_one = reinterpret_cast<tasklet_core*>(alignof(tasklet_core));
-}  // namespace
-
 tasklet_core* worker::steal_from_others() {
   unsigned n = rt->nworkers;
   if (n <= 1) return nullptr;
@@ -395,13 +391,11 @@ tasklet_core* worker::steal_from_others() {
   for (unsigned k = 0; k < n; ++k) {
     worker* v = rt->workers[(start + k) % n].get();
     if (v == this) continue;
-    // N5: a ring of one behind a running tasklet is what the victim runs at
-    // its next switch, as a next slot is (typically a sender that yielded to
-    // its receiver, about to park again): taken only from a stuck victim.
-    if (v->rq.size() == 1) {
-      std::uint64_t count = v->switches.load(std::memory_order_acquire);
-      if (!next_slot_overdue(v, ring_of_one, count)) continue;
-    }
+    // N5: a small ring behind a running tasklet is what the victim works
+    // through in its next few switches (typically a sender that yielded to
+    // its receiver, a consumer it just woke): taken only once the victim
+    // has not popped from it for next_steal_after_ns.
+    if (!small_ring_overdue(v)) continue;
     std::uint32_t got = v->rq.steal_half(batch);
     if (got == 0) {
       // N1, N2: the next slot only when its owner is not about to run it.
@@ -445,6 +439,25 @@ bool worker::next_slot_overdue(worker* v, tasklet_core* t, std::uint64_t s) {
   std::int64_t now = now_ns();
   if (m.t != t || m.switches != s) {
     m = next_seen{t, s, now};
+    return false;
+  }
+  return now - m.since_ns >= next_steal_after_ns;
+}
+
+// N5: false while v's ring holds 1..small_ring tasklets behind a running
+// tasklet and this thief has not yet seen its head stay put (no pop, no
+// steal) for next_steal_after_ns. Thief only.
+bool worker::small_ring_overdue(worker* v) {
+  ring_note& m = ring_seen[v->index];
+  std::uint32_t h = v->rq.head();
+  std::uint32_t n = v->rq.size();
+  if (n == 0 || n > small_ring || v->running.load(std::memory_order_relaxed) == nullptr) {
+    m.valid = false;
+    return true;  // nothing, a big ring, or an owner in its loop: steal_half decides
+  }
+  std::int64_t now = now_ns();
+  if (!m.valid || m.head != h) {
+    m = ring_note{h, true, now};
     return false;
   }
   return now - m.since_ns >= next_steal_after_ns;
@@ -859,7 +872,8 @@ bool runtime_impl::work_visible(worker* self) noexcept {
     std::uint32_t n = w->rq.size();
     if (w.get() == self) {
       if (n != 0 || w->next_slot.load(std::memory_order_relaxed) != nullptr) return true;
-    } else if (n >= 2 || (n == 1 && w->running.load(std::memory_order_relaxed) == nullptr)) {
+    } else if (n > internal::small_ring ||
+               (n != 0 && w->running.load(std::memory_order_relaxed) == nullptr)) {
       return true;
     }
   }

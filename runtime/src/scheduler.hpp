@@ -54,6 +54,9 @@ static_assert(fair_every % 2 == 1, "worker::fair_left's parity must flip every t
 // How long a thief watches a victim's next slot hold the same tasklet while
 // the victim does not switch, before it takes it (scheduler.cpp, N2).
 inline constexpr std::int64_t next_steal_after_ns = 20'000;
+// A busy worker's ring of at most this many is its own until it stops
+// popping from it for next_steal_after_ns (scheduler.cpp, N5).
+inline constexpr std::uint32_t small_ring = 4;
 
 struct worker;
 enum class after : std::uint8_t { none, requeue, park, exit };
@@ -133,6 +136,13 @@ struct alignas(64) worker {
     std::int64_t since_ns = 0;
   };
   std::vector<next_seen> seen;
+  struct ring_note {  // what this thief last saw of a victim's ring (N5)
+    std::uint32_t head = 0;
+    bool valid = false;
+    std::int64_t since_ns = 0;
+  };
+  std::vector<ring_note> ring_seen;  // N5: each victim's ring head, and since when
+  bool small_ring_overdue(worker* v);
   bool next_slot_overdue(worker* v, tasklet_core* t, std::uint64_t s);  // N2
 
   // --- shared --------------------------------------------------------------
