@@ -147,14 +147,18 @@
 //      worker that has not switched for a whole period (10 ms) has a filled
 //      next slot or a non-empty ring and some worker sleeps: N3 and N6 woke
 //      nobody, and N6 lets idle workers sleep meanwhile.
-//   N5 a ring holding one tasklet, behind a running one, is treated as a
-//      next slot (the same note, under its own key): it is what the victim
-//      runs at its next switch, most often a sender that yielded to its
-//      receiver and will park again at once. Stealing it moved that sender
-//      to the thief's core only to park there (ring benchmark, 2 workers).
+//   N5 a small ring (1..small_ring = 4 tasklets) behind a running tasklet
+//      is what the victim works through in its next few switches: a sender
+//      that yielded to its receiver and will park again at once, a consumer
+//      it just woke. A thief takes it only once it has seen the ring's head
+//      (run_queue::head: pops and steals) stay put for next_steal_after_ns;
+//      a bigger ring (a spawn storm) is stolen at once, as before. Stealing
+//      such rings moved tasklets to the thief's core only to park there
+//      (ring benchmark), and two workers that both stayed awake stole them
+//      from each other, 2 M times in 3 M pipeline lines, 5x slower than one.
 //   N6 idle workers leave alone what N2 and N5 protect. work_visible (I4's
-//      last check) does not count another worker's next slot, nor its ring
-//      of one while it runs a tasklet: counted, they kept idle workers from
+//      last check) does not count another worker's next slot, nor its small
+//      ring while it runs a tasklet: counted, they kept idle workers from
 //      sleeping for as long as hand-offs went on elsewhere, polling the busy
 //      worker's queues (their cache lines) in a loop, which made that
 //      worker's every ring and slot operation a cache miss (the ring
@@ -862,9 +866,9 @@ void runtime_impl::idle_leave(worker* w) noexcept {
 bool runtime_impl::work_visible(worker* self) noexcept {
   if (inject.size_approx() > 0) return true;
   if (self->remote.size_approx() > 0 || !self->priv.empty()) return true;
-  // N6: another worker's next slot, or a ring of one behind its running
-  // tasklet, is what that worker runs at its next switch, and N2/N5 would
-  // not let us take it yet. Counted as work, it kept idle workers from
+  // N6: another worker's next slot, or its small ring behind a running
+  // tasklet, is what that worker runs in its next switches, and N2/N5
+  // would not let us take it yet. Counted as work, it kept idle workers from
   // sleeping for as long as hand-offs went on elsewhere, polling the busy
   // worker's queues (their cache lines) in a loop. A stuck owner is
   // sysmon's to notice (N4).
