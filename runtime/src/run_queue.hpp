@@ -110,6 +110,8 @@ class run_queue {
     return tail_.load(std::memory_order_acquire) - head_.load(std::memory_order_acquire);
   }
   bool empty() const noexcept { return size() == 0; }
+  /// Any thread: how many pops and steals the queue has seen (wraps).
+  std::uint32_t head() const noexcept { return head_.load(std::memory_order_acquire); }
 
  private:
   const bool solo_;

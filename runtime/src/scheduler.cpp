@@ -112,6 +112,72 @@
 // A sleeping worker also wakes at its earliest timer.
 //
 // ---------------------------------------------------------------------------
+// Stealing
+//
+// A spinning worker (I1) with nothing of its own takes about half of a random
+// victim's ring in one CAS (run_queue.hpp, Q3), and runs the first of them.
+// A victim's next slot is different: it holds what the victim's owner is
+// about to run, usually at its very next switch (a spawn's child, a hand-off
+// to a receiver with preference -1, which the sender follows with a yield).
+// Taking it then moves the tasklet to another core for nothing: the victim
+// finds its slot empty, the stolen tasklet runs with cold caches, and its
+// partner, left on the victim, is woken across cores at the next exchange
+// (a futex wake, ~20 us here: machine.md). Go's runqgrab therefore sleeps
+// 3 us before it takes runnext from a running P. We take no sleep (a syscall)
+// and add nothing to the owner's path; the thief keeps a note per victim:
+//   N1 a thief takes a victim's ring before its next slot, and the next slot
+//      only when the ring is empty.
+//   N2 it takes the next slot only once it has seen the same tasklet there,
+//      with the victim's switch count (worker::switches, bumped by prepare()
+//      on every switch into a tasklet) unchanged, for next_steal_after_ns
+//      (20 us) or more: the victim has been running one tasklet all that
+//      time and is not about to switch to the slot's. A switch, or another
+//      tasklet in the slot, restarts the wait. The note is the thief's own
+//      (worker::seen): the owner writes nothing more than before.
+//   N3 a hand-off into the next slot (make_ready with next: channels with
+//      preference -1, whose sender yields next) wakes no idle worker unless
+//      it pushed an older tasklet out of the slot into the ring: the owner
+//      is awake and runs the slot's tasklet at its next switch, so a wake
+//      would only bring a thief that N2 turns away (the pipeline benchmark's
+//      cross-core ping-pong, issue 18 D). Spawns still notify (tasklet.cpp):
+//      a spawner runs on.
+//   N4 no starvation: a tasklet left in the next slot (or, N5, the ring of
+//      one) of a worker stuck in a long tasklet is taken by a spinner once
+//      N2's wait is over. sysmon wakes one (as for overdue timers) when a
+//      worker that has not switched for a whole period (10 ms) has a filled
+//      next slot or a non-empty ring and some worker sleeps: N3 and N6 woke
+//      nobody, and N6 lets idle workers sleep meanwhile.
+//   N5 a small ring (1..small_ring = 4 tasklets) behind a running tasklet
+//      is what the victim works through in its next few switches: a sender
+//      that yielded to its receiver and will park again at once, a consumer
+//      it just woke. A thief takes it only once it has seen the ring's head
+//      (run_queue::head: pops and steals) stay put for next_steal_after_ns;
+//      a bigger ring (a spawn storm) is stolen at once, as before. Stealing
+//      such rings moved tasklets to the thief's core only to park there
+//      (ring benchmark), and two workers that both stayed awake stole them
+//      from each other, 2 M times in 3 M pipeline lines, 5x slower than one.
+//   N6 idle workers leave alone what N2 and N5 protect. work_visible (I4's
+//      last check) does not count another worker's next slot, nor its small
+//      ring while it runs a tasklet: counted, they kept idle workers from
+//      sleeping for as long as hand-offs went on elsewhere, polling the busy
+//      worker's queues (their cache lines) in a loop, which made that
+//      worker's every ring and slot operation a cache miss (the ring
+//      benchmark's 2-worker hop several times its 1-worker one). And a
+//      yield's requeue that leaves the local ring at one tasklet wakes no
+//      one: a wake costs the waker a futex syscall, tens of us on these
+//      guests, for a thief that N5 turns away. (make_ready still wakes for
+//      a tasklet it queues: a woken producer is work worth spreading, and
+//      gating that wake too made select's 2-worker figure worse.)
+//   Lost wake-ups (I2, I4): what N3 and N6 leave unannounced sits with a
+//   worker that is awake and runs it at its next switch; only parallelism
+//   waits, for that switch or for sysmon (N4).
+// Fairness is per turn, not per unit of time: the next slot serves at most 16
+// picks in a row, whatever they cost, then its tasklet goes to the back of
+// the ring; every 61st pick looks outside first. A tasklet that runs long
+// between switches delays everyone on its worker; only N4 and stealing from
+// the ring move work away from it.
+//
+// ---------------------------------------------------------------------------
 // sysmon
 //
 // One background thread per threaded runtime wakes every 10 ms (100 ms when
@@ -201,6 +267,8 @@ void set_this_worker(worker* w) noexcept {
 worker::worker(runtime_impl* r, unsigned i)
     : rt(r), index(i), solo(r->nworkers == 1), rq(solo), remote(64) {
   rng = 0x9E3779B97F4A7C15ULL * (i + 1);
+  seen.resize(r->nworkers);
+  ring_seen.resize(r->nworkers);
   inject_ptok = std::make_unique<moodycamel::ProducerToken>(rt->inject);
   if (!inject_ptok->valid()) throw std::bad_alloc();  // its producer could not be allocated
   inject_ctok = std::make_unique<moodycamel::ConsumerToken>(rt->inject);
@@ -327,9 +395,22 @@ tasklet_core* worker::steal_from_others() {
   for (unsigned k = 0; k < n; ++k) {
     worker* v = rt->workers[(start + k) % n].get();
     if (v == this) continue;
+    // N5: a small ring behind a running tasklet is what the victim works
+    // through in its next few switches (typically a sender that yielded to
+    // its receiver, a consumer it just woke): taken only once the victim
+    // has not popped from it for next_steal_after_ns.
+    if (!small_ring_overdue(v)) continue;
     std::uint32_t got = v->rq.steal_half(batch);
     if (got == 0) {
-      // An idle victim's next slot is fair game too (Go's runqsteal).
+      // N1, N2: the next slot only when its owner is not about to run it.
+      // The count first, then the slot (pairs with prepare's release): the
+      // slot read is then of that count's run or a later one, never an
+      // older one, so a note cannot pair a tasklet seen in the slot in an
+      // earlier run (at its spawn, say) with the count of the run that
+      // hands off to it.
+      std::uint64_t count = v->switches.load(std::memory_order_acquire);
+      tasklet_core* seen_t = v->next_slot.load(std::memory_order_relaxed);
+      if (seen_t == nullptr || !next_slot_overdue(v, seen_t, count)) continue;
       if (tasklet_core* t = v->next_slot.exchange(nullptr, std::memory_order_acq_rel)) {
         bump(stats.steals);
         v->stats.stolen.fetch_add(1, std::memory_order_relaxed);
@@ -343,6 +424,47 @@ tasklet_core* worker::steal_from_others() {
     return batch[0];
   }
   return nullptr;
+}
+
+// N2: true once this thief has seen `t` in v's next slot, with v's switch
+// count `s` unchanged (read before the slot), for next_steal_after_ns. Thief
+// only; the exchange in steal_from_others decides who gets the tasklet.
+bool worker::next_slot_overdue(worker* v, tasklet_core* t, std::uint64_t s) {
+  next_seen& m = seen[v->index];
+  // A victim in its loop (no tasklet running) picks its next slot before it
+  // can sleep (pick_heavy): it is about to run it. Its count does not move
+  // while it is there; without this check thieves took a hand-off's
+  // receiver from victims in their loop 1-5 us after the hand-off (about 1
+  // in 3,000 in the A2 test, the victim's `running` null every time).
+  if (v->running.load(std::memory_order_relaxed) == nullptr) {
+    m = next_seen{};
+    return false;
+  }
+  std::int64_t now = now_ns();
+  if (m.t != t || m.switches != s) {
+    m = next_seen{t, s, now};
+    return false;
+  }
+  return now - m.since_ns >= next_steal_after_ns;
+}
+
+// N5: false while v's ring holds 1..small_ring tasklets behind a running
+// tasklet and this thief has not yet seen its head stay put (no pop, no
+// steal) for next_steal_after_ns. Thief only.
+bool worker::small_ring_overdue(worker* v) {
+  ring_note& m = ring_seen[v->index];
+  std::uint32_t h = v->rq.head();
+  std::uint32_t n = v->rq.size();
+  if (n == 0 || n > small_ring || v->running.load(std::memory_order_relaxed) == nullptr) {
+    m.valid = false;
+    return true;  // nothing, a big ring, or an owner in its loop: steal_half decides
+  }
+  std::int64_t now = now_ns();
+  if (!m.valid || m.head != h) {
+    m = ring_note{h, true, now};
+    return false;
+  }
+  return now - m.since_ns >= next_steal_after_ns;
 }
 
 // ---- the loop ------------------------------------------------------------
@@ -573,6 +695,12 @@ void make_ready(tasklet_core* t, bool next) noexcept {
       rt->unpark_worker(h);
       return;
     }
+    if (next && !w->solo) {
+      // N3: into the slot, and no wake unless an older tasklet came out.
+      t = w->next_slot.exchange(t, std::memory_order_acq_rel);
+      if (t == nullptr) return;
+      next = false;
+    }
     w->push_local(t, next);
     if (!w->solo) rt->notify_work();
     return;
@@ -738,9 +866,20 @@ void runtime_impl::idle_leave(worker* w) noexcept {
 bool runtime_impl::work_visible(worker* self) noexcept {
   if (inject.size_approx() > 0) return true;
   if (self->remote.size_approx() > 0 || !self->priv.empty()) return true;
+  // N6: another worker's next slot, or its small ring behind a running
+  // tasklet, is what that worker runs in its next switches, and N2/N5
+  // would not let us take it yet. Counted as work, it kept idle workers from
+  // sleeping for as long as hand-offs went on elsewhere, polling the busy
+  // worker's queues (their cache lines) in a loop. A stuck owner is
+  // sysmon's to notice (N4).
   for (auto& w : workers) {
-    if (!w->rq.empty()) return true;
-    if (w->next_slot.load(std::memory_order_relaxed) != nullptr) return true;
+    std::uint32_t n = w->rq.size();
+    if (w.get() == self) {
+      if (n != 0 || w->next_slot.load(std::memory_order_relaxed) != nullptr) return true;
+    } else if (n > internal::small_ring ||
+               (n != 0 && w->running.load(std::memory_order_relaxed) == nullptr)) {
+      return true;
+    }
   }
   if (self->timers.next_deadline() <= internal::now_ns()) return true;
   return false;
@@ -854,6 +993,9 @@ void runtime_impl::sysmon_loop() {
       }
       stuck_ns[i] += period_ns;
       if (w->timers.next_deadline() < now) overdue_busy = true;
+      // N4: a next slot behind a long tasklet, which N3 woke no one for.
+      if (w->next_slot.load(std::memory_order_relaxed) != nullptr || !w->rq.empty())
+        overdue_busy = true;
       auto threshold = std::chrono::nanoseconds(cfg.watchdog_threshold).count();
       if (threshold > 0 && stuck_ns[i] >= threshold && !reported[i]) {
         // Only trust `t` while the registry says it is alive (it cannot be

@@ -51,6 +51,12 @@ using detail::ww_switched;
 inline constexpr std::uint32_t ww_reason_shift = 8;
 inline constexpr std::uint32_t fair_every = 61;  // worker::pick_fast
 static_assert(fair_every % 2 == 1, "worker::fair_left's parity must flip every turn");
+// How long a thief watches a victim's next slot hold the same tasklet while
+// the victim does not switch, before it takes it (scheduler.cpp, N2).
+inline constexpr std::int64_t next_steal_after_ns = 20'000;
+// A busy worker's ring of at most this many is its own until it stops
+// popping from it for next_steal_after_ns (scheduler.cpp, N5).
+inline constexpr std::uint32_t small_ring = 4;
 
 struct worker;
 enum class after : std::uint8_t { none, requeue, park, exit };
@@ -121,6 +127,23 @@ struct alignas(64) worker {
   stack spare;
   std::uint32_t default_total = 0;  // slot size of a default-size stack, once seen
   void release_spare() noexcept;    // at shutdown (no tasklet runs) and destruction
+  // What this worker, as a thief, last saw in each victim's next slot: the
+  // tasklet there, the victim's switch count, and since when (N2 in
+  // scheduler.cpp, "Stealing"). One entry per worker, indexed by the victim.
+  struct next_seen {
+    tasklet_core* t = nullptr;
+    std::uint64_t switches = 0;
+    std::int64_t since_ns = 0;
+  };
+  std::vector<next_seen> seen;
+  struct ring_note {  // what this thief last saw of a victim's ring (N5)
+    std::uint32_t head = 0;
+    bool valid = false;
+    std::int64_t since_ns = 0;
+  };
+  std::vector<ring_note> ring_seen;  // N5: each victim's ring head, and since when
+  bool small_ring_overdue(worker* v);
+  bool next_slot_overdue(worker* v, tasklet_core* t, std::uint64_t s);  // N2
 
   // --- shared --------------------------------------------------------------
   run_queue rq;                                   // stealable FIFO
@@ -131,7 +154,9 @@ struct alignas(64) worker {
   std::atomic<bool> in_idle{false};             // in rt->idle (written under idle_mu)
   std::atomic<bool> wake_spinning{false};       // woken by wake_one as the spinner
   std::atomic<tasklet_core*> running{nullptr};  // for the watchdog (relaxed)
-  std::atomic<std::uint64_t> switches{0};  // tasklets run here: stats, watchdog, deadlock check
+  // Tasklets run here: stats, watchdog, deadlock check, and the next-slot
+  // steal rule (N2). Owner-written (bump), read relaxed by others.
+  std::atomic<std::uint64_t> switches{0};
 
   struct counters {
     std::atomic<std::uint64_t> steals{0}, stolen{0}, parks{0}, spawns{0}, sleeps{0}, idle_ns{0};
@@ -369,7 +394,10 @@ inline exec_context* worker::prepare(tasklet_core* t) {
   f->last_worker.store(static_cast<std::int16_t>(index), std::memory_order_relaxed);
   current = t;
   running.store(t, std::memory_order_relaxed);
-  bump(switches);
+  // Release (a plain store on x86, like bump's): a thief that reads this
+  // count and then the next slot sees the slot as of this switch or later
+  // (scheduler.cpp, N2).
+  switches.store(switches.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   return f->active;
 }
 
@@ -393,7 +421,9 @@ inline void worker::after_switch(switch_payload* p) {
       !(prev->flags.load(std::memory_order_relaxed) & tasklet_core::flag_pinned)) [[likely]] {
     prev->state.store(tasklet_state::ready, std::memory_order_relaxed);
     push_local(prev, false);
-    if (!solo) rt->notify_work();
+    // N6: a ring of one (the tasklet that just yielded) is what this worker
+    // runs at its next switch; N5 keeps thieves off it. Wake no one for it.
+    if (!solo && rq.size() >= 2) rt->notify_work();
     return;
   }
   if (p->what == after::park) {

@@ -168,6 +168,135 @@ TEST_P(scheduler, a_ping_ponging_pair_does_not_starve_a_third_tasklet) {
   EXPECT_LT(at_run - at_spawn, 1000) << "the third tasklet waited behind the pair";
 }
 
+// Regression (issue 18, A2): a hand-off that asks the woken tasklet to run
+// next (a channel's preference -1) was stolen. The sender on worker W
+// completed a parked receiver's wait with next = true, the receiver went
+// into W's next slot, and an idle or spinning worker took it out of that
+// slot before W's sender yielded to it (8-98% of repetitions): the receiver
+// then ran elsewhere, after a cross-core wake, while W ran the sender on.
+// Here the sender is the runtime's main tasklet and the receiver parks on a
+// bare wait_point; each repetition records the worker the receiver resumed
+// on, which must be the sender's.
+TEST_P(scheduler, a_hand_off_to_run_next_is_not_stolen_before_the_sender_yields) {
+  const long reps = scaled(3000);
+  long moved = 0, excused = 0;
+  rt().run([&] {
+    for (long i = 0; i < reps; ++i) {
+      std::atomic<taiga::detail::wait_point*> published{nullptr};
+      std::atomic<int> resumed_on{-1};
+      auto receiver = taiga::spawn([&] {
+        taiga::detail::wait_point wp;
+        taiga::detail::prepare_wait(wp, "hand-off test", nullptr);
+        published.store(&wp, std::memory_order_release);
+        (void)taiga::detail::wait(wp);
+        resumed_on.store(taiga::this_tasklet::worker(), std::memory_order_relaxed);
+      });
+      // Until the receiver has switched away (P2): a hand-off before that
+      // would leave the queueing to the receiver's own switch.
+      taiga::detail::wait_point* wp = nullptr;
+      while ((wp = published.load(std::memory_order_acquire)) == nullptr ||
+             !(wp->tasklet->wait_word.load(std::memory_order_acquire) & taiga::detail::ww_switched))
+        taiga::this_tasklet::yield();
+      // Wake the other workers (a yield requeues and notifies) and give a
+      // woken one 0-40 us to start spinning: the window in which it stole.
+      taiga::this_tasklet::yield();
+      auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(i % 41);
+      while (std::chrono::steady_clock::now() < until) {
+      }
+      int here = taiga::this_tasklet::worker();
+      auto t0 = std::chrono::steady_clock::now();
+      taiga::detail::hand_off_ticket ticket;
+      ASSERT_TRUE(taiga::detail::hand_off(*wp, ticket));
+      taiga::detail::finish_hand_off(ticket, /*next=*/true);
+      taiga::detail::yield_keeping_interrupts();
+      auto took = std::chrono::steady_clock::now() - t0;
+      receiver.join();
+      if (resumed_on.load(std::memory_order_relaxed) == here) continue;
+      // A sender whose thread the OS took off the CPU between the hand-off
+      // and its yield is a worker stuck in one tasklet: after 20 us
+      // (next_steal_after_ns, scheduler.cpp N2) a thief may take the slot.
+      if (took >= 20us) {
+        ++excused;
+      } else {
+        ++moved;
+      }
+    }
+  });
+  EXPECT_EQ(moved, 0) << moved << " of " << reps
+                      << " receivers were stolen out of the sender's next slot";
+  EXPECT_LE(excused, reps / 50) << "senders off the CPU for 20 us or more between hand-off and "
+                                   "yield, and robbed: too many to tell";
+}
+
+// The other half of the rule above (scheduler.cpp, N2-N4): a tasklet handed
+// into the next slot of a worker that then runs on without switching (a long
+// computation) is not stranded there; an idle worker takes it once the
+// owner has been stuck in one tasklet for a while, even though the hand-off
+// woke nobody (N3).
+TEST_P(scheduler, a_next_slot_behind_a_long_running_tasklet_is_taken_by_another_worker) {
+  if (GetParam() < 2) GTEST_SKIP() << "one worker runs it after the long tasklet";
+  const int reps = 20;
+  int stranded = 0;
+  rt().run([&] {
+    for (int i = 0; i < reps; ++i) {
+      std::atomic<taiga::detail::wait_point*> published{nullptr};
+      std::atomic<bool> ran{false};
+      auto receiver = taiga::spawn([&] {
+        taiga::detail::wait_point wp;
+        taiga::detail::prepare_wait(wp, "hand-off test", nullptr);
+        published.store(&wp, std::memory_order_release);
+        (void)taiga::detail::wait(wp);
+        ran.store(true, std::memory_order_release);
+      });
+      taiga::detail::wait_point* wp = nullptr;
+      while ((wp = published.load(std::memory_order_acquire)) == nullptr ||
+             !(wp->tasklet->wait_word.load(std::memory_order_acquire) & taiga::detail::ww_switched))
+        taiga::this_tasklet::yield();
+      // Let every other worker fall asleep first: the hand-off wakes none.
+      std::this_thread::sleep_for(5ms);
+      taiga::detail::hand_off_ticket ticket;
+      ASSERT_TRUE(taiga::detail::hand_off(*wp, ticket));
+      taiga::detail::finish_hand_off(ticket, /*next=*/true);
+      // A long computation that waits for the receiver without switching.
+      auto until = std::chrono::steady_clock::now() + 2s;
+      while (!ran.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < until) {
+      }
+      if (!ran.load(std::memory_order_acquire)) ++stranded;
+      receiver.join();
+    }
+  });
+  EXPECT_EQ(stranded, 0) << stranded << " of " << reps
+                         << " receivers waited 2 s in the next slot of a busy worker";
+}
+
+// N5 and N6's other half: a tasklet that yielded to one that then computes
+// for long is not stranded in the ring behind it, though its yield woke no
+// one (scheduler.cpp, N4-N6).
+TEST_P(scheduler, a_yielded_tasklet_behind_a_long_running_one_is_taken_by_another_worker) {
+  if (GetParam() < 2) GTEST_SKIP() << "one worker runs it after the long tasklet";
+  const int reps = 20;
+  int stranded = 0;
+  rt().run([&] {
+    for (int i = 0; i < reps; ++i) {
+      std::atomic<bool> yielder_ran{false};
+      // Let every other worker fall asleep first.
+      std::this_thread::sleep_for(5ms);
+      auto hog = taiga::spawn([&] {  // the next slot: runs at our yield
+        auto until = std::chrono::steady_clock::now() + 2s;
+        while (!yielder_ran.load(std::memory_order_acquire) &&
+               std::chrono::steady_clock::now() < until) {
+        }
+        if (!yielder_ran.load(std::memory_order_acquire)) ++stranded;
+      });
+      taiga::this_tasklet::yield();  // into the ring, alone, behind the hog
+      yielder_ran.store(true, std::memory_order_release);
+      hog.join();
+    }
+  });
+  EXPECT_EQ(stranded, 0) << stranded << " of " << reps
+                         << " yielded tasklets waited 2 s behind a busy one";
+}
+
 TEST_P(scheduler, work_spawned_on_one_worker_is_stolen_by_others) {
   if (GetParam() < 2) GTEST_SKIP();
   std::mutex mu;
