@@ -321,7 +321,12 @@ struct chan_base {
 /// a receiver that takes a parked sender's value yields to it. 0: neither,
 /// the caller continues and the partner is queued. The woken partner is
 /// queued on the caller's worker, whichever worker it parked on. select
-/// follows the same rule.
+/// follows the same rule. On a buffered channel a sender that finds a
+/// receiver parked (the buffer is empty) hands the value over and puts the
+/// receiver in the next slot with -1, but does not yield: a buffer is there
+/// to let the sender run ahead (Go's rule), and a producer that yielded on
+/// every value to consumers that drain the buffer at once would switch twice
+/// per value.
 template <class T>
 class channel {
   static_assert(std::is_move_constructible_v<T> && std::is_move_assignable_v<T>,
@@ -591,13 +596,17 @@ class channel {
         continue;
       }
       int pref = s.preference;
+      // A buffered channel lets its sender run ahead: the receiver takes
+      // the next slot, the sender does not yield (Go's rule; see the class
+      // comment).
+      bool yield = pref < 0 && s.capacity == 0;
       s.lock.unlock();
       if (claimed) {
         detail::complete(*claimed, /*next=*/pref < 0);
       } else {
         detail::finish_hand_off(ticket, /*next=*/pref < 0);
       }
-      if (pref < 0) detail::yield_keeping_interrupts();
+      if (yield) detail::yield_keeping_interrupts();
       return channel_status::ok;
     }
     if (s.buffer.size() < s.capacity) {

@@ -76,7 +76,7 @@ class channel_case : public select_case {
   void unpark() noexcept override { list().remove(&node_); }
   bool after_unlock() noexcept override {
     if (!partner_) return false;
-    complete(*partner_->wp, yield_);
+    complete(*partner_->wp, next_);
     return yield_;
   }
   void finish() override { static_cast<Case*>(this)->run(); }
@@ -96,7 +96,8 @@ class channel_case : public select_case {
   channel<T> ch_;
   op_site at_;
   bool enabled_ = true;
-  bool yield_ = false;  // try_now handed over with a partner the preference favours
+  bool next_ = false;   // the partner try_now woke goes into the next slot
+  bool yield_ = false;  // and the select yields to it first (a rendezvous)
   chan_node node_;
   chan_node* partner_ = nullptr;
   channel_status status_ = channel_status::ok;
@@ -108,6 +109,7 @@ template <class T, class F>
 class receive_case final : public detail::channel_case<T, receive_case<T, F>, false> {
   using base_t = detail::channel_case<T, receive_case<T, F>, false>;
   friend base_t;
+  using base_t::next_;
   using base_t::partner_;
   using base_t::status_;
   using base_t::yield_;
@@ -134,7 +136,7 @@ class receive_case final : public detail::channel_case<T, receive_case<T, F>, fa
       got_ = std::move(*static_cast<item*>(partner_->item));
       partner_->result = channel_status::ok;
       status_ = channel_status::ok;
-      yield_ = s.preference > 0;  // +1: the sender runs first, as in receive()
+      yield_ = next_ = s.preference > 0;  // +1: the sender runs first, as in receive()
       return true;
     }
     if (s.closing) {
@@ -170,6 +172,7 @@ template <class T, class F, bool Refers>
 class send_case final : public detail::channel_case<T, send_case<T, F, Refers>, true> {
   using base_t = detail::channel_case<T, send_case<T, F, Refers>, true>;
   friend base_t;
+  using base_t::next_;
   using base_t::partner_;
   using base_t::status_;
   using base_t::yield_;
@@ -195,7 +198,9 @@ class send_case final : public detail::channel_case<T, send_case<T, F, Refers>, 
       offer_.value.reset();
       partner_->result = channel_status::ok;
       status_ = channel_status::ok;
-      yield_ = s.preference < 0;  // -1: the receiver runs first, as in send()
+      // -1: the receiver runs first, as in send() (a rendezvous only).
+      next_ = s.preference < 0;
+      yield_ = next_ && s.capacity == 0;
       return true;
     }
     if (s.buffer.size() < s.capacity) {
