@@ -147,7 +147,7 @@
 //      worker that has not switched for a whole period (10 ms) has a filled
 //      next slot or a non-empty ring and some worker sleeps: N3 and N6 woke
 //      nobody, and N6 lets idle workers sleep meanwhile.
-//   N5 a small ring (1..small_ring = 4 tasklets) behind a running tasklet
+//   N5 a small ring (1..small_ring = 16 tasklets) behind a running tasklet
 //      is what the victim works through in its next few switches: a sender
 //      that yielded to its receiver and will park again at once, a consumer
 //      it just woke. A thief takes it only once it has seen the ring's head

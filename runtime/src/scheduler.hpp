@@ -56,7 +56,7 @@ static_assert(fair_every % 2 == 1, "worker::fair_left's parity must flip every t
 inline constexpr std::int64_t next_steal_after_ns = 20'000;
 // A busy worker's ring of at most this many is its own until it stops
 // popping from it for next_steal_after_ns (scheduler.cpp, N5).
-inline constexpr std::uint32_t small_ring = 4;
+inline constexpr std::uint32_t small_ring = 16;
 
 struct worker;
 enum class after : std::uint8_t { none, requeue, park, exit };
