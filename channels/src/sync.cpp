@@ -162,15 +162,15 @@ bool mutex::try_lock() {
   return true;
 }
 
-void mutex::lock() {
-  lock_impl(nullptr);
+void mutex::lock(detail::op_site at) {
+  lock_impl(nullptr, at);
 }
 
-bool mutex::lock_until(time_point deadline) {
-  return lock_impl(finite(deadline));
+bool mutex::lock_until(time_point deadline, detail::op_site at) {
+  return lock_impl(finite(deadline), at);
 }
 
-bool mutex::lock_impl(const time_point* deadline) {
+bool mutex::lock_impl(const time_point* deadline, detail::op_site at) {
   detail::interruption_point();  // S9
   std::uint64_t me = detail::owner_token();
   wait_point w;
@@ -182,7 +182,7 @@ bool mutex::lock_impl(const time_point* deadline) {
     }
     if (owner_ == me) throw usage_error("taiga::mutex: locked again by its owner (deadlock)");
     if (expired(deadline)) return false;
-    prepare_wait(w, "mutex", this);
+    prepare_wait(w, "mutex", this, detail::call_site(at));
     w.slot = &me;  // the unlocker makes this token the owner
     waiters_.push_back(w);
   }
@@ -227,15 +227,15 @@ bool recursive_mutex::try_lock() {
   return true;
 }
 
-void recursive_mutex::lock() {
-  lock_impl(nullptr);
+void recursive_mutex::lock(detail::op_site at) {
+  lock_impl(nullptr, at);
 }
 
-bool recursive_mutex::lock_until(time_point deadline) {
-  return lock_impl(finite(deadline));
+bool recursive_mutex::lock_until(time_point deadline, detail::op_site at) {
+  return lock_impl(finite(deadline), at);
 }
 
-bool recursive_mutex::lock_impl(const time_point* deadline) {
+bool recursive_mutex::lock_impl(const time_point* deadline, detail::op_site at) {
   detail::interruption_point();  // S9
   std::uint64_t me = detail::owner_token();
   wait_point w;
@@ -251,7 +251,7 @@ bool recursive_mutex::lock_impl(const time_point* deadline) {
       return true;
     }
     if (expired(deadline)) return false;
-    prepare_wait(w, "recursive_mutex", this);
+    prepare_wait(w, "recursive_mutex", this, detail::call_site(at));
     w.slot = &me;
     waiters_.push_back(w);
   }
@@ -322,19 +322,19 @@ bool shared_mutex::try_lock_shared() {
   return true;
 }
 
-void shared_mutex::lock() {
-  lock_impl(nullptr, false);
+void shared_mutex::lock(detail::op_site at) {
+  lock_impl(nullptr, false, at);
 }
 
-void shared_mutex::lock_shared() {
-  lock_impl(nullptr, true);
+void shared_mutex::lock_shared(detail::op_site at) {
+  lock_impl(nullptr, true, at);
 }
 
-bool shared_mutex::lock_until(time_point deadline, bool shared) {
-  return lock_impl(finite(deadline), shared);
+bool shared_mutex::lock_until(time_point deadline, bool shared, detail::op_site at) {
+  return lock_impl(finite(deadline), shared, at);
 }
 
-bool shared_mutex::lock_impl(const time_point* deadline, bool shared) {
+bool shared_mutex::lock_impl(const time_point* deadline, bool shared, detail::op_site at) {
   detail::interruption_point();  // S9
   std::uint64_t me = detail::owner_token();
   wait_point w;
@@ -352,7 +352,7 @@ bool shared_mutex::lock_impl(const time_point* deadline, bool shared) {
       return true;
     }
     if (expired(deadline)) return false;
-    prepare_wait(w, shared ? "shared_mutex (shared)" : "shared_mutex", this);
+    prepare_wait(w, shared ? "shared_mutex (shared)" : "shared_mutex", this, detail::call_site(at));
     w.tag = shared ? reader_tag : writer_tag;
     w.slot = &me;
     waiters_.push_back(w);
@@ -400,23 +400,23 @@ void condition_variable::notify_all() noexcept {
   claim_all(waiters_, b);
 }
 
-void condition_variable::wait(std::unique_lock<mutex>& lk) {
-  wait_impl(lk, nullptr);
+void condition_variable::wait(std::unique_lock<mutex>& lk, detail::op_site at) {
+  wait_impl(lk, nullptr, at);
 }
 
 std::cv_status condition_variable::wait_until_steady(std::unique_lock<mutex>& lk,
-                                                     time_point deadline) {
-  return wait_impl(lk, finite(deadline));
+                                                     time_point deadline, detail::op_site at) {
+  return wait_impl(lk, finite(deadline), at);
 }
 
 std::cv_status condition_variable::wait_impl(std::unique_lock<mutex>& lk,
-                                             const time_point* deadline) {
+                                             const time_point* deadline, detail::op_site at) {
   detail::interruption_point();  // S9: lk is still held if it throws
   if (!lk.owns_lock() || !lk.mutex()->held_by_caller())
     throw usage_error("taiga::condition_variable: wait without holding the mutex");
   if (expired(deadline)) return std::cv_status::timeout;
   wait_point w;
-  prepare_wait(w, "condition_variable", this);  // a kill here leaves lk held
+  prepare_wait(w, "condition_variable", this, detail::call_site(at));  // a kill here leaves lk held
   {
     guard g(lock_);
     waiters_.push_back(w);  // before the unlock: a notify after it finds us
@@ -434,12 +434,16 @@ std::cv_status condition_variable::wait_impl(std::unique_lock<mutex>& lk,
   // Retake the mutex whatever happens. A timeout_scope must not fail this
   // lock (its deadline never clears, so retrying would spin): it is turned
   // off meanwhile. A kill or throw_into is consumed once: keep the first,
-  // retry until the mutex is ours again.
+  // retry until the mutex is ours again. Taken as lk.lock() would, but
+  // with the caller's site, so that a wait for the mutex here reports the
+  // line of the condition_variable wait.
   bool pass_on = false;
+  mutex& m = *lk.mutex();
   const std::int64_t saved_scope = detail::suspend_timeout_scope();
   for (;;) {
     try {
-      lk.lock();
+      m.lock(at);
+      lk = std::unique_lock<mutex>(m, std::adopt_lock);
       break;
     } catch (...) {
       if (!error) {
@@ -474,15 +478,15 @@ bool event::is_set() const noexcept {
   return set_.load(std::memory_order_acquire);
 }
 
-void event::wait() {
-  wait_impl(nullptr);
+void event::wait(detail::op_site at) {
+  wait_impl(nullptr, at);
 }
 
-bool event::wait_until_steady(time_point deadline) {
-  return wait_impl(finite(deadline));
+bool event::wait_until_steady(time_point deadline, detail::op_site at) {
+  return wait_impl(finite(deadline), at);
 }
 
-bool event::wait_impl(const time_point* deadline) {
+bool event::wait_impl(const time_point* deadline, detail::op_site at) {
   detail::interruption_point();  // S9
   if (set_.load(std::memory_order_acquire)) return true;
   wait_point w;
@@ -490,7 +494,7 @@ bool event::wait_impl(const time_point* deadline) {
     guard g(lock_);
     if (set_.load(std::memory_order_relaxed)) return true;
     if (expired(deadline)) return false;
-    prepare_wait(w, "event", this);
+    prepare_wait(w, "event", this, detail::call_site(at));
     waiters_.push_back(w);
   }
   const wake_status s = park(w, lock_, waiters_, deadline);
@@ -515,15 +519,15 @@ bool semaphore::try_acquire() {
   return true;
 }
 
-void semaphore::acquire() {
-  acquire_impl(nullptr);
+void semaphore::acquire(detail::op_site at) {
+  acquire_impl(nullptr, at);
 }
 
-bool semaphore::acquire_until(time_point deadline) {
-  return acquire_impl(finite(deadline));
+bool semaphore::acquire_until(time_point deadline, detail::op_site at) {
+  return acquire_impl(finite(deadline), at);
 }
 
-bool semaphore::acquire_impl(const time_point* deadline) {
+bool semaphore::acquire_impl(const time_point* deadline, detail::op_site at) {
   detail::interruption_point();  // S9
   wait_point w;
   {
@@ -533,7 +537,7 @@ bool semaphore::acquire_impl(const time_point* deadline) {
       return true;
     }
     if (expired(deadline)) return false;
-    prepare_wait(w, "semaphore", this);
+    prepare_wait(w, "semaphore", this, detail::call_site(at));
     waiters_.push_back(w);
   }
   const wake_status s = park(w, lock_, waiters_, deadline);
@@ -579,22 +583,22 @@ bool latch::try_wait() const noexcept {
   return count_ == 0;
 }
 
-void latch::wait() {
-  wait_impl(nullptr);
+void latch::wait(detail::op_site at) {
+  wait_impl(nullptr, at);
 }
 
-bool latch::wait_until_steady(time_point deadline) {
-  return wait_impl(finite(deadline));
+bool latch::wait_until_steady(time_point deadline, detail::op_site at) {
+  return wait_impl(finite(deadline), at);
 }
 
-bool latch::wait_impl(const time_point* deadline) {
+bool latch::wait_impl(const time_point* deadline, detail::op_site at) {
   detail::interruption_point();  // S9
   wait_point w;
   {
     guard g(lock_);
     if (count_ == 0) return true;
     if (expired(deadline)) return false;
-    prepare_wait(w, "latch", this);
+    prepare_wait(w, "latch", this, detail::call_site(at));
     waiters_.push_back(w);
   }
   const wake_status s = park(w, lock_, waiters_, deadline);
@@ -602,10 +606,10 @@ bool latch::wait_impl(const time_point* deadline) {
   return interrupted_or_false(s);
 }
 
-void latch::arrive_and_wait(std::ptrdiff_t n) {
+void latch::arrive_and_wait(std::ptrdiff_t n, detail::op_site at) {
   detail::interruption_point();  // S9: a kill here does not count down
   count_down(n);
-  wait();
+  wait_impl(nullptr, at);
 }
 
 // ---- barrier -------------------------------------------------------------
@@ -633,7 +637,7 @@ void barrier::break_locked(wake_batch& b) noexcept {
   }
 }
 
-std::size_t barrier::arrive_and_wait() {
+std::size_t barrier::arrive_and_wait(detail::op_site at) {
   detail::interruption_point();  // S9: a kill here does not arrive (nothing breaks)
   wake_batch b;                  // declared before the lock: completes after it is released
   std::unique_lock<spinlock> g(lock_);
@@ -644,7 +648,8 @@ std::size_t barrier::arrive_and_wait() {
     // counted, so leaving (a kill) changes nothing.
     wait_point w;
     barrier_slot slot;
-    prepare_wait(w, "barrier (completion running)", this);  // may throw: nothing counted
+    prepare_wait(w, "barrier (completion running)", this,
+                 detail::call_site(at));  // may throw: nothing counted
     w.slot = &slot;
     entering_.push_back(w);
     g.unlock();
@@ -657,7 +662,7 @@ std::size_t barrier::arrive_and_wait() {
   if (count_ + 1 < parties_) {
     wait_point w;
     barrier_slot slot;
-    prepare_wait(w, "barrier", this);  // may throw: nothing counted yet
+    prepare_wait(w, "barrier", this, detail::call_site(at));  // may throw: nothing counted yet
     ++count_;
     slot.phase = phase_;
     w.slot = &slot;
@@ -753,22 +758,22 @@ void wait_group::add(std::ptrdiff_t n) {
   if (count_ == 0) claim_all(waiters_, b);
 }
 
-void wait_group::wait() {
-  wait_impl(nullptr);
+void wait_group::wait(detail::op_site at) {
+  wait_impl(nullptr, at);
 }
 
-bool wait_group::wait_until_steady(time_point deadline) {
-  return wait_impl(finite(deadline));
+bool wait_group::wait_until_steady(time_point deadline, detail::op_site at) {
+  return wait_impl(finite(deadline), at);
 }
 
-bool wait_group::wait_impl(const time_point* deadline) {
+bool wait_group::wait_impl(const time_point* deadline, detail::op_site at) {
   detail::interruption_point();  // S9
   wait_point w;
   {
     guard g(lock_);
     if (count_ == 0) return true;
     if (expired(deadline)) return false;
-    prepare_wait(w, "wait_group", this);
+    prepare_wait(w, "wait_group", this, detail::call_site(at));
     waiters_.push_back(w);
   }
   const wake_status s = park(w, lock_, waiters_, deadline);

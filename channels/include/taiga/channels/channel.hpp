@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <taiga/channels/detail/deadline.hpp>
+#include <taiga/channels/detail/op_site.hpp>
 #include <taiga/channels/status.hpp>
 #include <taiga/runtime/detail/park.hpp>
 #include <taiga/runtime/errors.hpp>
@@ -250,17 +251,6 @@ struct chan_wake_list {
     }
   }
 };
-
-/// The user's call site of a channel or select operation, for the deadlock
-/// report: a defaulted trailing parameter of every operation that may park.
-/// One pointer where std::source_location is one (g++); elsewhere (clang 14,
-/// the TSan build) the location's fields, interned only when a wait parks,
-/// so that an operation that does not park never pays the lookup.
-#if TAIGA_STD_SOURCE_LOCATION
-using op_site = call_site;
-#else
-using op_site = taiga::source_location;
-#endif
 
 /// Arms a channel or select wait, recording the user's call site for the
 /// deadlock report.

@@ -55,6 +55,7 @@
 #include <new>
 #include <optional>
 #include <stdexcept>
+#include <taiga/channels/detail/op_site.hpp>
 #include <taiga/channels/queue.hpp>
 #include <taiga/channels/sync.hpp>
 #include <taiga/runtime/detail/park.hpp>
@@ -173,12 +174,12 @@ class state_base {
   /// is delivered first, also when the state is ready already, so a loop on
   /// a ready future's wait() or a shared_future's get() stays killable; the
   /// future is left as it was (get() leaves it valid).
-  bool wait(const steady_time* deadline) {
+  bool wait(const steady_time* deadline, op_site at) {
     interruption_point();
     if (ready()) return true;
     if (deadline != nullptr && *deadline <= std::chrono::steady_clock::now()) return false;
     wait_point w;
-    prepare_wait(w, "future", this);  // a kill point
+    prepare_wait(w, "future", this, call_site(at));  // a kill point
     {
       std::lock_guard lk(lock_);
       if (ready_.load(std::memory_order_relaxed)) {
@@ -506,18 +507,22 @@ class future {
   [[nodiscard]] bool is_ready() const { return require().ready(); }
 
   /// Parks until ready. @suspends yes (a plain thread blocks); a kill point.
-  void wait() const { (void)require().wait(nullptr); }
+  void wait(detail::op_site at = detail::op_site::current()) const {
+    (void)require().wait(nullptr, at);
+  }
   /// Parks until ready or until `d` has passed.
   /// @returns std::future_status::ready or ::timeout. @suspends yes
   template <class Rep, class Period>
-  std::future_status wait_for(const std::chrono::duration<Rep, Period>& d) const {
+  std::future_status wait_for(const std::chrono::duration<Rep, Period>& d,
+                              detail::op_site at = detail::op_site::current()) const {
     auto dl = detail::deadline_after(d);
-    return require().wait(&dl) ? std::future_status::ready : std::future_status::timeout;
+    return require().wait(&dl, at) ? std::future_status::ready : std::future_status::timeout;
   }
   template <class Clock, class Duration>
-  std::future_status wait_until(const std::chrono::time_point<Clock, Duration>& t) const {
+  std::future_status wait_until(const std::chrono::time_point<Clock, Duration>& t,
+                                detail::op_site at = detail::op_site::current()) const {
     auto dl = detail::to_steady(t);
-    return require().wait(&dl) ? std::future_status::ready : std::future_status::timeout;
+    return require().wait(&dl, at) ? std::future_status::ready : std::future_status::timeout;
   }
 
   /// Parks until ready, then returns the value (moved out) or rethrows the
@@ -526,8 +531,8 @@ class future {
   /// unless the wait itself was interrupted (a kill), which propagates and
   /// leaves it valid.
   /// @throws usage_error if !valid(). @suspends yes (a plain thread blocks)
-  T get() {
-    require().wait(nullptr);
+  T get(detail::op_site at = detail::op_site::current()) {
+    require().wait(nullptr, at);
     std::shared_ptr<state_type> s = std::move(state_);
     if (s->error()) std::rethrow_exception(s->error());
     if constexpr (!std::is_void_v<T>) return std::move(s->value());
@@ -600,25 +605,29 @@ class shared_future {
   [[nodiscard]] bool valid() const noexcept { return state_ != nullptr; }
   [[nodiscard]] bool is_ready() const { return require().ready(); }
   /// @suspends yes (a plain thread blocks); a kill point.
-  void wait() const { (void)require().wait(nullptr); }
+  void wait(detail::op_site at = detail::op_site::current()) const {
+    (void)require().wait(nullptr, at);
+  }
   template <class Rep, class Period>
-  std::future_status wait_for(const std::chrono::duration<Rep, Period>& d) const {
+  std::future_status wait_for(const std::chrono::duration<Rep, Period>& d,
+                              detail::op_site at = detail::op_site::current()) const {
     auto dl = detail::deadline_after(d);
-    return require().wait(&dl) ? std::future_status::ready : std::future_status::timeout;
+    return require().wait(&dl, at) ? std::future_status::ready : std::future_status::timeout;
   }
   template <class Clock, class Duration>
-  std::future_status wait_until(const std::chrono::time_point<Clock, Duration>& t) const {
+  std::future_status wait_until(const std::chrono::time_point<Clock, Duration>& t,
+                                detail::op_site at = detail::op_site::current()) const {
     auto dl = detail::to_steady(t);
-    return require().wait(&dl) ? std::future_status::ready : std::future_status::timeout;
+    return require().wait(&dl, at) ? std::future_status::ready : std::future_status::timeout;
   }
 
   /// Parks until ready, then returns a reference to the value (valid while
   /// a copy of this shared_future lives) or rethrows the stored exception.
   /// The future stays valid. @suspends yes (a plain thread blocks)
   std::conditional_t<std::is_void_v<T>, void, const detail::future_impl::value_or_monostate<T>&>
-  get() const {
+  get(detail::op_site at = detail::op_site::current()) const {
     state_type& s = require();
-    s.wait(nullptr);
+    s.wait(nullptr, at);
     if (s.error()) std::rethrow_exception(s.error());
     if constexpr (!std::is_void_v<T>) return s.value();
   }
@@ -864,18 +873,19 @@ class as_completed_range {
   /// Parks until the next future is ready and returns it; std::nullopt once
   /// every future has been returned.
   /// @suspends yes (a plain thread blocks); a kill point.
-  std::optional<future<T>> next() {
+  std::optional<future<T>> next(detail::op_site at = detail::op_site::current()) {
     detail::interruption_point();  // also at the end: a loop on it stays killable
     if (left_ == 0) return std::nullopt;
-    log_->ready.acquire();
+    log_->ready.acquire(at);
     return take();
   }
   /// next() with a time limit: std::nullopt on timeout too (see remaining()).
   template <class Rep, class Period>
-  std::optional<future<T>> try_next_for(const std::chrono::duration<Rep, Period>& d) {
+  std::optional<future<T>> try_next_for(const std::chrono::duration<Rep, Period>& d,
+                                        detail::op_site at = detail::op_site::current()) {
     detail::interruption_point();
     if (left_ == 0) return std::nullopt;
-    if (!log_->ready.try_acquire_for(d)) return std::nullopt;
+    if (!log_->ready.try_acquire_for(d, at)) return std::nullopt;
     return take();
   }
   /// Futures not returned yet.

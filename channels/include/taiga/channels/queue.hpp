@@ -57,6 +57,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <taiga/channels/detail/op_site.hpp>
 #include <taiga/channels/status.hpp>
 #include <taiga/channels/sync.hpp>
 #include <taiga/runtime/detail/park.hpp>
@@ -352,10 +353,12 @@ class basic_queue {
   ///           killed while it waits; std::bad_alloc; what T's move
   ///           constructor or Compare throws. `v` is then not put.
   /// @threadsafe
-  void put(T&& v) { (void)put_impl(v, nullptr); }
-  void put(const T& v) {
+  void put(T&& v, detail::op_site at = detail::op_site::current()) {
+    (void)put_impl(v, nullptr, at);
+  }
+  void put(const T& v, detail::op_site at = detail::op_site::current()) {
     T copy(v);
-    (void)put_impl(copy, nullptr);
+    (void)put_impl(copy, nullptr, at);
   }
 
   /// Puts `v` if there is room now (moving from it only on success).
@@ -388,27 +391,30 @@ class basic_queue {
   /// @suspends yes; a kill point when it parks.
   /// @threadsafe
   template <class Rep, class Period>
-  [[nodiscard]] channel_status try_put_for(T&& v, const std::chrono::duration<Rep, Period>& d) {
+  [[nodiscard]] channel_status try_put_for(T&& v, const std::chrono::duration<Rep, Period>& d,
+                                           detail::op_site at = detail::op_site::current()) {
     auto dl = detail::deadline_after(d);
-    return put_impl(v, &dl);
+    return put_impl(v, &dl, at);
   }
   template <class Clock, class Duration>
   [[nodiscard]] channel_status try_put_until(T&& v,
-                                             const std::chrono::time_point<Clock, Duration>& t) {
+                                             const std::chrono::time_point<Clock, Duration>& t,
+                                             detail::op_site at = detail::op_site::current()) {
     auto dl = detail::to_steady(t);
-    return put_impl(v, &dl);
+    return put_impl(v, &dl, at);
   }
   template <class Rep, class Period>
-  [[nodiscard]] channel_status try_put_for(const T& v,
-                                           const std::chrono::duration<Rep, Period>& d) {
+  [[nodiscard]] channel_status try_put_for(const T& v, const std::chrono::duration<Rep, Period>& d,
+                                           detail::op_site at = detail::op_site::current()) {
     T copy(v);
-    return try_put_for(std::move(copy), d);
+    return try_put_for(std::move(copy), d, at);
   }
   template <class Clock, class Duration>
   [[nodiscard]] channel_status try_put_until(const T& v,
-                                             const std::chrono::time_point<Clock, Duration>& t) {
+                                             const std::chrono::time_point<Clock, Duration>& t,
+                                             detail::op_site at = detail::op_site::current()) {
     T copy(v);
-    return try_put_until(std::move(copy), t);
+    return try_put_until(std::move(copy), t, at);
   }
 
   // ---- get ----------------------------------------------------------------
@@ -422,8 +428,8 @@ class basic_queue {
   ///           no item is taken then. What T's move constructor throws (the
   ///           item taken is lost, see above).
   /// @threadsafe
-  [[nodiscard]] T get() {
-    node_ptr n = get_impl(nullptr);
+  [[nodiscard]] T get(detail::op_site at = detail::op_site::current()) {
+    node_ptr n = get_impl(nullptr, at);
     return std::move(n->value);
   }
 
@@ -448,15 +454,17 @@ class basic_queue {
   /// @suspends yes; a kill point when it parks.
   /// @threadsafe
   template <class Rep, class Period>
-  [[nodiscard]] std::optional<T> try_get_for(const std::chrono::duration<Rep, Period>& d) {
+  [[nodiscard]] std::optional<T> try_get_for(const std::chrono::duration<Rep, Period>& d,
+                                             detail::op_site at = detail::op_site::current()) {
     auto dl = detail::deadline_after(d);
-    node_ptr n = get_impl(&dl);
+    node_ptr n = get_impl(&dl, at);
     return take(n);
   }
   template <class Clock, class Duration>
-  [[nodiscard]] std::optional<T> try_get_until(const std::chrono::time_point<Clock, Duration>& t) {
+  [[nodiscard]] std::optional<T> try_get_until(const std::chrono::time_point<Clock, Duration>& t,
+                                               detail::op_site at = detail::op_site::current()) {
     auto dl = detail::to_steady(t);
-    node_ptr n = get_impl(&dl);
+    node_ptr n = get_impl(&dl, at);
     return take(n);
   }
 
@@ -493,17 +501,19 @@ class basic_queue {
   /// Parks until every item put so far has had its task_done().
   /// @suspends yes (a plain thread blocks); a kill point when it parks.
   /// @threadsafe
-  void join() { (void)join_impl(nullptr); }
+  void join(detail::op_site at = detail::op_site::current()) { (void)join_impl(nullptr, at); }
   /// join() with a time limit. @returns true if the count reached zero.
   template <class Rep, class Period>
-  [[nodiscard]] bool try_join_for(const std::chrono::duration<Rep, Period>& d) {
+  [[nodiscard]] bool try_join_for(const std::chrono::duration<Rep, Period>& d,
+                                  detail::op_site at = detail::op_site::current()) {
     auto dl = detail::deadline_after(d);
-    return join_impl(&dl);
+    return join_impl(&dl, at);
   }
   template <class Clock, class Duration>
-  [[nodiscard]] bool try_join_until(const std::chrono::time_point<Clock, Duration>& t) {
+  [[nodiscard]] bool try_join_until(const std::chrono::time_point<Clock, Duration>& t,
+                                    detail::op_site at = detail::op_site::current()) {
     auto dl = detail::to_steady(t);
-    return join_impl(&dl);
+    return join_impl(&dl, at);
   }
   /// Items put and not yet task_done() (a snapshot). @threadsafe
   [[nodiscard]] std::size_t unfinished_tasks() const {
@@ -594,7 +604,7 @@ class basic_queue {
     return out;
   }
 
-  channel_status put_impl(T& v, const steady_time* deadline) {
+  channel_status put_impl(T& v, const steady_time* deadline, detail::op_site at) {
     detail::interruption_point();  // before anything moves: v stays the caller's
     node_storage raw;              // outside the lock (Q5); a parked put offers it
     spare_type spare;              // freed after the unlock
@@ -610,7 +620,7 @@ class basic_queue {
     put_slot slot{&v, &raw, nullptr};
     detail::wait_point w;
     w.slot = &slot;
-    detail::prepare_wait(w, "queue put", this);  // a kill point
+    detail::prepare_wait(w, "queue put", this, detail::call_site(at));  // a kill point
     {
       detail::wake_batch wb;
       lock_type lk(lock_);
@@ -641,7 +651,7 @@ class basic_queue {
   }
 
   // The next item's node, parking for it; nullptr on timeout.
-  node_ptr get_impl(const steady_time* deadline) {
+  node_ptr get_impl(const steady_time* deadline, detail::op_site at) {
     detail::interruption_point();  // before anything moves: the item stays queued
     node_ptr got;
     {
@@ -654,7 +664,7 @@ class basic_queue {
     node_type* slot = nullptr;
     detail::wait_point w;
     w.slot = &slot;
-    detail::prepare_wait(w, "queue get", this);  // a kill point
+    detail::prepare_wait(w, "queue get", this, detail::call_site(at));  // a kill point
     {
       detail::wake_batch wb;
       std::lock_guard lk(lock_);
@@ -684,7 +694,7 @@ class basic_queue {
     return got;
   }
 
-  bool join_impl(const steady_time* deadline) {
+  bool join_impl(const steady_time* deadline, detail::op_site at) {
     detail::interruption_point();
     {
       std::lock_guard lk(lock_);
@@ -692,7 +702,7 @@ class basic_queue {
     }
     if (deadline != nullptr && *deadline <= std::chrono::steady_clock::now()) return false;
     detail::wait_point w;
-    detail::prepare_wait(w, "queue join", this);
+    detail::prepare_wait(w, "queue join", this, detail::call_site(at));
     {
       std::lock_guard lk(lock_);
       if (unfinished_ == 0) {

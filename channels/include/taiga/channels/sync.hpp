@@ -60,6 +60,7 @@
 #include <mutex>  // std::unique_lock
 #include <stdexcept>
 #include <taiga/channels/detail/deadline.hpp>
+#include <taiga/channels/detail/op_site.hpp>
 #include <taiga/runtime/detail/park.hpp>
 #include <taiga/runtime/errors.hpp>
 #include <type_traits>
@@ -184,14 +185,18 @@ class mutex {
   mutex(const mutex&) = delete;
   mutex& operator=(const mutex&) = delete;
 
-  /// Takes the lock, parking until it is handed over.
+  /// Takes the lock, parking until it is handed over. `at` (defaulted: the
+  /// caller's line) is where the deadlock report says a parked caller
+  /// waits; under std::lock_guard, std::unique_lock or std::scoped_lock,
+  /// which call lock() without it, that site is inside <mutex> (the same for
+  /// every lock below).
   /// @throws    taiga::usage_error if the caller already holds it (it would
   ///            deadlock); tasklet_exit (or the exception thrown in) if a
   ///            kill is pending when it starts (an interruption point) or
   ///            arrives while it waits: it then does not hold it.
   /// @suspends  yes, when the lock is held
   /// @threadsafe
-  void lock();
+  void lock(detail::op_site at = detail::op_site::current());
   /// Takes the lock if it is free; false otherwise (also when the caller
   /// holds it already).
   /// @throws    tasklet_exit (or the exception thrown in) if a kill is
@@ -203,15 +208,17 @@ class mutex {
   /// @suspends  yes, when the lock is held
   /// @threadsafe
   template <class Rep, class Period>
-  [[nodiscard]] bool try_lock_for(const std::chrono::duration<Rep, Period>& d) {
-    return lock_until(detail::deadline_after(d));
+  [[nodiscard]] bool try_lock_for(const std::chrono::duration<Rep, Period>& d,
+                                  detail::op_site at = detail::op_site::current()) {
+    return lock_until(detail::deadline_after(d), at);
   }
   /// Like lock(), but gives up at `t`: false on timeout.
   /// @suspends  yes, when the lock is held
   /// @threadsafe
   template <class Clock, class Duration>
-  [[nodiscard]] bool try_lock_until(const std::chrono::time_point<Clock, Duration>& t) {
-    return lock_until(detail::to_steady(t));
+  [[nodiscard]] bool try_lock_until(const std::chrono::time_point<Clock, Duration>& t,
+                                    detail::op_site at = detail::op_site::current()) {
+    return lock_until(detail::to_steady(t), at);
   }
   /// Releases the lock, handing it to the first waiter if there is one.
   /// @throws    taiga::usage_error if the caller does not hold it.
@@ -221,8 +228,8 @@ class mutex {
 
  private:
   friend class condition_variable;
-  bool lock_until(detail::sync_clock::time_point deadline);
-  bool lock_impl(const detail::sync_clock::time_point* deadline);
+  bool lock_until(detail::sync_clock::time_point deadline, detail::op_site at);
+  bool lock_impl(const detail::sync_clock::time_point* deadline, detail::op_site at);
   bool held_by_caller() const noexcept;
 
   mutable detail::spinlock lock_;
@@ -243,7 +250,7 @@ class recursive_mutex {
   ///            waits; the caller then does not hold it.
   /// @suspends  yes, when another party holds it
   /// @threadsafe
-  void lock();
+  void lock(detail::op_site at = detail::op_site::current());
   /// Takes the lock (one more level) if free or held by the caller.
   /// @throws    tasklet_exit (or the exception thrown in) if a kill is
   ///            pending: an interruption point; nothing is taken then.
@@ -254,15 +261,17 @@ class recursive_mutex {
   /// @suspends  yes, when another party holds it
   /// @threadsafe
   template <class Rep, class Period>
-  [[nodiscard]] bool try_lock_for(const std::chrono::duration<Rep, Period>& d) {
-    return lock_until(detail::deadline_after(d));
+  [[nodiscard]] bool try_lock_for(const std::chrono::duration<Rep, Period>& d,
+                                  detail::op_site at = detail::op_site::current()) {
+    return lock_until(detail::deadline_after(d), at);
   }
   /// Like lock(), false on timeout.
   /// @suspends  yes, when another party holds it
   /// @threadsafe
   template <class Clock, class Duration>
-  [[nodiscard]] bool try_lock_until(const std::chrono::time_point<Clock, Duration>& t) {
-    return lock_until(detail::to_steady(t));
+  [[nodiscard]] bool try_lock_until(const std::chrono::time_point<Clock, Duration>& t,
+                                    detail::op_site at = detail::op_site::current()) {
+    return lock_until(detail::to_steady(t), at);
   }
   /// Drops one level; the last one hands the lock to the first waiter.
   /// @throws    taiga::usage_error if the caller does not hold it.
@@ -271,8 +280,8 @@ class recursive_mutex {
   void unlock();
 
  private:
-  bool lock_until(detail::sync_clock::time_point deadline);
-  bool lock_impl(const detail::sync_clock::time_point* deadline);
+  bool lock_until(detail::sync_clock::time_point deadline, detail::op_site at);
+  bool lock_impl(const detail::sync_clock::time_point* deadline, detail::op_site at);
 
   mutable detail::spinlock lock_;
   detail::wait_list waiters_;
@@ -296,7 +305,7 @@ class shared_mutex {
   ///            it waits (it then does not hold it).
   /// @suspends  yes, when held or when others wait
   /// @threadsafe
-  void lock();
+  void lock(detail::op_site at = detail::op_site::current());
   /// @throws    tasklet_exit (or the exception thrown in) if a kill is
   ///            pending (an interruption point).
   /// @suspends  no
@@ -305,14 +314,16 @@ class shared_mutex {
   /// @suspends  yes, when held or when others wait; false on timeout
   /// @threadsafe
   template <class Rep, class Period>
-  [[nodiscard]] bool try_lock_for(const std::chrono::duration<Rep, Period>& d) {
-    return lock_until(detail::deadline_after(d), false);
+  [[nodiscard]] bool try_lock_for(const std::chrono::duration<Rep, Period>& d,
+                                  detail::op_site at = detail::op_site::current()) {
+    return lock_until(detail::deadline_after(d), false, at);
   }
   /// @suspends  yes, when held or when others wait; false on timeout
   /// @threadsafe
   template <class Clock, class Duration>
-  [[nodiscard]] bool try_lock_until(const std::chrono::time_point<Clock, Duration>& t) {
-    return lock_until(detail::to_steady(t), false);
+  [[nodiscard]] bool try_lock_until(const std::chrono::time_point<Clock, Duration>& t,
+                                    detail::op_site at = detail::op_site::current()) {
+    return lock_until(detail::to_steady(t), false, at);
   }
   /// Releases exclusive ownership and admits the next waiter(s).
   /// @throws    taiga::usage_error if the caller does not hold it exclusively.
@@ -326,7 +337,7 @@ class shared_mutex {
   ///            it waits.
   /// @suspends  yes, when a writer holds or waits
   /// @threadsafe
-  void lock_shared();
+  void lock_shared(detail::op_site at = detail::op_site::current());
   /// @throws    tasklet_exit (or the exception thrown in) if a kill is
   ///            pending (an interruption point).
   /// @suspends  no
@@ -335,14 +346,16 @@ class shared_mutex {
   /// @suspends  yes, when a writer holds or waits; false on timeout
   /// @threadsafe
   template <class Rep, class Period>
-  [[nodiscard]] bool try_lock_shared_for(const std::chrono::duration<Rep, Period>& d) {
-    return lock_until(detail::deadline_after(d), true);
+  [[nodiscard]] bool try_lock_shared_for(const std::chrono::duration<Rep, Period>& d,
+                                         detail::op_site at = detail::op_site::current()) {
+    return lock_until(detail::deadline_after(d), true, at);
   }
   /// @suspends  yes, when a writer holds or waits; false on timeout
   /// @threadsafe
   template <class Clock, class Duration>
-  [[nodiscard]] bool try_lock_shared_until(const std::chrono::time_point<Clock, Duration>& t) {
-    return lock_until(detail::to_steady(t), true);
+  [[nodiscard]] bool try_lock_shared_until(const std::chrono::time_point<Clock, Duration>& t,
+                                           detail::op_site at = detail::op_site::current()) {
+    return lock_until(detail::to_steady(t), true, at);
   }
   /// Releases one shared ownership. Readers are counted, not identified.
   /// @throws    taiga::usage_error if nobody holds it shared.
@@ -351,8 +364,8 @@ class shared_mutex {
   void unlock_shared();
 
  private:
-  bool lock_until(detail::sync_clock::time_point deadline, bool shared);
-  bool lock_impl(const detail::sync_clock::time_point* deadline, bool shared);
+  bool lock_until(detail::sync_clock::time_point deadline, bool shared, detail::op_site at);
+  bool lock_impl(const detail::sync_clock::time_point* deadline, bool shared, detail::op_site at);
 
   mutable detail::spinlock lock_;
   detail::wait_list waiters_;  // tag: 1 = writer, 0 = reader
@@ -384,42 +397,44 @@ class condition_variable {
   ///            (taiga::usage_error otherwise).
   /// @suspends  yes
   /// @threadsafe
-  void wait(std::unique_lock<mutex>& lk);
+  void wait(std::unique_lock<mutex>& lk, detail::op_site at = detail::op_site::current());
   /// Waits until `pred()` holds (checked with the lock held).
   /// @suspends  yes, unless pred() holds already
   /// @threadsafe
   template <class Predicate>
-  void wait(std::unique_lock<mutex>& lk, Predicate pred) {
+  void wait(std::unique_lock<mutex>& lk, Predicate pred,
+            detail::op_site at = detail::op_site::current()) {
     detail::interruption_point();  // also when pred() holds already
-    while (!pred()) wait(lk);
+    while (!pred()) wait_impl(lk, nullptr, at);
   }
   /// Like wait(), but gives up after `d`: std::cv_status::timeout (the lock
   /// is held again either way).
   /// @suspends  yes
   /// @threadsafe
   template <class Rep, class Period>
-  std::cv_status wait_for(std::unique_lock<mutex>& lk,
-                          const std::chrono::duration<Rep, Period>& d) {
-    return wait_until_steady(lk, detail::deadline_after(d));
+  std::cv_status wait_for(std::unique_lock<mutex>& lk, const std::chrono::duration<Rep, Period>& d,
+                          detail::op_site at = detail::op_site::current()) {
+    return wait_until_steady(lk, detail::deadline_after(d), at);
   }
   /// Like wait(), but gives up at `t`.
   /// @suspends  yes
   /// @threadsafe
   template <class Clock, class Duration>
   std::cv_status wait_until(std::unique_lock<mutex>& lk,
-                            const std::chrono::time_point<Clock, Duration>& t) {
-    return wait_until_steady(lk, detail::to_steady(t));
+                            const std::chrono::time_point<Clock, Duration>& t,
+                            detail::op_site at = detail::op_site::current()) {
+    return wait_until_steady(lk, detail::to_steady(t), at);
   }
   /// Waits until `pred()` holds or `d` passes; returns pred()'s last value.
   /// @suspends  yes, unless pred() holds already
   /// @threadsafe
   template <class Rep, class Period, class Predicate>
   bool wait_for(std::unique_lock<mutex>& lk, const std::chrono::duration<Rep, Period>& d,
-                Predicate pred) {
+                Predicate pred, detail::op_site at = detail::op_site::current()) {
     detail::interruption_point();  // also when pred() holds already
     const auto deadline = detail::deadline_after(d);
     while (!pred())
-      if (wait_until_steady(lk, deadline) == std::cv_status::timeout) return pred();
+      if (wait_until_steady(lk, deadline, at) == std::cv_status::timeout) return pred();
     return true;
   }
   /// Waits until `pred()` holds or `t` passes; returns pred()'s last value.
@@ -427,19 +442,19 @@ class condition_variable {
   /// @threadsafe
   template <class Clock, class Duration, class Predicate>
   bool wait_until(std::unique_lock<mutex>& lk, const std::chrono::time_point<Clock, Duration>& t,
-                  Predicate pred) {
+                  Predicate pred, detail::op_site at = detail::op_site::current()) {
     detail::interruption_point();  // also when pred() holds already
     const auto deadline = detail::to_steady(t);
     while (!pred())
-      if (wait_until_steady(lk, deadline) == std::cv_status::timeout) return pred();
+      if (wait_until_steady(lk, deadline, at) == std::cv_status::timeout) return pred();
     return true;
   }
 
  private:
   std::cv_status wait_until_steady(std::unique_lock<mutex>& lk,
-                                   detail::sync_clock::time_point deadline);
+                                   detail::sync_clock::time_point deadline, detail::op_site at);
   std::cv_status wait_impl(std::unique_lock<mutex>& lk,
-                           const detail::sync_clock::time_point* deadline);
+                           const detail::sync_clock::time_point* deadline, detail::op_site at);
 
   mutable detail::spinlock lock_;
   detail::wait_list waiters_;
@@ -467,26 +482,28 @@ class event {
   /// Parks until the flag is set (returns at once if it is).
   /// @suspends  yes, unless set
   /// @threadsafe
-  void wait();
+  void wait(detail::op_site at = detail::op_site::current());
   /// Parks until the flag is set or `d` passes: true if it was set, false on
   /// timeout.
   /// @suspends  yes, unless set
   /// @threadsafe
   template <class Rep, class Period>
-  [[nodiscard]] bool wait_for(const std::chrono::duration<Rep, Period>& d) {
-    return wait_until_steady(detail::deadline_after(d));
+  [[nodiscard]] bool wait_for(const std::chrono::duration<Rep, Period>& d,
+                              detail::op_site at = detail::op_site::current()) {
+    return wait_until_steady(detail::deadline_after(d), at);
   }
   /// Parks until the flag is set or `t` passes: true if it was set.
   /// @suspends  yes, unless set
   /// @threadsafe
   template <class Clock, class Duration>
-  [[nodiscard]] bool wait_until(const std::chrono::time_point<Clock, Duration>& t) {
-    return wait_until_steady(detail::to_steady(t));
+  [[nodiscard]] bool wait_until(const std::chrono::time_point<Clock, Duration>& t,
+                                detail::op_site at = detail::op_site::current()) {
+    return wait_until_steady(detail::to_steady(t), at);
   }
 
  private:
-  bool wait_until_steady(detail::sync_clock::time_point deadline);
-  bool wait_impl(const detail::sync_clock::time_point* deadline);
+  bool wait_until_steady(detail::sync_clock::time_point deadline, detail::op_site at);
+  bool wait_impl(const detail::sync_clock::time_point* deadline, detail::op_site at);
 
   mutable detail::spinlock lock_;
   detail::wait_list waiters_;
@@ -510,7 +527,7 @@ class semaphore {
   ///            then.
   /// @suspends  yes, when no permit is free
   /// @threadsafe
-  void acquire();
+  void acquire(detail::op_site at = detail::op_site::current());
   /// Takes a permit if one is free (and nobody waits).
   /// @throws    tasklet_exit (or the exception thrown in) if a kill is
   ///            pending: an interruption point; no permit is taken then.
@@ -521,15 +538,17 @@ class semaphore {
   /// @suspends  yes, when no permit is free
   /// @threadsafe
   template <class Rep, class Period>
-  [[nodiscard]] bool try_acquire_for(const std::chrono::duration<Rep, Period>& d) {
-    return acquire_until(detail::deadline_after(d));
+  [[nodiscard]] bool try_acquire_for(const std::chrono::duration<Rep, Period>& d,
+                                     detail::op_site at = detail::op_site::current()) {
+    return acquire_until(detail::deadline_after(d), at);
   }
   /// Like acquire(), false on timeout.
   /// @suspends  yes, when no permit is free
   /// @threadsafe
   template <class Clock, class Duration>
-  [[nodiscard]] bool try_acquire_until(const std::chrono::time_point<Clock, Duration>& t) {
-    return acquire_until(detail::to_steady(t));
+  [[nodiscard]] bool try_acquire_until(const std::chrono::time_point<Clock, Duration>& t,
+                                       detail::op_site at = detail::op_site::current()) {
+    return acquire_until(detail::to_steady(t), at);
   }
   /// Returns `n` permits: waiters get them first, in FIFO order.
   /// @throws    taiga::usage_error if `n` is negative or the count would pass
@@ -546,8 +565,8 @@ class semaphore {
   semaphore(std::ptrdiff_t initial, std::ptrdiff_t max);
 
  private:
-  bool acquire_until(detail::sync_clock::time_point deadline);
-  bool acquire_impl(const detail::sync_clock::time_point* deadline);
+  bool acquire_until(detail::sync_clock::time_point deadline, detail::op_site at);
+  bool acquire_impl(const detail::sync_clock::time_point* deadline, detail::op_site at);
 
   mutable detail::spinlock lock_;
   detail::wait_list waiters_;
@@ -592,29 +611,31 @@ class latch {
   /// Parks until the count is zero.
   /// @suspends  yes, unless zero
   /// @threadsafe
-  void wait();
+  void wait(detail::op_site at = detail::op_site::current());
   /// Parks until the count is zero or `d` passes: false on timeout.
   /// @suspends  yes, unless zero
   /// @threadsafe
   template <class Rep, class Period>
-  [[nodiscard]] bool wait_for(const std::chrono::duration<Rep, Period>& d) {
-    return wait_until_steady(detail::deadline_after(d));
+  [[nodiscard]] bool wait_for(const std::chrono::duration<Rep, Period>& d,
+                              detail::op_site at = detail::op_site::current()) {
+    return wait_until_steady(detail::deadline_after(d), at);
   }
   /// Parks until the count is zero or `t` passes: false on timeout.
   /// @suspends  yes, unless zero
   /// @threadsafe
   template <class Clock, class Duration>
-  [[nodiscard]] bool wait_until(const std::chrono::time_point<Clock, Duration>& t) {
-    return wait_until_steady(detail::to_steady(t));
+  [[nodiscard]] bool wait_until(const std::chrono::time_point<Clock, Duration>& t,
+                                detail::op_site at = detail::op_site::current()) {
+    return wait_until_steady(detail::to_steady(t), at);
   }
   /// count_down(n), then wait().
   /// @suspends  yes, unless the count reaches zero
   /// @threadsafe
-  void arrive_and_wait(std::ptrdiff_t n = 1);
+  void arrive_and_wait(std::ptrdiff_t n = 1, detail::op_site at = detail::op_site::current());
 
  private:
-  bool wait_until_steady(detail::sync_clock::time_point deadline);
-  bool wait_impl(const detail::sync_clock::time_point* deadline);
+  bool wait_until_steady(detail::sync_clock::time_point deadline, detail::op_site at);
+  bool wait_impl(const detail::sync_clock::time_point* deadline, detail::op_site at);
 
   mutable detail::spinlock lock_;
   detail::wait_list waiters_;
@@ -658,7 +679,7 @@ class barrier {
   ///            the barrier breaks); tasklet_exit if killed while it waits.
   /// @suspends  yes, unless last
   /// @threadsafe
-  std::size_t arrive_and_wait();
+  std::size_t arrive_and_wait(detail::op_site at = detail::op_site::current());
   /// Breaks the barrier: current waiters and later arrivals throw
   /// taiga::broken_barrier until reset().
   /// @suspends  no
@@ -714,28 +735,30 @@ class wait_group {
   /// Parks until the counter is zero.
   /// @suspends  yes, unless zero
   /// @threadsafe
-  void wait();
+  void wait(detail::op_site at = detail::op_site::current());
   /// Parks until the counter is zero or `d` passes: false on timeout.
   /// @suspends  yes, unless zero
   /// @threadsafe
   template <class Rep, class Period>
-  [[nodiscard]] bool wait_for(const std::chrono::duration<Rep, Period>& d) {
-    return wait_until_steady(detail::deadline_after(d));
+  [[nodiscard]] bool wait_for(const std::chrono::duration<Rep, Period>& d,
+                              detail::op_site at = detail::op_site::current()) {
+    return wait_until_steady(detail::deadline_after(d), at);
   }
   /// Parks until the counter is zero or `t` passes: false on timeout.
   /// @suspends  yes, unless zero
   /// @threadsafe
   template <class Clock, class Duration>
-  [[nodiscard]] bool wait_until(const std::chrono::time_point<Clock, Duration>& t) {
-    return wait_until_steady(detail::to_steady(t));
+  [[nodiscard]] bool wait_until(const std::chrono::time_point<Clock, Duration>& t,
+                                detail::op_site at = detail::op_site::current()) {
+    return wait_until_steady(detail::to_steady(t), at);
   }
   /// The counter now (a snapshot).
   /// @threadsafe
   [[nodiscard]] std::ptrdiff_t count() const noexcept;
 
  private:
-  bool wait_until_steady(detail::sync_clock::time_point deadline);
-  bool wait_impl(const detail::sync_clock::time_point* deadline);
+  bool wait_until_steady(detail::sync_clock::time_point deadline, detail::op_site at);
+  bool wait_impl(const detail::sync_clock::time_point* deadline, detail::op_site at);
 
   mutable detail::spinlock lock_;
   detail::wait_list waiters_;
