@@ -389,7 +389,6 @@ class channel {
   /// caller's `e` is untouched whatever the outcome.
   [[nodiscard]] channel_status send_exception(const std::exception_ptr& e,
                                               site at = site::current()) const {
-    detail::interruption_point();
     item it{std::nullopt, e};
     return put(it, nullptr, false, at);
   }
@@ -532,6 +531,18 @@ class channel {
   struct nil_tag {};
   explicit channel(nil_tag) {}
 
+  // With the lock held: raises a pending kill or throw_into, unlocking first.
+  // Every operation passes one interruption point before it moves anything:
+  // this one where it completes without parking, prepare_wait's where it
+  // parks. One out-of-line call and a load, under a lock held for a few
+  // instructions more.
+  static void interruption_point_locked(state& s) {
+    if (detail::interrupt_pending()) [[unlikely]] {
+      s.lock.unlock();
+      detail::throw_interrupt();
+    }
+  }
+
   // With the lock held: wakes every parked receiver with "closed" (the
   // caller completes them after unlocking, in `woken`'s order).
   void wake_receivers_closed(detail::chan_wake_list& woken) const {
@@ -541,12 +552,11 @@ class channel {
     }
   }
 
-  // Every send of a value: an interruption point first (nothing moved
-  // yet), then the value moves into an item, and back into `v` unless it
-  // was sent (a failure status, or an exception: a kill while parked).
+  // Every send of a value: the value moves into an item, and back into `v`
+  // unless it was sent (a failure status, or an exception: a kill pending
+  // at the interruption point, or arriving while parked).
   channel_status send_value(T& v, const std::chrono::steady_clock::time_point* deadline,
                             bool nowait, site at) const {
-    detail::interruption_point();
     item it = item::of(std::move(v));
     channel_status st;
     try {
@@ -565,6 +575,10 @@ class channel {
                      site at) const {
     state& s = *s_;
     s.lock.lock();
+    // The interruption point, where the operation will not park (a park's
+    // prepare_wait checks the same flags, P1): before anything moves.
+    if (s.closing || s.receivers.head || s.buffer.size() < s.capacity || nowait)
+      interruption_point_locked(s);
     if (s.closing) {
       s.lock.unlock();
       return channel_status::closed;
@@ -637,9 +651,10 @@ class channel {
 
   received<T> take(const std::chrono::steady_clock::time_point* deadline, bool nowait,
                    site at) const {
-    detail::interruption_point();
     state& s = *s_;
     s.lock.lock();
+    // The interruption point where it will not park (see put()).
+    if (!s.buffer.empty() || s.senders.head || s.closing || nowait) interruption_point_locked(s);
     if (!s.buffer.empty()) {
       item it = std::move(s.buffer.front());
       s.buffer.pop_front();
