@@ -577,13 +577,13 @@ class channel {
     s.lock.lock();
     // The interruption point, where the operation will not park (a park's
     // prepare_wait checks the same flags, P1): before anything moves.
-    if (s.closing || s.receivers.head || s.buffer.size() < s.capacity || nowait)
-      interruption_point_locked(s);
     if (s.closing) {
+      interruption_point_locked(s);
       s.lock.unlock();
       return channel_status::closed;
     }
     // A parked receiver: hand the value over (see take() for the protocol).
+    if (s.receivers.head) interruption_point_locked(s);
     while (detail::chan_node* r = s.receivers.head) {
       s.receivers.remove(r);
       detail::wait_point* claimed = nullptr;
@@ -614,11 +614,13 @@ class channel {
       return channel_status::ok;
     }
     if (s.buffer.size() < s.capacity) {
+      interruption_point_locked(s);
       s.buffer.push_back(std::move(it));
       s.lock.unlock();
       return channel_status::ok;
     }
     if (nowait) {
+      interruption_point_locked(s);
       s.lock.unlock();
       return channel_status::would_block;
     }
@@ -654,8 +656,8 @@ class channel {
     state& s = *s_;
     s.lock.lock();
     // The interruption point where it will not park (see put()).
-    if (!s.buffer.empty() || s.senders.head || s.closing || nowait) interruption_point_locked(s);
     if (!s.buffer.empty()) {
+      interruption_point_locked(s);
       item it = std::move(s.buffer.front());
       s.buffer.pop_front();
       // A parked sender's offer moves into the freed slot (FIFO preserved).
@@ -675,6 +677,7 @@ class channel {
     // released in one step (hand_off), after its offer moved out, which is
     // moved back if the sender already left (timeout, kill: it cannot
     // return before it retakes our lock); a select's node is claimed first.
+    if (s.senders.head) interruption_point_locked(s);
     while (detail::chan_node* snd = s.senders.head) {
       s.senders.remove(snd);
       detail::wait_point* claimed = nullptr;
@@ -703,13 +706,11 @@ class channel {
       if (pref > 0) detail::yield_keeping_interrupts();
       return deliver(std::move(it));
     }
-    if (s.closing) {
+    if (s.closing || nowait) {
+      interruption_point_locked(s);
+      channel_status st = s.closing ? channel_status::closed : channel_status::would_block;
       s.lock.unlock();
-      return {std::nullopt, channel_status::closed};
-    }
-    if (nowait) {
-      s.lock.unlock();
-      return {std::nullopt, channel_status::would_block};
+      return {std::nullopt, st};
     }
     detail::wait_point wp;
     try {
