@@ -77,13 +77,9 @@ struct loaded_cases {
       if (order[j] != chosen) cases[order[j]]->unload();
   }
   ~loaded_cases() {
-    for (std::size_t j = 0; j < count; ++j) {
-      std::size_t i = order[j];
-      if (i == chosen) continue;
-      try {
-        cases[i]->unload();
-      } catch (...) {  // T's move assignment threw: the value is lost, not the error
-      }
+    try {
+      give_back();
+    } catch (...) {  // T's move assignment threw: that value is lost, not the error
     }
   }
 };

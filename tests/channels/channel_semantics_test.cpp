@@ -24,6 +24,7 @@ using taiga::channel_status;
 using taiga::on_receive;
 using taiga::on_send;
 using taiga::test::hang_guard;
+using taiga::test::spin_on;
 using taiga::test::wait_parked;
 using taiga::test::with_workers;
 
@@ -324,19 +325,9 @@ TEST(semantics_plain, select_follows_preference_like_plain_operations) {
 
 // ---- B: a kill arrives at operations that do not park ----------------------
 
-// The spinning tasklet is spawned, killed and joined from the test's plain
-// thread: on one worker it never lets another tasklet run.
-template <class Body>
-taiga::tasklet<void> spin_on(taiga::runtime& rt, std::atomic<long>& spins, Body body) {
-  auto t = taiga::spawn(rt, [&spins, body] {
-    for (;;) {
-      body();
-      spins.fetch_add(1, std::memory_order_relaxed);
-    }
-  });
-  while (spins.load(std::memory_order_relaxed) < 100) std::this_thread::yield();
-  return t;
-}
+// The spinning tasklets below are spawned, killed and joined from the
+// test's plain thread (spin_on): on one worker they never let another
+// tasklet run.
 
 TEST_P(semantics, a_loop_on_a_closed_channel_is_killable) {
   hang_guard guard("a_loop_on_a_closed_channel_is_killable");

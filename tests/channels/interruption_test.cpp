@@ -30,6 +30,8 @@
 
 using namespace std::chrono_literals;
 using taiga::test::hang_guard;
+using taiga::test::spin;
+using taiga::test::spin_on;
 using taiga::test::with_workers;
 
 namespace {
@@ -37,27 +39,12 @@ namespace {
 class interruption : public with_workers {};
 class interruption_keeps_state : public with_workers {};
 
-// Spawns `body(rounds)` (a loop that never parks and bumps `rounds` each
-// turn), waits until it has turned a few times, interrupts it with
-// `deliver(t)` from this plain thread, and returns the tasklet to join.
-template <class Body>
-taiga::tasklet<void> spin(taiga::runtime& rt, std::atomic<long>& rounds, Body body) {
-  auto t = taiga::spawn(rt, [&rounds, body]() mutable { body(rounds); });
-  while (rounds.load(std::memory_order_relaxed) < 100) std::this_thread::yield();
-  return t;
-}
-
 // A tasklet looping on `op()` is killed: join() reports it killed.
 template <class Op>
 void expect_killable(taiga::runtime& rt, const char* what, Op op) {
   hang_guard guard(what);
   std::atomic<long> rounds{0};
-  auto t = spin(rt, rounds, [op](std::atomic<long>& n) mutable {
-    for (;;) {
-      op();
-      n.fetch_add(1, std::memory_order_relaxed);
-    }
-  });
+  auto t = spin_on(rt, rounds, op);
   t.kill();
   EXPECT_THROW(t.join(), taiga::tasklet_killed) << what;
 }
@@ -67,12 +54,7 @@ template <class Op>
 void expect_throwable_into(taiga::runtime& rt, const char* what, Op op) {
   hang_guard guard(what);
   std::atomic<long> rounds{0};
-  auto t = spin(rt, rounds, [op](std::atomic<long>& n) mutable {
-    for (;;) {
-      op();
-      n.fetch_add(1, std::memory_order_relaxed);
-    }
-  });
+  auto t = spin_on(rt, rounds, op);
   EXPECT_TRUE(t.throw_into(std::runtime_error("poke")));
   EXPECT_THROW(t.join(), std::runtime_error) << what;
 }

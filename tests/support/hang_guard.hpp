@@ -1,13 +1,17 @@
-// Test support: a watchdog thread that ends the process with a message when
+// Test support for kills of loops that never park: spin() and spin_on()
+// start such a loop from a plain thread (on one worker it lets nothing else
+// run); a watchdog thread that ends the process with a message when
 // a test outlives its limit, so that a kill that is never delivered fails
 // the test instead of hanging CI.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
+#include <taiga/runtime.hpp>
 #include <thread>
 
 namespace taiga::test {
@@ -51,5 +55,27 @@ class hang_guard {
   bool done_ = false;
   std::thread th_;  // last: starts once the members above exist
 };
+
+// Spawns `body(rounds)` (a loop that never parks and bumps `rounds` each
+// turn), waits on this plain thread until it has turned a few times, and
+// returns the tasklet, for the caller to kill or throw into and join.
+template <class Body>
+taiga::tasklet<void> spin(taiga::runtime& rt, std::atomic<long>& rounds, Body body) {
+  auto t = taiga::spawn(rt, [&rounds, body]() mutable { body(rounds); });
+  while (rounds.load(std::memory_order_relaxed) < 100) std::this_thread::yield();
+  return t;
+}
+
+// Spawns a tasklet that calls `op()` in a loop that never parks, counting
+// turns in `rounds`, and returns it once it has turned a few times.
+template <class Op>
+taiga::tasklet<void> spin_on(taiga::runtime& rt, std::atomic<long>& rounds, Op op) {
+  return spin(rt, rounds, [op](std::atomic<long>& n) mutable {
+    for (;;) {
+      op();
+      n.fetch_add(1, std::memory_order_relaxed);
+    }
+  });
+}
 
 }  // namespace taiga::test

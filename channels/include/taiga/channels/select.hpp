@@ -26,11 +26,12 @@ struct select_case {
   virtual ~select_case() = default;
   virtual chan_base* base() noexcept = 0;  // nullptr: disabled (nil channel, false guard)
   virtual bool is_default() const noexcept { return false; }
-  virtual void load() {}                                       // before locking: take the value
-  virtual void unload() {}                                     // not chosen: give it back
-  virtual bool try_now() = 0;                                  // locked: done at once?
-  virtual void park(wait_point& wp, std::uint32_t index) = 0;  // locked
-  virtual void unpark() noexcept = 0;                          // locked: leave the wait list
+  virtual void load() {}       // before locking: take the value
+  virtual void unload() {}     // not chosen: give it back
+  virtual bool try_now() = 0;  // locked: done at once?
+  // Locked: join / leave the channel's wait list (cases without one: no-ops).
+  virtual void park(wait_point&, std::uint32_t) {}
+  virtual void unpark() noexcept {}
   // Completes a partner woken by try_now; true: yield to it before the
   // handler runs (the channel's preference, as for plain operations).
   virtual bool after_unlock() noexcept { return false; }
@@ -243,8 +244,6 @@ class default_case final : public detail::select_case {
   detail::chan_base* base() noexcept override { return nullptr; }
   bool is_default() const noexcept override { return true; }
   bool try_now() override { return false; }
-  void park(detail::wait_point&, std::uint32_t) override {}
-  void unpark() noexcept override {}
   void finish() override { fn_(); }
   void finish_woken() override { fn_(); }
   detail::op_site where() const noexcept override { return at_; }
@@ -267,8 +266,6 @@ class after_case final : public detail::select_case {
       : when_(when), fn_(std::move(fn)), at_(at) {}
   detail::chan_base* base() noexcept override { return nullptr; }
   bool try_now() override { return std::chrono::steady_clock::now() >= when_; }
-  void park(detail::wait_point&, std::uint32_t) override {}
-  void unpark() noexcept override {}
   void finish() override { run(); }
   void finish_woken() override { run(); }
   detail::op_site where() const noexcept override { return at_; }
