@@ -695,14 +695,9 @@ void make_ready(tasklet_core* t, bool next) noexcept {
       rt->unpark_worker(h);
       return;
     }
-    if (next && !w->solo) {
-      // N3: into the slot, and no wake unless an older tasklet came out.
-      t = w->next_slot.exchange(t, std::memory_order_acq_rel);
-      if (t == nullptr) return;
-      next = false;
-    }
-    w->push_local(t, next);
-    if (!w->solo) rt->notify_work();
+    // N3: a tasklet that took a free next slot wakes no one; one that
+    // entered the ring (or pushed an older one into it) does.
+    if (w->push_local(t, next) && !w->solo) rt->notify_work();
     return;
   }
   if (pinned && t->home >= 0) {

@@ -164,8 +164,10 @@ struct alignas(64) worker {
   } stats;
 
   // Owner operations.
-  void push_local(tasklet_core* t, bool next);  // inline: below
-  void push_local_slow(tasklet_core* t);        // the ring is full
+  // Inline: below. True when a tasklet entered the ring (`t`, or the one
+  // `t` pushed out of the next slot); false when `t` took a free slot.
+  bool push_local(tasklet_core* t, bool next);
+  void push_local_slow(tasklet_core* t);  // the ring is full
   void push_private(tasklet_core* t);
   tasklet_core* pop_private();
   tasklet_core* pick_fast();   // next slot, local queue, private queue; small stack
@@ -370,7 +372,7 @@ inline void runtime_impl::unregister_tasklet(tasklet_core* t) {
 
 namespace taiga::internal {
 
-inline void worker::push_local(tasklet_core* t, bool next) {
+inline bool worker::push_local(tasklet_core* t, bool next) {
   if (next) {
     if (solo) {  // no thieves (run_queue.hpp, Q5)
       tasklet_core* old = next_slot.load(std::memory_order_relaxed);
@@ -379,11 +381,12 @@ inline void worker::push_local(tasklet_core* t, bool next) {
     } else {
       t = next_slot.exchange(t, std::memory_order_acq_rel);
     }
-    if (t == nullptr) return;  // the slot was free
+    if (t == nullptr) return false;  // the slot was free
   }
   if (rq.push(t)) [[likely]]
-    return;
+    return true;
   push_local_slow(t);
+  return true;
 }
 
 inline exec_context* worker::prepare(tasklet_core* t) {
