@@ -41,7 +41,7 @@ inline void bump(std::atomic<T>& c, N n = 1) {
   c.store(c.load(std::memory_order_relaxed) + static_cast<T>(n), std::memory_order_relaxed);
 }
 
-// wait_word bits (see "Parking" in scheduler.cpp).
+// wait_word bits (see "Parking" in park.cpp).
 // (claimed, released, switched and idle live in park.hpp: claim() and
 // complete() are inline there.)
 using detail::ww_claimed;
@@ -430,7 +430,7 @@ inline void worker::after_switch(switch_payload* p) {
     return;
   }
   if (p->what == after::park) {
-    // P4 (scheduler.cpp, "Parking"). Once `switched` is set and `released`
+    // P4 (park.cpp, "Parking"). Once `switched` is set and `released`
     // was not, a waker may queue `prev` at any moment and it may run, end
     // and be freed elsewhere: nothing below may touch it. (A flags check
     // here, meant to replace P1's fence, read freed memory: TSan.)

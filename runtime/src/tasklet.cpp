@@ -1,6 +1,6 @@
 // tasklet.cpp: tasklet life cycle (spawn, run, finish, join, kill, throw),
-// the parking API used by every primitive, this_tasklet, tasklet_local,
-// call_soon/call_later, and the runtime class.
+// this_tasklet, tasklet_local, call_soon/call_later, and the runtime class.
+// The parking API used by every primitive is in park.cpp.
 //
 // Life of a tasklet (states in detail::tasklet_state):
 //   created --(first pick)--> running --(park)--> parked --(wake)--> ready
@@ -9,12 +9,9 @@
 //                               +--(return/throw/kill)--> done
 // The runtime holds one reference from submit() until its stack is freed
 // (after_switch, after::exit); the handle holds the other. A kill is a flag
-// plus an interrupt of the current park (scheduler.cpp, "Parking"): it is
+// plus an interrupt of the current park (park.cpp, "Parking"): it is
 // delivered as tasklet_exit at the tasklet's next park point, once.
 #include <cxxabi.h>
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -34,6 +31,7 @@
 #include "scheduler.hpp"
 #include "slab.hpp"
 #include "stack_pool.hpp"
+#include "tasklet_internal.hpp"
 
 #if defined(TAIGA_SANITIZE_ADDRESS)
 #include <sanitizer/lsan_interface.h>
@@ -94,32 +92,6 @@ std::string deadlock_report::text() const {
 
 namespace taiga::detail {
 
-struct tasklet_locals {
-  std::unordered_map<std::size_t, std::pair<void*, void (*)(void*)>> slots;
-  ~tasklet_locals() {
-    for (auto& [k, v] : slots)
-      if (v.first) v.second(v.first);
-  }
-};
-
-/// The rarely used part of a tasklet's state (tasklet_core::extra). Who
-/// writes what: `name` and `stop` under the tasklet's lock (or before it is published);
-/// `locals`, `scope_deadline` only by the tasklet itself; `pending` under the
-/// lock; `error` by the tasklet before it publishes `done` (release), read by
-/// others after seeing `done` (acquire).
-struct tasklet_extra {
-  std::string name;
-  tasklet_locals* locals = nullptr;
-  std::exception_ptr pending;  // throw_into, delivered at the next park point
-  std::exception_ptr error;    // how the tasklet ended, if it threw
-  std::int64_t scope_deadline = INT64_MAX;
-  std::uint32_t stack_request = 0;  // spawn_options::stack_size (usable bytes); 0 = default
-  // tasklet::request_stop and the tokens: no stop state until first use
-  // (stop_source_of), under the lock; a copy made under it is used outside.
-  std::stop_source stop{std::nostopstate};
-  ~tasklet_extra() { delete locals; }
-};
-
 using internal::this_worker;
 using internal::worker;
 
@@ -139,19 +111,6 @@ std::uint64_t next_id() noexcept {
   return next++;
 }
 thread_local runtime_impl* tls_entered_runtime = nullptr;  // plain thread inside runtime::run
-thread_local std::int64_t tls_scope_deadline = INT64_MAX;  // timeout_scope on a plain thread
-thread_local bool tls_scope_expired = false;
-
-bool& scope_expired_ref() noexcept {
-  tasklet_core* t = current_tasklet();
-  return t ? t->frame.load(std::memory_order_relaxed)->scope_expired : tls_scope_expired;
-}
-
-long futex(std::atomic<std::uint32_t>* addr, int op, std::uint32_t val,
-           const struct timespec* ts = nullptr) {
-  return ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(addr), op | FUTEX_PRIVATE_FLAG, val,
-                   ts, nullptr, 0);
-}
 
 // Runs inside the SIGSEGV handler: no allocation, no stdio, no locks; a
 // tiny formatter over the caller's buffer.
@@ -227,28 +186,6 @@ struct overflow_hook {
 
 }  // namespace
 
-namespace {
-
-/// The side record, installed on first use by whoever needs it first (any
-/// thread: set_name, throw_into; or the tasklet). Installed once, by CAS, and
-/// never replaced, so a pointer read once stays valid until the block dies.
-tasklet_extra& extra_of(tasklet_core* t) {
-  tasklet_extra* e = t->extra.load(std::memory_order_acquire);
-  if (e != nullptr) return *e;
-  auto* fresh = new tasklet_extra;
-  if (t->extra.compare_exchange_strong(e, fresh, std::memory_order_acq_rel,
-                                       std::memory_order_acquire))
-    return *fresh;
-  delete fresh;
-  return *e;
-}
-
-tasklet_extra* extra_if_any(const tasklet_core* t) noexcept {
-  return t->extra.load(std::memory_order_acquire);
-}
-
-}  // namespace
-
 std::size_t requested_stack(const tasklet_core* t) noexcept {
   tasklet_extra* e = extra_if_any(t);
   return e ? e->stack_request : 0;
@@ -308,29 +245,6 @@ std::exception_ptr error_of(const tasklet_core* t) noexcept {
   if (t->flags.load(std::memory_order_acquire) & tasklet_core::flag_lost_error)
     return std::make_exception_ptr(std::bad_alloc());  // the emergency pool has room for it
   return nullptr;
-}
-
-// The running tasklet's (or plain thread's) timeout_scope deadline.
-std::int64_t scope_deadline_of(const tasklet_core* t) noexcept {
-  if (t == nullptr) return tls_scope_deadline;
-  tasklet_extra* e = extra_if_any(t);
-  return e ? e->scope_deadline : INT64_MAX;
-}
-
-// Allocates only to set a finite deadline; restoring "no scope", or any
-// value read back from an existing record, never does (so the noexcept
-// restore paths cannot throw).
-void set_scope_deadline(tasklet_core* t, std::int64_t v) {
-  if (t == nullptr) {
-    tls_scope_deadline = v;
-    return;
-  }
-  tasklet_extra* e = extra_if_any(t);
-  if (e == nullptr) {
-    if (v == INT64_MAX) return;
-    e = &extra_of(t);
-  }
-  e->scope_deadline = v;
 }
 
 }  // namespace
@@ -686,171 +600,6 @@ void detail_tasklet_entry(void* payload) {
 }  // namespace taiga::internal
 
 namespace taiga::detail {
-
-// ---- parking API ---------------------------------------------------------
-
-void prepare_wait(wait_point& w, const char* what, const void* object, call_site site) {
-  tasklet_core* t = current_tasklet();
-  std::int64_t scope = scope_deadline_of(t);
-  if (scope != INT64_MAX && scope <= internal::now_ns()) throw timeout_error();
-  w.tasklet = t;
-  if (t == nullptr) {
-    w.word.store(0, std::memory_order_relaxed);
-    return;
-  }
-  tasklet_frame* frame = t->frame.load(std::memory_order_relaxed);
-  frame->park_what.store(what, std::memory_order_relaxed);
-  frame->park_object.store(object, std::memory_order_relaxed);
-  frame->park_site.store(site.record(), std::memory_order_relaxed);
-  t->wait_word.store(0, std::memory_order_seq_cst);  // P1: arm, then look for a kill
-  std::uint8_t f = t->flags.load(std::memory_order_seq_cst);
-  if ((f & (tasklet_core::flag_kill | tasklet_core::flag_throw)) &&
-      !(f & tasklet_core::flag_masked)) [[unlikely]] {
-    t->wait_word.store(internal::ww_idle, std::memory_order_relaxed);
-    throw_interrupt();
-  }
-}
-
-void cancel_wait(wait_point& w) noexcept {
-  if (w.tasklet) w.tasklet->wait_word.store(internal::ww_idle, std::memory_order_relaxed);
-}
-
-// The earlier of the call's own deadline and the enclosing timeout_scope's.
-// When the scope's comes first and passes, the wait ends as "interrupted"
-// and throw_interrupt() raises timeout_error.
-[[gnu::always_inline]] inline wake_status wait_raw(
-    wait_point& w, const std::chrono::steady_clock::time_point* deadline);
-
-wake_status wait(wait_point& w, const std::chrono::steady_clock::time_point* deadline) {
-  std::int64_t scope = scope_deadline_of(w.tasklet);
-  if (scope == INT64_MAX) return wait_raw(w, deadline);
-  std::chrono::steady_clock::time_point scope_tp{std::chrono::nanoseconds(scope)};
-  bool scope_first = deadline == nullptr || scope_tp < *deadline;
-  wake_status s = wait_raw(w, scope_first ? &scope_tp : deadline);
-  if (s == wake_status::timeout && scope_first) {
-    (w.tasklet ? w.tasklet->frame.load(std::memory_order_relaxed)->scope_expired
-               : tls_scope_expired) = true;
-    return wake_status::interrupted;
-  }
-  return s;
-}
-
-// A plain thread: block on the futex word until a waker releases it.
-[[gnu::noinline]] static wake_status wait_thread(
-    wait_point& w, const std::chrono::steady_clock::time_point* deadline) {
-  using internal::ww_claimed;
-  using internal::ww_released;
-  // A plain thread: block on the futex word until a waker releases it.
-  for (;;) {
-    std::uint32_t v = w.word.load(std::memory_order_acquire);
-    if (v & ww_released) return static_cast<wake_status>(v >> internal::ww_reason_shift);
-    if (deadline != nullptr && (v & ww_claimed) == 0) {
-      auto left = *deadline - std::chrono::steady_clock::now();
-      if (left <= std::chrono::steady_clock::duration::zero()) {
-        std::uint32_t expect = 0;
-        std::uint32_t timed =
-            ww_claimed | ww_released |
-            (static_cast<std::uint32_t>(wake_status::timeout) << internal::ww_reason_shift);
-        if (w.word.compare_exchange_strong(expect, timed)) return wake_status::timeout;
-        continue;
-      }
-      auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
-      struct timespec ts {
-        static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)
-      };
-      futex(&w.word, FUTEX_WAIT, v, &ts);
-    } else {
-      futex(&w.word, FUTEX_WAIT, v);
-    }
-  }
-}
-
-[[gnu::always_inline]] inline wake_status wait_raw(
-    wait_point& w, const std::chrono::steady_clock::time_point* deadline) {
-  if (w.tasklet == nullptr) return wait_thread(w, deadline);
-  tasklet_core* t = w.tasklet;
-  worker* me = this_worker();
-  internal::timer_node tn;
-  if (deadline != nullptr) {
-    tn.deadline =
-        std::chrono::duration_cast<std::chrono::nanoseconds>(deadline->time_since_epoch()).count();
-    tn.fire = [](internal::timer_node* n) {
-      internal::interrupt_park(static_cast<tasklet_core*>(n->arg), wake_status::timeout);
-    };
-    tn.arg = t;
-    me->timers.add(&tn);
-  }
-  t->state.store(tasklet_state::parked, std::memory_order_release);
-  internal::bump(me->stats.parks);
-  me->switch_out(t, internal::after::park);
-  // Resumed (P5), perhaps on another worker.
-  if (deadline != nullptr) internal::timer_heap::cancel(&tn);
-  std::uint32_t v = t->wait_word.load(std::memory_order_acquire);
-  t->wait_word.store(internal::ww_idle, std::memory_order_relaxed);
-  tasklet_frame* f = t->frame.load(std::memory_order_relaxed);
-  f->park_what.store(nullptr, std::memory_order_relaxed);
-  f->park_object.store(nullptr, std::memory_order_relaxed);
-  return static_cast<wake_status>((v >> internal::ww_reason_shift) & 0xff);
-}
-
-void complete_thread(wait_point& w) noexcept {
-  w.word.fetch_or(internal::ww_released, std::memory_order_release);
-  futex(&w.word, FUTEX_WAKE, 1);
-}
-
-void make_ready_released(tasklet_core* t, bool next) noexcept {
-  internal::make_ready(t, next);
-}
-
-void finish_hand_off(const hand_off_ticket& ticket, bool next) noexcept {
-  if (ticket.ready) internal::make_ready(ticket.ready, next);
-  // The address may belong to a frame that already returned: a stray
-  // FUTEX_WAKE on it is harmless (waiters recheck their word).
-  if (ticket.futex_word) futex(ticket.futex_word, FUTEX_WAKE, 1);
-}
-
-void throw_interrupt() {
-  tasklet_core* t = current_tasklet();
-  if (t == nullptr) {
-    if (std::exchange(tls_scope_expired, false)) throw timeout_error();
-    throw usage_error("taiga: throw_interrupt outside a tasklet");
-  }
-  std::uint8_t f = t->flags.load(std::memory_order_acquire);
-  if (f & tasklet_core::flag_kill) {
-    t->flags.fetch_and(static_cast<std::uint8_t>(~tasklet_core::flag_kill),
-                       std::memory_order_acq_rel);
-    throw tasklet_exit{};
-  }
-  if (std::exchange(t->frame.load(std::memory_order_relaxed)->scope_expired, false))
-    throw timeout_error();
-  std::exception_ptr e;
-  {
-    std::lock_guard lk(t->lock);
-    if (tasklet_extra* x = extra_if_any(t)) e = std::exchange(x->pending, nullptr);
-    t->flags.fetch_and(static_cast<std::uint8_t>(~tasklet_core::flag_throw),
-                       std::memory_order_acq_rel);
-  }
-  if (e) std::rethrow_exception(e);
-  // An interrupt whose cause another park point already consumed.
-  throw tasklet_exit{};
-}
-
-std::int64_t suspend_timeout_scope() noexcept {
-  tasklet_core* t = current_tasklet();
-  std::int64_t saved = scope_deadline_of(t);
-  set_scope_deadline(t, INT64_MAX);  // never allocates
-  return saved;
-}
-void restore_timeout_scope(std::int64_t saved) noexcept {
-  set_scope_deadline(current_tasklet(), saved);  // read back from the record: never allocates
-}
-
-void yield_keeping_interrupts() {
-  internal::worker* w = this_worker();
-  tasklet_core* t = w ? w->current : nullptr;
-  if (t == nullptr) return;
-  w->switch_out(t, internal::after::requeue);
-}
 
 // ---- join, kill, throw ---------------------------------------------------
 
@@ -1374,27 +1123,6 @@ stack_guard_mode runtime::stack_guard() {
 runtime* runtime::current() noexcept {
   detail::runtime_impl* r = detail::current_impl();
   return r ? r->owner : nullptr;
-}
-
-}  // namespace taiga
-
-namespace taiga {
-
-timeout_scope::timeout_scope(std::chrono::steady_clock::time_point deadline)
-    : deadline_(std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch())
-                    .count()) {
-  detail::tasklet_core* t = detail::current_tasklet();
-  saved_ = detail::scope_deadline_of(t);
-  if (deadline_ < saved_) detail::set_scope_deadline(t, deadline_);
-}
-
-timeout_scope::~timeout_scope() {
-  detail::set_scope_deadline(detail::current_tasklet(), saved_);  // never allocates
-  detail::scope_expired_ref() = false;
-}
-
-bool timeout_scope::expired() const noexcept {
-  return internal::now_ns() >= deadline_;
 }
 
 }  // namespace taiga

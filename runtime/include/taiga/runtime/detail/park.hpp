@@ -2,7 +2,7 @@
 // locks, I/O completions) makes a tasklet or a plain thread wait and wakes
 // it. Installed because channel templates use it; users must not name
 // anything in taiga::detail. The protocol is described in
-// runtime/src/scheduler.cpp ("Parking").
+// runtime/src/park.cpp ("Parking").
 //
 // Waiter side:
 //     wait_point w;
@@ -59,7 +59,7 @@ void cancel_wait(wait_point& w) noexcept;
 /// Parks/blocks until completed, the deadline passes, or interrupted.
 wake_status wait(wait_point& w, const std::chrono::steady_clock::time_point* deadline = nullptr);
 // wait_word bits the inline waker functions use (the protocol:
-// runtime/src/scheduler.cpp, "Parking").
+// runtime/src/park.cpp, "Parking").
 inline constexpr std::uint32_t ww_claimed = 1;
 inline constexpr std::uint32_t ww_released = 2;
 inline constexpr std::uint32_t ww_switched = 4;

@@ -72,7 +72,7 @@ class spinlock {
   std::atomic<bool> flag_{false};
 };
 
-struct tasklet_extra;  // tasklet.cpp
+struct tasklet_extra;  // tasklet_internal.hpp
 
 /// What a tasklet needs only once it has a stack: its root context, the
 /// context to resume (a fiber's, while one runs inside it), what it is
@@ -140,7 +140,7 @@ struct tasklet_core {
   void* joiner = nullptr;                      // a wait_point* of the one joiner
   std::atomic<tasklet_extra*> extra{nullptr};  // installed once (CAS), freed with the block
   std::atomic<std::uint32_t> refs{1};
-  std::atomic<std::uint32_t> wait_word{0};  // park protocol word (scheduler.cpp)
+  std::atomic<std::uint32_t> wait_word{0};  // park protocol word (park.cpp)
   std::atomic<tasklet_state> state{tasklet_state::created};
   std::atomic<std::uint8_t> flags{0};  // flag_* below
   std::uint8_t registry_shard = 0;
