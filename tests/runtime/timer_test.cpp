@@ -1,11 +1,17 @@
-// call_soon / call_later / call_at and cancellation from any thread.
+// Timers: sleep_for / sleep_until, call_soon / call_later / call_at and
+// cancellation from any thread, timeout_scope.
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
 #include <taiga/runtime.hpp>
 #include <thread>
+#include <vector>
 
 #include "runtime_fixture.hpp"
+#include "tasklets_fixture.hpp"
 
 using namespace std::chrono_literals;
 using taiga::test::with_workers;
@@ -131,4 +137,43 @@ TEST_P(timers, nested_timeout_scopes_use_the_earliest_deadline_and_restore) {
     taiga::timeout_scope past(std::chrono::steady_clock::now() - 1ms);
     EXPECT_THROW(taiga::this_tasklet::sleep_for(1ms), taiga::timeout_error);
   });
+}
+
+TEST_P(tasklets, sleep_for_waits_at_least_the_duration) {
+  rt().run([] {
+    auto t0 = std::chrono::steady_clock::now();
+    taiga::this_tasklet::sleep_for(20ms);
+    EXPECT_GE(std::chrono::steady_clock::now() - t0, 20ms);
+  });
+}
+
+TEST_P(tasklets, many_sleepers_wake_in_deadline_order) {
+  // One worker's timers fire in deadline order. Across workers the order is
+  // only as good as the OS scheduling of the worker threads, so there the
+  // test checks only that nobody woke early.
+  struct wake {
+    int index;
+    std::chrono::steady_clock::time_point at, due;
+  };
+  auto woke = rt().run([] {
+    std::vector<taiga::tasklet<void>> ts;
+    auto seen = std::make_shared<std::vector<wake>>();
+    auto mu = std::make_shared<std::mutex>();
+    auto base = std::chrono::steady_clock::now() + 20ms;
+    for (int i = 9; i >= 0; --i)
+      ts.push_back(taiga::spawn([=] {
+        auto due = base + std::chrono::milliseconds(3 * i);
+        taiga::this_tasklet::sleep_until(due);
+        auto now = std::chrono::steady_clock::now();
+        std::lock_guard lk(*mu);
+        seen->push_back({i, now, due});
+      }));
+    for (auto& t : ts) t.join();
+    return *seen;
+  });
+  ASSERT_EQ(woke.size(), 10u);
+  for (auto& w : woke) EXPECT_GE(w.at, w.due) << "tasklet " << w.index << " woke early";
+  if (GetParam() == 1) {
+    for (int i = 0; i < 10; ++i) EXPECT_EQ(woke[static_cast<std::size_t>(i)].index, i);
+  }
 }
