@@ -259,6 +259,21 @@ void yield_keeping_interrupts() {
   w->switch_out(t, internal::after::requeue);
 }
 
+// The public parking API's interruption_mask (taiga/runtime/park.hpp); also
+// what a handle destructor's masked join uses (tasklet.cpp, wait_done_masked).
+bool set_interruption_mask(bool on) noexcept {
+  tasklet_core* t = current_tasklet();
+  if (t == nullptr) return false;
+  std::uint8_t old;
+  if (on) {
+    old = t->flags.fetch_or(tasklet_core::flag_masked, std::memory_order_seq_cst);
+  } else {
+    old = t->flags.fetch_and(static_cast<std::uint8_t>(~tasklet_core::flag_masked),
+                             std::memory_order_seq_cst);
+  }
+  return (old & tasklet_core::flag_masked) != 0;
+}
+
 }  // namespace taiga::detail
 
 namespace taiga {

@@ -65,6 +65,19 @@
 //      and a runtime with one busy worker and the rest asleep hung with an
 //      overdue timer that sysmon's nudge could no longer hand to anyone
 //      (found by the ASan suite: tasklets.kill_running_tasklet_...).
+//   I6 once the runtime has pollers (taiga/runtime/poller.hpp), a worker
+//      sleeps in its poller's wait() instead of the futex, with park_word
+//      set to park_polling (a fourth state, tokio's PARKED_DRIVER), and
+//      unpark interrupts the poller instead of waking the futex. The
+//      exchange on park_word decides as for the futex: an unpark before the
+//      worker's CAS to park_polling makes it skip the wait; one after it
+//      interrupts, and the poller keeps an interrupt that comes before its
+//      wait (its contract), so the wait returns at once. I/O completions
+//      need no publisher: the poller's wait returns when one ran, and what
+//      it made ready is in this worker's queues. Completions for a busy
+//      worker's poller are found by its own polls (queues dry, and every
+//      poll_interval from pick_heavy), by spinners (busy workers' pollers)
+//      and by sysmon (a poller left unpolled for a period).
 // Why no wake-up is lost: take a publisher P and a worker W going to sleep.
 // With the fences, either W's final check follows P's push (W sees the work)
 // or P's check of the counters follows W's npidle/nspinning update (P sees a
@@ -196,7 +209,11 @@ std::uint64_t xorshift(std::uint64_t& s) {
   return s;
 }
 
-constexpr std::uint32_t park_empty = 0, park_notified = 1, park_sleeping = 2;
+// park_polling: asleep in the worker's poller (I6), which unpark
+// interrupts instead of the futex (tokio's PARKED_DRIVER).
+constexpr std::uint32_t park_empty = 0, park_notified = 1, park_sleeping = 2, park_polling = 3;
+constexpr std::int64_t poll_interval_ns =
+    std::chrono::duration_cast<std::chrono::nanoseconds>(poll_interval).count();
 
 }  // namespace
 
@@ -313,9 +330,29 @@ bool worker::run_timers() {
   return fired;
 }
 
+bool worker::poll_io(worker* owner, std::int64_t now, bool due) {
+  poller* p = owner->io.load(std::memory_order_acquire);
+  if (p == nullptr || p->in_flight() == 0) return false;
+  std::int64_t last = owner->polled_ns.load(std::memory_order_relaxed);
+  if (!due && now - last < poll_interval_ns) return false;
+  // One poller of a busy worker is polled by one thief at a time; the
+  // owner's own polls just record the time.
+  if (owner != this_worker()) {
+    if (!owner->polled_ns.compare_exchange_strong(last, now, std::memory_order_relaxed))
+      return false;
+  } else {
+    owner->polled_ns.store(now, std::memory_order_relaxed);
+  }
+  return p->poll() > 0;
+}
+
 tasklet_core* worker::pick_heavy() {
   // Outside work first every time we get here through the fairness tick.
-  run_timers();
+  std::int64_t now = now_ns();
+  timers.run_expired(now);
+  // I/O at most every poll_interval while a stream of local work keeps the
+  // queues from running dry (find_work polls when they do).
+  poll_io(this, now, false);
   tasklet_core* t = nullptr;
   if (remote.try_dequeue(t)) return t;  // placed here: runs here
   if (fair_due) {
@@ -427,6 +464,9 @@ tasklet_core* worker::find_work() {
       }
       return t;
     }
+    // The queues ran dry: completions first, before stealing (Go's
+    // findRunnable polls the network before it steals).
+    if (poll_io(this, now_ns(), true)) continue;
     // Steal phase, as a spinner (at most half of the busy workers spin).
     if (!spinning) {
       int busy = static_cast<int>(rt->nworkers) - rt->npidle.load(std::memory_order_relaxed);
@@ -440,10 +480,14 @@ tasklet_core* worker::find_work() {
       for (unsigned round = 0; round < rt->cfg.spin_rounds && !t; ++round) {
         t = steal_from_others();
         if (!t) {
-          // Run other workers' overdue timers (their owner may be busy).
+          // Run other workers' overdue timers (their owner may be busy),
+          // and poll the pollers of busy ones not polled for poll_interval.
           std::int64_t now = now_ns();
-          for (auto& w : rt->workers)
-            if (w.get() != this && w->timers.next_deadline() <= now) w->timers.run_expired(now);
+          for (auto& w : rt->workers) {
+            if (w.get() == this) continue;
+            if (w->timers.next_deadline() <= now) w->timers.run_expired(now);
+            if (w->running.load(std::memory_order_relaxed) != nullptr) poll_io(w.get(), now, false);
+          }
           t = pick_heavy();
         }
         if (!t) __builtin_ia32_pause();
@@ -487,6 +531,18 @@ void worker::sleep(std::int64_t deadline_ns) {
   std::int64_t t0 = now_ns();
   if (park_word.exchange(park_empty, std::memory_order_acquire) == park_notified) return;
   std::uint32_t expect = park_empty;
+  if (poller* p = io.load(std::memory_order_acquire)) {
+    // I6: the poller instead of the futex. unpark sees park_polling and
+    // interrupts the poller; an interrupt that lands before p->wait is
+    // kept by the poller (poller.hpp), so the wait returns at once.
+    if (park_word.compare_exchange_strong(expect, park_polling, std::memory_order_acq_rel)) {
+      p->wait(deadline_ns);
+      polled_ns.store(now_ns(), std::memory_order_relaxed);
+    }
+    park_word.exchange(park_empty, std::memory_order_acquire);
+    bump(stats.idle_ns, static_cast<std::uint64_t>(now_ns() - t0));
+    return;
+  }
   if (park_word.compare_exchange_strong(expect, park_sleeping, std::memory_order_acq_rel)) {
     if (deadline_ns == std::numeric_limits<std::int64_t>::max()) {
       futex(&park_word, FUTEX_WAIT, park_sleeping);
@@ -505,8 +561,12 @@ void worker::sleep(std::int64_t deadline_ns) {
 }
 
 void worker::unpark() noexcept {
-  if (park_word.exchange(park_notified, std::memory_order_release) == park_sleeping)
+  std::uint32_t old = park_word.exchange(park_notified, std::memory_order_acq_rel);
+  if (old == park_sleeping) {
     futex(&park_word, FUTEX_WAKE, 1);
+  } else if (old == park_polling) {
+    io.load(std::memory_order_acquire)->interrupt();
+  }
 }
 
 tasklet_frame* worker::start_fresh(tasklet_core* t) {
@@ -973,6 +1033,7 @@ void runtime_impl::shutdown(shutdown_mode mode) {
   sysmon_cv.notify_all();
   if (sysmon.joinable()) sysmon.join();
   blocking->stop();
+  drain_pollers();  // no tasklet is left to wait for a completion
   // The workers' spares go back first (no worker runs now), so that a
   // stopped runtime kept alive holds no stacks.
   for (auto& w : workers) w->release_spare();

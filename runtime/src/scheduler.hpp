@@ -14,6 +14,7 @@
 #include <taiga/runtime/config.hpp>
 #include <taiga/runtime/detail/park.hpp>
 #include <taiga/runtime/detail/tasklet_core.hpp>
+#include <taiga/runtime/poller.hpp>
 #include <taiga/runtime/runtime.hpp>
 #include <thread>
 #include <vector>
@@ -150,7 +151,13 @@ struct alignas(64) worker {
   std::atomic<tasklet_core*> next_slot{nullptr};  // LIFO "run next" slot, stealable
   ready_queue remote;                             // for this worker only
   timer_heap timers;
-  std::atomic<std::uint32_t> park_word{0};      // parker futex word
+  std::atomic<std::uint32_t> park_word{0};  // parker futex word
+  // The I/O hook (taiga/runtime/poller.hpp): installed once, for the
+  // runtime's life (install_pollers); null until then. polled_ns: when it
+  // was last polled (any thread; spinners and sysmon claim a poll of a busy
+  // worker's poller with a CAS on it).
+  std::atomic<poller*> io{nullptr};
+  std::atomic<std::int64_t> polled_ns{0};
   std::atomic<bool> in_idle{false};             // in rt->idle (written under idle_mu)
   std::atomic<bool> wake_spinning{false};       // woken by wake_one as the spinner
   std::atomic<tasklet_core*> running{nullptr};  // for the watchdog (relaxed)
@@ -175,6 +182,10 @@ struct alignas(64) worker {
   tasklet_core* find_work();   // heavy + steal + spin + sleep; null when stopping
   tasklet_core* steal_from_others();
   bool run_timers();
+  // Polls `p` (this worker's poller, or a busy worker's for a spinner)
+  // when it has operations in flight and `due` or its last poll is
+  // poll_interval old; true when completions ran.
+  static bool poll_io(worker* owner, std::int64_t now, bool due);
   void run_in_main(tasklet_core* t);               // from the main context
   exec_context* next_context();                    // the next tasklet's context, or the loop's
   void switch_out(tasklet_core* cur, after what);  // from a tasklet; returns when resumed
@@ -189,7 +200,7 @@ struct alignas(64) worker {
 
   // Any thread.
   void unpark() noexcept;
-  void sleep(std::int64_t deadline_ns);
+  void sleep(std::int64_t deadline_ns);  // in the poller once there is one (I6)
 };
 
 worker* this_worker() noexcept;
@@ -302,6 +313,13 @@ struct runtime_impl {
   bool sysmon_stop = false;
 
   std::unique_ptr<internal::blocking_pool> blocking;
+
+  // The I/O hook's pollers, one per worker (poller.hpp), installed once.
+  std::mutex io_mu;
+  std::vector<std::unique_ptr<poller>> pollers;
+  std::atomic<bool> io_installed{false};
+  std::size_t io_in_flight() const noexcept;  // the pollers' operations, summed
+  void drain_pollers();                       // at shutdown, after the kill loop
 
   void start();
   void notify_work() noexcept;         // after a worker pushed to its own queues

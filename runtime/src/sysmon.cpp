@@ -102,6 +102,17 @@ void runtime_impl::sysmon_loop() {
       }
     }
     if (overdue_busy && npidle.load() > 0) wake_one();
+    // A poller left unpolled for a period (its worker in a long tasklet, no
+    // spinner about) is polled here: its connections must not stall behind
+    // one tasklet (tokio#4730). The CAS claims it against a spinner.
+    for (auto& w : workers) {
+      if (w->running.load(std::memory_order_relaxed) == nullptr) continue;  // its loop polls
+      taiga::poller* p = w->io.load(std::memory_order_acquire);
+      if (p == nullptr || p->in_flight() == 0) continue;
+      std::int64_t last = w->polled_ns.load(std::memory_order_relaxed);
+      if (now - last < period_ns) continue;
+      if (w->polled_ns.compare_exchange_strong(last, now, std::memory_order_relaxed)) p->poll();
+    }
 
     if (cfg.detect_deadlock && deadlocked_now()) {
       if (signature == last_signature) {
@@ -122,7 +133,9 @@ void runtime_impl::sysmon_loop() {
 bool runtime_impl::deadlocked_now() {
   if (stopping.load()) return false;
   if (live_count() == 0) return false;
-  if (keepalive.load() > 0 || blocking->in_flight() > 0) return false;
+  // Tasklets parked on I/O are wakeable (a peer may write): the pollers'
+  // own counts, summed here only, not a runtime-wide counter per operation.
+  if (keepalive.load() > 0 || blocking->in_flight() > 0 || io_in_flight() > 0) return false;
   if (!embedded) {
     if (npidle.load() != static_cast<int>(nworkers) || nspinning.load() != 0) return false;
   }

@@ -706,7 +706,7 @@ void detach(tasklet_core* t) {
 static bool wait_done_masked(tasklet_core* t, tasklet_core* self) {
   runtime_impl* r = self->rt;
   const std::uint64_t reports = r->deadlock_reports.load(std::memory_order_acquire);
-  self->flags.fetch_or(tasklet_core::flag_masked, std::memory_order_seq_cst);
+  const bool was_masked = set_interruption_mask(true);  // may nest in an interruption_mask
   bool done = true;
   while (t->state.load(std::memory_order_acquire) != tasklet_state::done) {
     // Masked, with the scope suspended: prepare_wait raises nothing.
@@ -717,8 +717,7 @@ static bool wait_done_masked(tasklet_core* t, tasklet_core* self) {
       break;
     }
   }
-  self->flags.fetch_and(static_cast<std::uint8_t>(~tasklet_core::flag_masked),
-                        std::memory_order_seq_cst);
+  set_interruption_mask(was_masked);
   return done;
 }
 
@@ -1038,6 +1037,7 @@ std::size_t runtime::run_once() {
   // Snapshot what is ready now (due timers included), in FIFO order; what
   // these tasklets make ready runs in the next call (libuv's UV_RUN_NOWAIT).
   w->run_timers();
+  if (taiga::poller* p = w->io.load(std::memory_order_acquire)) p->poll();  // I/O completions
   std::vector<detail::tasklet_core*> batch;
   detail::tasklet_core* t = nullptr;
   while (w->remote.try_dequeue(t)) batch.push_back(t);
@@ -1085,6 +1085,7 @@ runtime_report runtime::report() const {
   r.stacks_outstanding = static_cast<std::size_t>(stacks);
   r.timers_pending = impl_->timers_pending();
   r.blocking_in_flight = impl_->blocking->in_flight();
+  r.io_waits = impl_->io_in_flight();
   r.workers_asleep = static_cast<std::size_t>(std::max(impl_->npidle.load(), 0));
   r.workers_spinning = static_cast<std::size_t>(std::max(impl_->nspinning.load(), 0));
   return r;

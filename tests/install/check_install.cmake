@@ -20,3 +20,5 @@ run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/install/consumer -B ${cbuild} -G ${G
 run(${CMAKE_COMMAND} --build ${cbuild})
 run(${cbuild}/consumer)
 message(STATUS "consumer output: ${out}")
+run(${cbuild}/consumer_net)
+message(STATUS "consumer_net output: ${out}")

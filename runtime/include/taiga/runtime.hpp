@@ -6,6 +6,8 @@
 #include <taiga/runtime/errors.hpp>
 #include <taiga/runtime/fiber.hpp>
 #include <taiga/runtime/generator.hpp>
+#include <taiga/runtime/park.hpp>
+#include <taiga/runtime/poller.hpp>
 #include <taiga/runtime/runtime.hpp>
 #include <taiga/runtime/tasklet.hpp>
 #include <taiga/runtime/tasklet_local.hpp>

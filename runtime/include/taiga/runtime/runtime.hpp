@@ -28,6 +28,9 @@ struct runtime_report {
   std::size_t stacks_outstanding = 0;  // stacks of this runtime's tasklets
   std::size_t timers_pending = 0;
   std::size_t blocking_in_flight = 0;
+  // I/O operations in flight in the runtime's pollers (taiga::net's
+  // reads, writes, accepts, connects that parked a tasklet).
+  std::size_t io_waits = 0;
   // Idle workers: in the idle list (asleep on their futex, or about to be);
   // always 0 for an embedded runtime, which has no worker threads.
   std::size_t workers_asleep = 0;

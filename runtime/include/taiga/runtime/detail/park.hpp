@@ -144,6 +144,11 @@ inline void interruption_point() {
 /// pending for the next park point, because the hand-off already happened
 /// and must be reported as done. No-op outside tasklets.
 void yield_keeping_interrupts();
+/// Sets or clears the calling tasklet's interruption mask (flag_masked:
+/// prepare_wait then raises nothing; a kill still ends the wait). Returns
+/// whether it was set. No-op (false) on a plain thread. Public form:
+/// taiga::interruption_mask (taiga/runtime/park.hpp).
+bool set_interruption_mask(bool on) noexcept;
 /// Turns the caller's timeout_scope off (for waits that must not time out,
 /// such as a condition variable retaking its mutex); returns what to restore.
 std::int64_t suspend_timeout_scope() noexcept;

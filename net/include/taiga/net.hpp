@@ -1,0 +1,6 @@
+// taiga::net: Asio-backed endpoints that park the calling tasklet while it
+// waits on I/O. See docs/guide/networking.md.
+#pragma once
+
+#include <taiga/net/stream.hpp>
+#include <taiga/net/tcp.hpp>

@@ -1,0 +1,89 @@
+// io.cpp: the per-worker io_context behind taiga::net (net/include/taiga/net/detail/io.hpp).
+//
+// A worker's poller is its io_context. poll() runs what is ready (Asio runs
+// its reactor with a zero timeout when it reaches it); wait() blocks in the
+// reactor (epoll_wait) until one handler ran: an I/O completion, the
+// deadline timer, or interrupt()'s posted no-op. Asio's scheduler keeps a
+// posted handler until a thread runs it, so an interrupt that comes before
+// the wait is not lost (the poller contract, taiga/runtime/poller.hpp).
+//
+// The deadline: epoll_wait's own timeout has millisecond granularity (Asio
+// rounds up), which would make every timer of a worker idle in its poller
+// up to 1 ms late. A steady_timer (a timerfd in Asio's reactor, nanosecond
+// precise) is armed instead, and re-armed only when the worker's next
+// deadline changes: one timerfd_settime per new deadline.
+#include <boost/asio/post.hpp>
+#include <string>
+#include <taiga/net/detail/io.hpp>
+#include <taiga/runtime/errors.hpp>
+#include <taiga/runtime/this_tasklet.hpp>
+
+namespace taiga::net::detail {
+
+io_poller::io_poller(unsigned index)
+    : ctx_(), work_(asio::make_work_guard(ctx_)), deadline_(ctx_), index_(index) {}
+
+io_poller::~io_poller() {
+  work_.reset();
+  deadline_.cancel();
+  // What is left (the deadline timer's handler) runs here, on the thread
+  // destroying the runtime; socket operations are all over by now (the
+  // runtime drained its pollers after its last tasklet ended).
+  ctx_.poll();
+}
+
+std::size_t io_poller::poll() {
+  return ctx_.poll();
+}
+
+void io_poller::wait(std::int64_t deadline_ns) {
+  if (deadline_ns != INT64_MAX && deadline_ns != armed_) {
+    armed_ = deadline_ns;
+    deadline_.expires_at(asio::steady_timer::time_point(std::chrono::nanoseconds(deadline_ns)));
+    deadline_.async_wait([](const error_code&) {});  // its run ends the wait
+  }
+  ctx_.run_one();
+}
+
+void io_poller::interrupt() noexcept {
+  try {
+    asio::post(ctx_, [] {});
+  } catch (...) {
+    // Out of memory for a handler: the wait ends at its deadline or the
+    // next completion, as a sleeping worker's would at its next timer.
+  }
+}
+
+namespace {
+runtime& require_runtime() {
+  runtime* rt = runtime::current();
+  if (rt == nullptr) throw usage_error("taiga::net: I/O outside a taiga runtime");
+  install_pollers(*rt, [](unsigned i) { return std::make_unique<io_poller>(i); });
+  return *rt;
+}
+}  // namespace
+
+io_poller& current_poller() {
+  runtime& rt = require_runtime();
+  int w = this_tasklet::worker();
+  return *static_cast<io_poller*>(poller_of(rt, w < 0 ? 0u : static_cast<unsigned>(w)));
+}
+
+io_poller& poller_at(unsigned i) {
+  runtime& rt = require_runtime();
+  unsigned n = rt.worker_count() == 0 ? 1 : rt.worker_count();
+  return *static_cast<io_poller*>(poller_of(rt, i % n));
+}
+
+unsigned poller_count() {
+  runtime& rt = require_runtime();
+  return rt.worker_count() == 0 ? 1 : rt.worker_count();
+}
+
+void throw_error(const error_code& ec, const char* op, const std::string& where) {
+  std::string what = std::string("taiga::net: ") + op;
+  if (!where.empty()) what += " " + where;
+  throw std::system_error(std::error_code(ec), what);
+}
+
+}  // namespace taiga::net::detail
