@@ -33,10 +33,63 @@ io_poller::~io_poller() {
 }
 
 std::size_t io_poller::poll() {
+  start_deferred();
   return ctx_.poll();
 }
 
+bool io_poller::owned_by_caller() const noexcept {
+  return this_tasklet::worker() == static_cast<int>(index_);
+}
+
+void io_poller::defer(direction* d) noexcept {
+  std::lock_guard lk(defer_lock_);
+  d->deferred = true;
+  d->dprev = nullptr;
+  d->dnext = deferred_;
+  if (deferred_) deferred_->dprev = d;
+  deferred_ = d;
+  any_deferred_.store(true, std::memory_order_relaxed);
+}
+
+bool io_poller::undefer(direction* d) noexcept {
+  std::lock_guard lk(defer_lock_);
+  if (!d->deferred) return false;  // started already
+  d->deferred = false;
+  if (d->dprev) {
+    d->dprev->dnext = d->dnext;
+  } else {
+    deferred_ = d->dnext;
+  }
+  if (d->dnext) d->dnext->dprev = d->dprev;
+  if (deferred_ == nullptr) any_deferred_.store(false, std::memory_order_relaxed);
+  return true;
+}
+
+void io_poller::start_deferred() noexcept {
+  if (!any_deferred_.load(std::memory_order_relaxed)) return;
+  // Under the lock (E6): an interrupted reader's undefer then either finds
+  // its read not started, or started with its cancellation slot bound.
+  std::lock_guard lk(defer_lock_);
+  // The list is LIFO: start the oldest first (its peer had the most time).
+  direction* last = deferred_;
+  while (last && last->dnext) last = last->dnext;
+  for (direction* d = last; d != nullptr;) {
+    direction* prev = d->dprev;
+    d->deferred = false;
+    d->dnext = d->dprev = nullptr;
+    try {
+      d->start_fn(d, d->start_arg);
+    } catch (...) {  // out of memory for Asio's operation
+      completion{d, this}(asio::error::no_memory, 0);
+    }
+    d = prev;
+  }
+  deferred_ = nullptr;
+  any_deferred_.store(false, std::memory_order_relaxed);
+}
+
 void io_poller::wait(std::int64_t deadline_ns) {
+  start_deferred();
   if (deadline_ns != INT64_MAX && deadline_ns != armed_) {
     armed_ = deadline_ns;
     deadline_.expires_at(asio::steady_timer::time_point(std::chrono::nanoseconds(deadline_ns)));

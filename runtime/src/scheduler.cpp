@@ -465,10 +465,14 @@ tasklet_core* worker::find_work() {
       return t;
     }
     // The queues ran dry: completions first, before stealing (Go's
-    // findRunnable polls the network before it steals).
-    if (poll_io(this, now_ns(), true)) continue;
+    // findRunnable polls the network before it steals). A solo worker has
+    // no one to steal from and nothing to spin for: it goes straight to
+    // its poller's wait below, which runs what is ready without a second
+    // epoll_wait (tcp_echo: one epoll_wait per batch, as Asio's run()).
+    const bool solo_io = solo && io.load(std::memory_order_relaxed) != nullptr;
+    if (!solo_io && poll_io(this, now_ns(), true)) continue;
     // Steal phase, as a spinner (at most half of the busy workers spin).
-    if (!spinning) {
+    if (!spinning && !solo_io) {
       int busy = static_cast<int>(rt->nworkers) - rt->npidle.load(std::memory_order_relaxed);
       if (2 * rt->nspinning.load(std::memory_order_relaxed) < busy) {
         spinning = true;
@@ -946,7 +950,11 @@ tasklet_info runtime_impl::info_of(tasklet_core* t, bool shard_locked) {
   }
   if (what) {  // the string is built outside the lock
     i.parked_on = what;
-    i.parked_object = object;
+    if (auto fd = detail::fd_of_object(object)) {
+      i.parked_fd = *fd;
+    } else {
+      i.parked_object = object;
+    }
     i.parked_at = to_location(site);
   }
   return i;

@@ -82,6 +82,7 @@ std::string deadlock_report::text() const {
   for (const auto& p : parked) {
     os << "  " << p.describe() << " parked on " << (p.parked_on.empty() ? "?" : p.parked_on);
     if (p.parked_object) os << " (" << p.parked_object << ')';
+    if (p.parked_fd >= 0) os << " (fd " << p.parked_fd << ')';
     put_parked_at(os, p.parked_at);
     os << '\n';
   }
@@ -1103,6 +1104,7 @@ void runtime::dump(std::ostream& os) const {
     os << "  " << i.describe() << ' ' << i.state;
     if (!i.parked_on.empty()) os << " on " << i.parked_on;
     if (i.parked_object) os << " (" << i.parked_object << ')';
+    if (i.parked_fd >= 0) os << " (fd " << i.parked_fd << ')';
     put_parked_at(os, i.parked_at);
     if (i.worker >= 0) os << " worker " << i.worker;
     os << '\n';

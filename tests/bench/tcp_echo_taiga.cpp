@@ -3,10 +3,6 @@
 // writes back what it read (taiga::net's tcp_stream parks the tasklet while
 // the socket is not ready). Built only when the taiga::net target exists;
 // bench_tcp_echo runs it in a child process (`--serve taiga --threads W`).
-//
-// Written against the planned taiga::net API (tcp_listener::bind with a
-// backlog option, accept(), tcp_stream::read_some / write_all with an
-// error_code); adjust here when the module lands.
 #include <taiga/net.hpp>
 #include <taiga/runtime.hpp>
 
@@ -26,7 +22,7 @@ void serve_taiga_echo(unsigned workers, void (*report_port)(unsigned short)) {
     for (;;) {
       taiga::net::tcp_stream s = l.accept();
       // TCP_NODELAY like the Asio peer (Go sets it on every connection).
-      s.set_no_delay(true);
+      s.no_delay(true);
       taiga::spawn([s = std::move(s)]() mutable {
         char buf[4096];
         boost::system::error_code ec;

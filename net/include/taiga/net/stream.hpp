@@ -181,7 +181,7 @@ class basic_stream {
     auto& s = state();
     std::unique_lock g(s.rd.gate);
     detail::await_op(
-        s.rd, *s.home, "net wait readable", &s, nullptr, ec,
+        s.rd, *s.home, "net wait readable", taiga::fd_object(s.sock.native_handle()), nullptr, ec,
         [&](auto&& h) { s.sock.async_wait(socket_type::wait_read, std::move(h)); }, site);
     s.rd.speculate = true;
   }
@@ -241,7 +241,7 @@ class basic_stream {
     auto& s = state();
     std::unique_lock g(s.wr.gate);
     detail::await_op(
-        s.wr, *s.home, "net wait writable", &s, nullptr, ec,
+        s.wr, *s.home, "net wait writable", taiga::fd_object(s.sock.native_handle()), nullptr, ec,
         [&](auto&& h) { s.sock.async_wait(socket_type::wait_write, std::move(h)); }, site);
     if (ec) fail(ec, "wait_writable on");
   }
@@ -297,9 +297,11 @@ class basic_stream {
       }
       s.rd.speculate = false;
     }
-    std::size_t n = detail::await_op(
-        s.rd, *s.home, "net read", &s, nullptr, ec,
-        [&](auto&& h) { s.sock.async_read_some(b, std::move(h)); }, site);
+    auto start = [&](auto&& h) { s.sock.async_read_some(b, std::move(h)); };
+    const void* fd = taiga::fd_object(s.sock.native_handle());  // dumps print "fd N"
+    std::size_t n = s.home->owned_by_caller()
+                        ? detail::await_deferred(s.rd, *s.home, "net read", fd, ec, start, site)
+                        : detail::await_op(s.rd, *s.home, "net read", fd, nullptr, ec, start, site);
     if (!ec && n == size) s.rd.speculate = true;  // a full buffer: maybe more
     return n;
   }
@@ -314,7 +316,7 @@ class basic_stream {
     std::size_t n = s.sock.write_some(b, ec);  // E3: a write that fits never parks
     if (ec != asio::error::would_block && ec != asio::error::try_again) return n;
     return detail::await_op(
-        s.wr, *s.home, "net write", &s, nullptr, ec,
+        s.wr, *s.home, "net write", taiga::fd_object(s.sock.native_handle()), nullptr, ec,
         [&](auto&& h) { s.sock.async_write_some(b, std::move(h)); }, site);
   }
 

@@ -58,6 +58,8 @@ class tasklet_info {
   // The object it waits on (a channel, a mutex, the tasklet it joins), when
   // parked: two tasklets with the same address wait on the same thing.
   const void* parked_object = nullptr;
+  // The file descriptor it waits on (an I/O wait), or -1.
+  int parked_fd = -1;
   // Where it parked, when parked and the primitive passed its caller's site
   // (join, sleep_for, ...): the user's blocking call. Empty (line 0) if not.
   taiga::source_location parked_at;

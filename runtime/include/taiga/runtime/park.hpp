@@ -173,6 +173,12 @@ class interruption_mask {
   detail::throw_interrupt();
 }
 
+/// The `object` of a wait on file descriptor `fd`: runtime::dump and the
+/// deadlock report print "(fd N)" for it instead of an address.
+inline const void* fd_object(int fd) noexcept {
+  return detail::fd_object(fd);
+}
+
 /// An interruption point: raises a pending kill, throw_into or expired
 /// timeout_scope now (not while masked). For operations that can complete
 /// without parking, so that a loop of them still sees its kill.

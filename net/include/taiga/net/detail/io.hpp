@@ -23,6 +23,11 @@
 //   E5 Every started operation counts in its context's in_flight until its
 //      handler ran: the worker polls only while it is not zero, and
 //      deadlock detection counts those tasklets as wakeable.
+//   E6 A read after a short read (the socket drained) is started only when
+//      its worker next polls, after the other ready tasklets ran
+//      (await_deferred); a start runs under the poller's defer lock, so an
+//      interrupted reader either removes its read before it started or
+//      cancels it after.
 #pragma once
 
 #include <atomic>
@@ -50,6 +55,8 @@ using error_code = boost::system::error_code;
 
 namespace detail {
 
+struct direction;
+
 /// One worker's io_context, as the runtime's poller (taiga/runtime/poller.hpp).
 class io_poller final : public taiga::poller {
  public:
@@ -62,11 +69,24 @@ class io_poller final : public taiga::poller {
 
   asio::io_context& context() noexcept { return ctx_; }
   unsigned index() const noexcept { return index_; }
+  /// The calling tasklet runs on this poller's worker.
+  bool owned_by_caller() const noexcept;
   // E5: around every started operation.
   void op_started() noexcept { ops_.fetch_add(1, std::memory_order_relaxed); }
   void op_finished() noexcept { ops_.fetch_sub(1, std::memory_order_relaxed); }
 
+  // E6: reads deferred until this worker next polls. defer() from the
+  // owner's thread only; undefer() from the parked tasklet that was
+  // interrupted (true: it was still deferred and is now removed, never
+  // started); start_deferred() from whoever polls, before it polls.
+  void defer(direction* d) noexcept;
+  bool undefer(direction* d) noexcept;
+  void start_deferred() noexcept;
+
  private:
+  taiga::detail::spinlock defer_lock_;
+  direction* deferred_ = nullptr;  // a doubly linked list through direction::dnext/dprev
+  std::atomic<bool> any_deferred_{false};
   asio::io_context ctx_;
   asio::executor_work_guard<asio::io_context::executor_type> work_;
   asio::steady_timer deadline_;  // the owner's wait deadline (ns precise: timerfd)
@@ -92,6 +112,13 @@ struct direction {
   error_code ec;
   std::size_t n = 0;
   bool speculate = true;  // E3: try the syscall before the reactor
+  // E6: a deferred start (io_poller's list, under its defer_lock_).
+  direction* dnext = nullptr;
+  direction* dprev = nullptr;
+  bool deferred = false;
+  void (*start_fn)(direction*, void*) = nullptr;  // starts the operation with its handler
+  void* start_arg = nullptr;
+  io_poller* start_poller = nullptr;
 };
 
 /// The handler every operation gets: records, counts, signals (E1, E5).
@@ -144,6 +171,45 @@ std::size_t await_op(direction& d, io_poller& p, const char* what, const void* o
       ec = asio::error::timed_out;
       return 0;
     }
+  }
+  ec = d.ec;
+  return d.n;
+}
+
+/// await_op, except that the operation starts when the socket's worker
+/// next polls (E6), not now: a read issued right after a reply was written
+/// finds the peer's answer there once the worker's other ready tasklets
+/// have run, instead of failing its speculative recv (Asio 1.81 tries one
+/// at every start) and waiting for the reactor to read it: one recv per
+/// message instead of two, as an Asio callback server gets by running its
+/// completions in batches. Only from a tasklet on `p`'s own worker (the
+/// worker will poll before it sleeps); callers elsewhere use await_op.
+template <class Start>
+std::size_t await_deferred(direction& d, io_poller& p, const char* what, const void* object,
+                           error_code& ec, Start& start, taiga::detail::call_site site) {
+  d.done.reset();
+  d.ec = {};
+  d.n = 0;
+  d.start_fn = [](direction* dd, void* arg) {
+    (*static_cast<Start*>(arg))(
+        asio::bind_cancellation_slot(dd->cancel.slot(), completion{dd, dd->start_poller}));
+  };
+  d.start_arg = &start;
+  d.start_poller = &p;
+  p.op_started();
+  p.defer(&d);
+  wake_status s = d.done.wait(what, object, site);
+  if (s != wake_status::signaled) {
+    if (p.undefer(&d)) {  // never started: nothing to cancel
+      p.op_finished();
+      taiga::raise_interruption();
+    }
+    d.cancel.emit(asio::cancellation_type::terminal);
+    {
+      taiga::interruption_mask m;
+      d.done.wait_masked(what, object, site);
+    }
+    if (d.ec == asio::error::operation_aborted) taiga::raise_interruption();
   }
   ec = d.ec;
   return d.n;

@@ -23,6 +23,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <taiga/runtime/detail/tasklet_core.hpp>
 
 namespace taiga::detail {
@@ -43,6 +44,19 @@ struct wait_point {
   void* slot = nullptr;   // free for the primitive's use (value hand-off)
   std::uint32_t tag = 0;  // free for the primitive's use
 };
+
+/// A wait's `object` that names a file descriptor rather than an object in
+/// memory: pointers to objects are even, so an odd value carries the fd
+/// (dumps and deadlock reports print "fd N"). Public form:
+/// taiga::fd_object (taiga/runtime/park.hpp).
+inline const void* fd_object(int fd) noexcept {
+  return reinterpret_cast<const void*>((static_cast<std::uintptr_t>(fd) << 1) | 1u);
+}
+inline std::optional<int> fd_of_object(const void* object) noexcept {
+  auto v = reinterpret_cast<std::uintptr_t>(object);
+  if ((v & 1u) == 0) return std::nullopt;
+  return static_cast<int>(v >> 1);
+}
 
 /// Arms the caller's wait. Throws (tasklet_exit, or the pending exception) if
 /// a kill or throw_into is already pending for the calling tasklet.
