@@ -2,5 +2,8 @@
 // waits on I/O. See docs/guide/networking.md.
 #pragma once
 
+#include <taiga/net/signal.hpp>
 #include <taiga/net/stream.hpp>
 #include <taiga/net/tcp.hpp>
+#include <taiga/net/udp.hpp>
+#include <taiga/net/unix.hpp>

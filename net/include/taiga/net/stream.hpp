@@ -58,6 +58,10 @@ struct stream_state {
 std::string describe(const asio::ip::tcp::endpoint& e);
 std::string describe(const asio::local::stream_protocol::endpoint& e);
 
+/// The state of a stream, for the module's own free functions on streams
+/// (fd passing, net/src/unix.cpp): they take the stream's direction gates.
+struct stream_access;
+
 /// The time point of an optional duration.
 inline std::chrono::steady_clock::time_point after(std::chrono::nanoseconds d) {
   return std::chrono::steady_clock::now() + d;
@@ -337,6 +341,7 @@ class basic_stream {
     detail::throw_error(ec, op, where);
   }
 
+  friend struct detail::stream_access;
   std::unique_ptr<detail::stream_state<Protocol>> st_;
 };
 
