@@ -4,3 +4,4 @@
 
 #include <taiga/net/stream.hpp>
 #include <taiga/net/tcp.hpp>
+#include <taiga/net/tls.hpp>

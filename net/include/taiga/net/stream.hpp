@@ -300,7 +300,10 @@ class basic_stream {
     std::size_t n = detail::await_op(
         s.rd, *s.home, "net read", &s, nullptr, ec,
         [&](auto&& h) { s.sock.async_read_some(b, std::move(h)); }, site);
-    if (!ec && n == size) s.rd.speculate = true;  // a full buffer: maybe more
+    // A full buffer: maybe more. An error or end of stream: the next read
+    // must see it again at once (the reactor's edge for it is spent, and
+    // Asio skips its own speculative read after a short one).
+    if (ec || n == size) s.rd.speculate = true;
     return n;
   }
 
