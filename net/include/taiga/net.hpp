@@ -5,5 +5,6 @@
 #include <taiga/net/signal.hpp>
 #include <taiga/net/stream.hpp>
 #include <taiga/net/tcp.hpp>
+#include <taiga/net/tls.hpp>
 #include <taiga/net/udp.hpp>
 #include <taiga/net/unix.hpp>

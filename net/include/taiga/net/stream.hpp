@@ -306,7 +306,10 @@ class basic_stream {
     std::size_t n = s.home->owned_by_caller()
                         ? detail::await_deferred(s.rd, *s.home, "net read", fd, ec, start, site)
                         : detail::await_op(s.rd, *s.home, "net read", fd, nullptr, ec, start, site);
-    if (!ec && n == size) s.rd.speculate = true;  // a full buffer: maybe more
+    // A full buffer: maybe more. An error or end of stream: the next read
+    // must see it again at once (the reactor's edge for it is spent, and
+    // Asio skips its own speculative read after one that met end of stream).
+    if (ec || n == size) s.rd.speculate = true;
     return n;
   }
 
