@@ -54,8 +54,8 @@ void await_ready(detail::stream_state<unix_protocol>& st, detail::direction& d,
                  asio::socket_base::wait_type w, const char* what, error_code& ec,
                  taiga::detail::call_site site) {
   detail::await_op(
-      d, *st.home, what, &st, nullptr, ec, [&](auto&& h) { st.sock.async_wait(w, std::move(h)); },
-      site);
+      d, *st.home, what, taiga::fd_object(st.sock.native_handle()), nullptr, ec,
+      [&](auto&& h) { st.sock.async_wait(w, std::move(h)); }, site);
 }
 
 }  // namespace
@@ -251,7 +251,7 @@ unix_stream unix_listener::accept(error_code& ec, taiga::detail::call_site site)
     if (ec == asio::error::connection_aborted) continue;
     if (ec != asio::error::would_block && ec != asio::error::try_again) return {};
     detail::await_op(
-        s.rd, *s.home, "net accept", &s, nullptr, ec,
+        s.rd, *s.home, "net accept", taiga::fd_object(s.acc.native_handle()), nullptr, ec,
         [&](auto&& h) {
           s.acc.async_wait(asio::socket_base::wait_read, std::move(h));
           // As tcp_listener::accept: close() stores `closing`, then
