@@ -4,6 +4,7 @@
 #include <boost/asio/socket_base.hpp>
 
 #include <atomic>
+#include <mutex>
 #include <taiga/net/tcp.hpp>
 #include <taiga/runtime/blocking.hpp>
 
@@ -107,11 +108,19 @@ struct tcp_listener::state {
   asio::basic_socket_acceptor<tcp, asio::io_context::executor_type> acc;
   detail::direction rd;  // accept's: one accept at a time (E2)
   std::atomic<bool> closing{false};
+  // Orders close()'s acc.cancel() with an acc.close() on another thread
+  // (the accepting tasklet's, or a second close()'s): Asio's socket is not
+  // safe for concurrent use, and a cancel racing a close dereferences the
+  // reactor state that the close is freeing.
+  std::mutex life;
   std::atomic<unsigned> next{0};  // round-robin over the workers' contexts
   std::string where;              // "127.0.0.1:port", for errors
 };
 
 tcp_listener::tcp_listener(std::unique_ptr<state> s) : st_(std::move(s)) {}
+tcp_listener::tcp_listener() noexcept = default;
+tcp_listener::tcp_listener(tcp_listener&&) noexcept = default;
+tcp_listener& tcp_listener::operator=(tcp_listener&&) noexcept = default;
 tcp_listener::~tcp_listener() = default;
 
 tcp_listener tcp_listener::bind(const tcp::endpoint& ep, const listen_options& o) {
@@ -163,7 +172,10 @@ tcp_stream tcp_listener::accept(tcp::endpoint& peer, error_code& ec,
   std::unique_lock g(s.rd.gate);
   for (;;) {
     if (s.closing.load(std::memory_order_acquire)) {
-      s.acc.close(ec);
+      {
+        std::lock_guard lk(s.life);
+        s.acc.close(ec);
+      }
       ec = asio::error::operation_aborted;
       return {};
     }
@@ -226,8 +238,10 @@ void tcp_listener::close() noexcept {
   } catch (...) {  // a pending kill of the caller: leave it pending
   }
   error_code ec;
+  std::unique_lock lk(s.life);
   if (idle) {
     s.acc.close(ec);
+    lk.unlock();
     s.rd.gate.unlock();
   } else {
     s.acc.cancel(ec);

@@ -251,3 +251,21 @@ TEST_P(tcp, resolve_and_connect_by_name) {
     t.join();
   });
 }
+
+// tcp_listener's default constructor and move operations are defined out of
+// line: defaulted in the header they needed the complete (private) state
+// type in the caller's translation unit, so a listener could neither be
+// moved nor default-constructed by user code.
+TEST_P(tcp, a_listener_moves_and_the_moved_to_one_accepts) {
+  rt().run([] {
+    auto first = net::tcp_listener::bind(loopback());
+    net::tcp_listener l(std::move(first));
+    EXPECT_FALSE(first.is_open());
+    net::tcp_listener other;
+    other = std::move(l);
+    auto t = taiga::spawn([&] { net::tcp_stream s = other.accept(); });
+    net::tcp_stream c = net::connect(loopback(other.local_endpoint().port()));
+    t.join();
+    EXPECT_TRUE(c.is_open());
+  });
+}

@@ -2,6 +2,7 @@
 // waits on I/O. See docs/guide/networking.md.
 #pragma once
 
+#include <taiga/net/serve.hpp>
 #include <taiga/net/signal.hpp>
 #include <taiga/net/stream.hpp>
 #include <taiga/net/tcp.hpp>

@@ -64,9 +64,10 @@ tcp_stream connect(std::string_view host, std::string_view service, const connec
 /// A listening TCP socket.
 class tcp_listener {
  public:
-  tcp_listener() = default;
-  tcp_listener(tcp_listener&&) noexcept = default;
-  tcp_listener& operator=(tcp_listener&&) noexcept = default;
+  // Out of line, as the destructor: `state` is incomplete here.
+  tcp_listener() noexcept;
+  tcp_listener(tcp_listener&&) noexcept;
+  tcp_listener& operator=(tcp_listener&&) noexcept;
   ~tcp_listener();
 
   /// Binds and listens. Port 0: an ephemeral port (local_endpoint() says
