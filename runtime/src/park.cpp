@@ -96,14 +96,19 @@ void set_scope_deadline(tasklet_core* t, std::int64_t v) {
 
 // ---- parking API ---------------------------------------------------------
 
-void prepare_wait(wait_point& w, const char* what, const void* object, call_site site) {
+bool prepare_wait_nothrow(wait_point& w, const char* what, const void* object,
+                          call_site site) noexcept {
   tasklet_core* t = current_tasklet();
+  const bool masked = t && (t->flags.load(std::memory_order_relaxed) & tasklet_core::flag_masked);
   std::int64_t scope = scope_deadline_of(t);
-  if (scope != INT64_MAX && scope <= internal::now_ns()) throw timeout_error();
+  if (!masked && scope != INT64_MAX && scope <= internal::now_ns()) [[unlikely]] {
+    scope_expired_ref() = true;  // throw_interrupt raises timeout_error
+    return false;
+  }
   w.tasklet = t;
   if (t == nullptr) {
     w.word.store(0, std::memory_order_relaxed);
-    return;
+    return true;
   }
   tasklet_frame* frame = t->frame.load(std::memory_order_relaxed);
   frame->park_what.store(what, std::memory_order_relaxed);
@@ -114,8 +119,14 @@ void prepare_wait(wait_point& w, const char* what, const void* object, call_site
   if ((f & (tasklet_core::flag_kill | tasklet_core::flag_throw)) &&
       !(f & tasklet_core::flag_masked)) [[unlikely]] {
     t->wait_word.store(internal::ww_idle, std::memory_order_relaxed);
-    throw_interrupt();
+    return false;
   }
+  return true;
+}
+
+void prepare_wait(wait_point& w, const char* what, const void* object, call_site site) {
+  if (!prepare_wait_nothrow(w, what, object, site)) [[unlikely]]
+    throw_interrupt();
 }
 
 void cancel_wait(wait_point& w) noexcept {

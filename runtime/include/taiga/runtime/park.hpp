@@ -96,7 +96,9 @@ class wake_slot {
 
   /// Parks until signal(), or until interrupted (kill, throw_into, the
   /// enclosing timeout_scope: wake_status::interrupted, the interruption
-  /// still pending). `what` (a string literal) and `object` name the wait
+  /// still pending for raise_interruption()). Never throws: an
+  /// interruption already pending when it is called returns interrupted
+  /// at once. `what` (a string literal) and `object` name the wait
   /// in dumps and deadlock reports; `site` is the user's call.
   wake_status wait(const char* what, const void* object = nullptr,
                    detail::call_site site = detail::call_site::current()) {
@@ -124,7 +126,10 @@ class wake_slot {
   wake_status wait_impl(const std::chrono::steady_clock::time_point* deadline, const char* what,
                         const void* object, detail::call_site site) {
     detail::wait_point w;
-    detail::prepare_wait(w, what, object, site);  // may raise a pending interruption
+    // Never raises: an interruption already pending (or an expired scope)
+    // ends the wait at once, as one arriving during it would, so a caller
+    // that started an operation first can still cancel it (net's E4).
+    if (!detail::prepare_wait_nothrow(w, what, object, site)) return wake_status::interrupted;
     {
       std::lock_guard lk(lock_);
       if (signaled_) {

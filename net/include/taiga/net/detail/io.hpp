@@ -19,10 +19,10 @@
 //      which would cancel the other direction too), then waits for its
 //      completion under an interruption mask: the caller's buffer is never
 //      written after the call returned. That holds for an interruption that
-//      was already pending when the operation started, too (await_op parks
-//      masked, so the park does not raise it with the operation in
-//      flight). An operation that completed anyway returns its result, and
-//      the interruption raises at the next park.
+//      was already pending when the operation started, too (a wake_slot's
+//      wait never raises: it returns interrupted at once). An operation
+//      that completed anyway returns its result, and the interruption
+//      raises at the next park.
 //   E5 Every started operation counts in its context's in_flight until its
 //      handler ran: the worker polls only while it is not zero, and
 //      deadlock detection counts those tasklets as wakeable.
@@ -159,25 +159,11 @@ std::size_t await_op(direction& d, io_poller& p, const char* what, const void* o
     p.op_finished();
     throw;
   }
-  wake_status s;
-  bool expired_before = false;
-  {
-    // E4 from the start: a park raises a kill or throw_into that is already
-    // pending, and a timeout_scope that has already passed, before it waits;
-    // unmasked, that would leave the operation running (writing into the
-    // caller's buffer after the call returned, and signalling `d.done` of
-    // the next operation). Masked, a kill or throw_into ends the wait
-    // (interrupted) and stays pending for raise_interruption() below; the
-    // expired scope still throws here, and stays expired.
-    taiga::interruption_mask m;
-    try {
-      s = deadline ? d.done.wait_until(*deadline, what, object, site)
-                   : d.done.wait(what, object, site);
-    } catch (const taiga::timeout_error&) {
-      s = wake_status::interrupted;
-      expired_before = true;
-    }
-  }
+  // wake_slot's waits never raise (an interruption already pending ends
+  // them at once), so the operation started above is always cancelled and
+  // waited for before anything is raised (E4).
+  wake_status s =
+      deadline ? d.done.wait_until(*deadline, what, object, site) : d.done.wait(what, object, site);
   if (s != wake_status::signaled) {
     // E4: this operation only, then its completion, whatever else happens.
     d.cancel.emit(asio::cancellation_type::terminal);
@@ -187,7 +173,6 @@ std::size_t await_op(direction& d, io_poller& p, const char* what, const void* o
     }
     bool completed = !(d.ec == asio::error::operation_aborted);
     if (!completed) {
-      if (expired_before) throw taiga::timeout_error();
       if (s == wake_status::interrupted) taiga::raise_interruption();
       ec = asio::error::timed_out;
       return 0;

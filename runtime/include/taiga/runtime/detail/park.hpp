@@ -67,6 +67,13 @@ inline std::optional<int> fd_of_object(const void* object) noexcept {
 /// One pointer, stored as is: no cost beyond the store.
 void prepare_wait(wait_point& w, const char* what, const void* object,
                   call_site site = call_site());
+/// prepare_wait that reports instead of raising: false when a kill or
+/// throw_into is pending (not masked) or the timeout_scope has passed (not
+/// masked; throw_interrupt then raises timeout_error); the wait is not
+/// armed then. For waits whose caller must clean up first (an I/O
+/// operation already started: taiga::wake_slot).
+bool prepare_wait_nothrow(wait_point& w, const char* what, const void* object,
+                          call_site site = call_site()) noexcept;
 /// Disarms a prepared wait that will not be waited on (the condition
 /// turned out to hold already).
 void cancel_wait(wait_point& w) noexcept;
