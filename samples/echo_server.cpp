@@ -1,5 +1,6 @@
-// A TCP echo server on taiga::net::serve: one tasklet per connection,
-// code that reads as blocking, a connection limit and a graceful stop.
+// A TCP and UDP echo server on taiga::net: one tasklet per TCP connection
+// (taiga::net::serve), one for the UDP socket, code that reads as
+// blocking, a connection limit and a graceful stop on SIGINT or SIGTERM.
 //
 //   echo_server [--port P] [--workers N] [--max-connections M]
 //       serves until SIGINT or SIGTERM, then stops gracefully (2 s for the
@@ -9,7 +10,8 @@
 //       many sizes, each echo checked byte for byte), stops gracefully and
 //       exits 0 when everything came back.
 //
-// (UDP echo joins it once taiga::net's UDP sockets are in.)
+// UDP echo runs beside it on the same port number: each datagram goes back
+// to its sender.
 #include <signal.h>
 
 #include <chrono>
@@ -49,6 +51,39 @@ void echo(net::tcp_stream& s) {
 }
 // [/doc]
 
+// [doc:udp_echo]
+// UDP: every datagram goes back to its sender, until the socket is closed.
+void udp_echo(net::udp_socket& s) {
+  char buf[64 * 1024];
+  boost::system::error_code ec;
+  for (;;) {
+    net::udp_datagram d = s.receive_from(asio::buffer(buf), ec);
+    if (ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) return;
+    if (ec) continue;  // an ICMP error for an earlier reply: not ours to end on
+    s.send_to(asio::buffer(buf, d.size), d.sender, ec);
+  }
+}
+// [/doc]
+
+// A UDP client: `n` datagrams, each echo compared; returns the bad ones.
+int udp_client(unsigned short port, int n) {
+  net::udp_socket c = net::udp_socket::bind({asio::ip::address_v4::loopback(), 0});
+  int bad = 0;
+  for (int i = 0; i < n; ++i) {
+    std::string msg = "datagram " + std::to_string(i);
+    c.send_to(asio::buffer(msg), {asio::ip::address_v4::loopback(), port});
+    char back[128];
+    taiga::timeout_scope t(2s);  // UDP may drop: a lost datagram counts as bad, never hangs
+    try {
+      net::udp_datagram d = c.receive_from(asio::buffer(back));
+      bad += std::string(back, d.size) != msg;
+    } catch (const taiga::timeout_error&) {
+      ++bad;
+    }
+  }
+  return bad;
+}
+
 // A client: `messages` messages of sizes 1 to 64 KiB, each echo compared.
 // Returns the number of bytes that came back wrong or not at all.
 std::size_t client(unsigned short port, int id, int messages) {
@@ -79,6 +114,11 @@ int self_test(taiga::runtime& rt) {
     net::server srv = net::serve(listener, echo, {.max_connections = 64});
     // [/doc]
     unsigned short port = srv.local_endpoint().port();
+    net::udp_socket udp = net::udp_socket::bind({asio::ip::address_v4::loopback(), port});
+    auto udp_server = taiga::spawn([&udp] { udp_echo(udp); });
+    int udp_bad = udp_client(port, 200);
+    udp.close();  // ends udp_echo's receive
+    udp_server.join();
     const int clients = 16, messages = 50;
     std::vector<taiga::tasklet<std::size_t>> cs;
     for (int i = 0; i < clients; ++i)
@@ -91,35 +131,33 @@ int self_test(taiga::runtime& rt) {
     // [/doc]
     std::printf(
         "echo_server self-test: %d clients x %d messages, %zu bad bytes; accepted %llu, "
-        "peak %llu, killed %llu, handler errors %llu\n",
+        "peak %llu, killed %llu, handler errors %llu; UDP: 200 datagrams, %d bad\n",
         clients, messages, bad, static_cast<unsigned long long>(st.accepted),
         static_cast<unsigned long long>(st.peak), static_cast<unsigned long long>(st.killed),
-        static_cast<unsigned long long>(st.handler_errors));
-    bool ok = bad == 0 && st.accepted == static_cast<std::uint64_t>(clients) && st.killed == 0 &&
-              st.handler_errors == 0 && st.active == 0;
+        static_cast<unsigned long long>(st.handler_errors), udp_bad);
+    bool ok = bad == 0 && udp_bad == 0 && st.accepted == static_cast<std::uint64_t>(clients) &&
+              st.killed == 0 && st.handler_errors == 0 && st.active == 0;
     return ok ? 0 : 1;
   });
 }
 
 int serve_until_signalled(taiga::runtime& rt, const options& o) {
-  // SIGINT and SIGTERM go to a plain thread that waits for them (blocked
-  // here, before the workers start, so every thread inherits the mask).
-  taiga::event stop_requested;
-  std::thread waiter([&] {
-    sigset_t set;
-    ::sigemptyset(&set);
-    ::sigaddset(&set, SIGINT);
-    ::sigaddset(&set, SIGTERM);
-    int sig = 0;
-    ::sigwait(&set, &sig);
-    stop_requested.set();
-  });
-  int rc = rt.run([&] {
+  return rt.run([&] {
+    // Registered first, so a signal that comes while the server starts is kept.
+    net::signal_listener signals({SIGINT, SIGTERM});
     net::server srv = net::serve(net::tcp_listener::bind({asio::ip::tcp::v4(), o.port}), echo,
                                  {.max_connections = o.max_connections});
-    std::printf("echo_server: TCP echo on port %u\n", srv.local_endpoint().port());
+    unsigned short port = srv.local_endpoint().port();
+    net::udp_socket udp = net::udp_socket::bind({asio::ip::udp::v4(), port});
+    auto udp_server = taiga::spawn([&udp] { udp_echo(udp); });
+    std::printf("echo_server: TCP and UDP echo on port %u\n", port);
     std::fflush(stdout);
-    stop_requested.wait();
+    // [doc:signals]
+    int sig = signals.wait();  // parks this tasklet until SIGINT or SIGTERM
+    // [/doc]
+    std::printf("echo_server: %s: stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    udp.close();
+    udp_server.join();
     srv.stop(2s);
     auto st = srv.stats();
     std::printf("echo_server: stopped; %llu connections, peak %llu, %llu killed at the deadline\n",
@@ -128,8 +166,6 @@ int serve_until_signalled(taiga::runtime& rt, const options& o) {
                 static_cast<unsigned long long>(st.killed));
     return 0;
   });
-  waiter.join();
-  return rc;
 }
 
 }  // namespace
@@ -152,13 +188,6 @@ int main(int argc, char** argv) {
                    "[--self-test]\n");
       return 2;
     }
-  }
-  if (!o.self_test) {
-    sigset_t set;
-    ::sigemptyset(&set);
-    ::sigaddset(&set, SIGINT);
-    ::sigaddset(&set, SIGTERM);
-    ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
   }
   taiga::runtime rt(taiga::runtime_config{.workers = o.workers, .name = "echo_server"});
   return o.self_test ? self_test(rt) : serve_until_signalled(rt, o);

@@ -343,7 +343,20 @@ bool worker::poll_io(worker* owner, std::int64_t now, bool due) {
   } else {
     owner->polled_ns.store(now, std::memory_order_relaxed);
   }
-  return p->poll() > 0;
+  in_io_completions = true;
+  std::size_t ran = p->poll();
+  in_io_completions = false;
+  after_io_completions();
+  return ran > 0;
+}
+
+// I6: completions make tasklets ready on the polling worker, which runs
+// them next; a wake-up for each (make_ready's notify) would bring a thief
+// that N5 turns away from a ring of at most small_ring, and costs the
+// poller a futex or eventfd syscall per completion. One wake-up for the
+// batch, and only when it is worth sharing.
+void worker::after_io_completions() {
+  if (!solo && rq.size() > small_ring) rt->notify_work();
 }
 
 tasklet_core* worker::pick_heavy() {
@@ -540,7 +553,10 @@ void worker::sleep(std::int64_t deadline_ns) {
     // interrupts the poller; an interrupt that lands before p->wait is
     // kept by the poller (poller.hpp), so the wait returns at once.
     if (park_word.compare_exchange_strong(expect, park_polling, std::memory_order_acq_rel)) {
+      in_io_completions = true;
       p->wait(deadline_ns);
+      in_io_completions = false;
+      after_io_completions();
       polled_ns.store(now_ns(), std::memory_order_relaxed);
     }
     park_word.exchange(park_empty, std::memory_order_acquire);
@@ -708,8 +724,9 @@ void make_ready(tasklet_core* t, bool next) noexcept {
       return;
     }
     // N3: a tasklet that took a free next slot wakes no one; one that
-    // entered the ring (or pushed an older one into it) does.
-    if (w->push_local(t, next) && !w->solo) rt->notify_work();
+    // entered the ring (or pushed an older one into it) does, unless an I/O
+    // poll is making a batch ready (I6: one wake-up after it).
+    if (w->push_local(t, next) && !w->solo && !w->in_io_completions) rt->notify_work();
     return;
   }
   if (pinned && t->home >= 0) {

@@ -182,12 +182,15 @@ struct alignas(64) worker {
   tasklet_core* find_work();   // heavy + steal + spin + sleep; null when stopping
   tasklet_core* steal_from_others();
   bool run_timers();
-  // Polls `p` (this worker's poller, or a busy worker's for a spinner)
-  // when it has operations in flight and `due` or its last poll is
-  // poll_interval old; true when completions ran.
-  static bool poll_io(worker* owner, std::int64_t now, bool due);
-  void run_in_main(tasklet_core* t);               // from the main context
-  exec_context* next_context();                    // the next tasklet's context, or the loop's
+  // Polls `owner`'s poller (this worker's, or a busy worker's for a
+  // spinner) when it has operations in flight and `due` or its last poll is
+  // poll_interval old; true when completions ran. What they make ready
+  // goes to this worker's queues without a wake-up each (I6).
+  bool poll_io(worker* owner, std::int64_t now, bool due);
+  void after_io_completions();        // one wake-up for a batch worth sharing
+  bool in_io_completions = false;     // make_ready leaves the wake-up to after_io_completions
+  void run_in_main(tasklet_core* t);  // from the main context
+  exec_context* next_context();       // the next tasklet's context, or the loop's
   void switch_out(tasklet_core* cur, after what);  // from a tasklet; returns when resumed
                                                    // inline: below
   // Ends `cur` (finished): returns a fresh tasklet that adopted its stack,
