@@ -12,8 +12,11 @@
 // up to 1 ms late. A steady_timer (a timerfd in Asio's reactor, nanosecond
 // precise) is armed instead, and re-armed only when the worker's next
 // deadline changes: one timerfd_settime per new deadline.
+#include <algorithm>
 #include <boost/asio/post.hpp>
+#include <cstdlib>
 #include <string>
+#include <string_view>
 #include <taiga/net/detail/io.hpp>
 #include <taiga/runtime/errors.hpp>
 #include <taiga/runtime/this_tasklet.hpp>
@@ -21,7 +24,10 @@
 namespace taiga::net::detail {
 
 io_poller::io_poller(unsigned index)
-    : ctx_(), work_(asio::make_work_guard(ctx_)), deadline_(ctx_), index_(index) {}
+    : ctx_(std::make_unique<asio::io_context>()),
+      work_(asio::make_work_guard(*ctx_)),
+      deadline_(*ctx_),
+      index_(index) {}
 
 io_poller::~io_poller() {
   work_.reset();
@@ -29,12 +35,26 @@ io_poller::~io_poller() {
   // What is left (the deadline timer's handler) runs here, on the thread
   // destroying the runtime; socket operations are all over by now (the
   // runtime drained its pollers after its last tasklet ended).
-  ctx_.poll();
+  ctx_->poll();
 }
 
 std::size_t io_poller::poll() {
   start_deferred();
-  return ctx_.poll();
+  std::size_t n = ctx_->poll();
+  // The owner waits in run_one and we are another thread (a spinner,
+  // sysmon): we may have run the no-op an interrupt() posted for it. Post
+  // another; at worst it wakes once for nothing.
+  if (reactor_waiting_.load(std::memory_order_seq_cst)) post_wakeup();
+  return n;
+}
+
+void io_poller::post_wakeup() noexcept {
+  try {
+    asio::post(*ctx_, [] {});
+  } catch (...) {
+    // Out of memory for a handler: the wait ends at its deadline or the
+    // next completion, as a sleeping worker's would at its next timer.
+  }
 }
 
 bool io_poller::owned_by_caller() const noexcept {
@@ -95,16 +115,13 @@ void io_poller::wait(std::int64_t deadline_ns) {
     deadline_.expires_at(asio::steady_timer::time_point(std::chrono::nanoseconds(deadline_ns)));
     deadline_.async_wait([](const error_code&) {});  // its run ends the wait
   }
-  ctx_.run_one();
+  reactor_waiting_.store(true, std::memory_order_seq_cst);
+  ctx_->run_one();
+  reactor_waiting_.store(false, std::memory_order_relaxed);
 }
 
 void io_poller::interrupt() noexcept {
-  try {
-    asio::post(ctx_, [] {});
-  } catch (...) {
-    // Out of memory for a handler: the wait ends at its deadline or the
-    // next completion, as a sleeping worker's would at its next timer.
-  }
+  post_wakeup();
 }
 
 namespace {

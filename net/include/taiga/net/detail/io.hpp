@@ -42,8 +42,11 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/system/error_code.hpp>
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <system_error>
 #include <taiga/channels/sync.hpp>
@@ -70,7 +73,7 @@ class io_poller final : public taiga::poller {
   void interrupt() noexcept override;
   std::size_t in_flight() const noexcept override { return ops_.load(std::memory_order_relaxed); }
 
-  asio::io_context& context() noexcept { return ctx_; }
+  asio::io_context& context() noexcept { return *ctx_; }
   unsigned index() const noexcept { return index_; }
   /// The calling tasklet runs on this poller's worker.
   bool owned_by_caller() const noexcept;
@@ -87,13 +90,19 @@ class io_poller final : public taiga::poller {
   void start_deferred() noexcept;
 
  private:
+  void post_wakeup() noexcept;
   taiga::detail::spinlock defer_lock_;
   direction* deferred_ = nullptr;  // a doubly linked list through direction::dnext/dprev
   std::atomic<bool> any_deferred_{false};
-  asio::io_context ctx_;
+  std::unique_ptr<asio::io_context> ctx_;
   asio::executor_work_guard<asio::io_context::executor_type> work_;
   asio::steady_timer deadline_;  // the owner's wait deadline (ns precise: timerfd)
   std::int64_t armed_ = INT64_MAX;
+  // The owner is inside run_one (wait). Another thread's poll() (a
+  // spinner's, sysmon's) may run the no-op an interrupt() posted for it,
+  // and Asio would then let the owner sleep on: such a poll() posts
+  // another one (interrupt's "never lost", taiga/runtime/poller.hpp).
+  std::atomic<bool> reactor_waiting_{false};
   std::atomic<std::size_t> ops_{0};
   unsigned index_;
 };
