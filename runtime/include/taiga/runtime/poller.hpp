@@ -10,8 +10,9 @@
 //     futex, up to its next timer; worker::unpark interrupts that wait;
 // spinning workers poll the pollers of busy workers (those running a
 // tasklet) that have operations in flight and were not polled for
-// poll_interval, and sysmon polls one left unpolled for 10 ms (a worker in
-// a long tasklet must not stall its connections: tokio#4730). An embedded
+// poll_interval, and sysmon polls one left unpolled for 10 ms while its
+// worker is stuck in one tasklet (it must not stall its connections:
+// tokio#4730). An embedded
 // runtime's run_once() polls worker 0's poller; its drive loop waits in it.
 // The protocol that keeps wake-ups from being lost is in
 // runtime/src/scheduler.cpp ("Idle workers", I6).
