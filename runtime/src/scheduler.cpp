@@ -370,7 +370,9 @@ tasklet_core* worker::pick_heavy() {
   // serving the newest completions while those wait (tcp_echo with 10,000
   // connections: a p99 of a second). sysmon polls a poller left alone for
   // a period, so I/O still cannot starve.
-  if (rt->inject.size_approx() == 0) poll_io(this, now, false);
+  // (The poller first: a runtime without one pays no inject-queue walk.)
+  if (io.load(std::memory_order_relaxed) != nullptr && rt->inject.size_approx() == 0)
+    poll_io(this, now, false);
   tasklet_core* t = nullptr;
   if (remote.try_dequeue(t)) return t;  // placed here: runs here
   if (fair_due) {
