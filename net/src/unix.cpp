@@ -142,6 +142,9 @@ struct unix_listener::state {
   asio::basic_socket_acceptor<unix_protocol, asio::io_context::executor_type> acc;
   detail::direction rd;  // accept's (E2)
   std::atomic<bool> closing{false};
+  // Orders close()'s cancel with the accepting tasklet's close of the
+  // socket (as tcp_listener's: the two on different threads raced).
+  std::mutex life;
   std::atomic<unsigned> next{0};
   std::string name;  // as bound ("@x" for abstract), for errors
   // unlink_on_close: the file this listener created.
@@ -239,7 +242,10 @@ unix_stream unix_listener::accept(error_code& ec, taiga::detail::call_site site)
   std::unique_lock g(s.rd.gate);
   for (;;) {
     if (s.closing.load(std::memory_order_acquire)) {
-      s.acc.close(ec);
+      {
+        std::lock_guard lk(s.life);
+        s.acc.close(ec);
+      }
       ec = asio::error::operation_aborted;
       return {};
     }
@@ -296,11 +302,14 @@ void unix_listener::close() noexcept {
   } catch (...) {  // a pending kill of the caller: leave it pending
   }
   error_code ec;
+  std::unique_lock lk(s.life);
   if (idle) {
     s.acc.close(ec);
+    lk.unlock();
     s.rd.gate.unlock();
   } else {
     s.acc.cancel(ec);
+    lk.unlock();
   }
   s.remove_file();
 }
