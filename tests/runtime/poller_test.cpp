@@ -29,6 +29,7 @@ class fake_poller final : public taiga::poller {
     waits.fetch_add(1);
     {
       std::unique_lock lk(mu_);
+      in_wait.fetch_add(1);
       auto pred = [&] { return interrupted_ || !ready_.empty(); };
       if (deadline_ns == INT64_MAX) {
         cv_.wait(lk, pred);
@@ -37,6 +38,7 @@ class fake_poller final : public taiga::poller {
             lk, std::chrono::steady_clock::time_point(std::chrono::nanoseconds(deadline_ns)), pred);
       }
       interrupted_ = false;
+      in_wait.fetch_sub(1);
     }
     run_ready();
   }
@@ -60,6 +62,7 @@ class fake_poller final : public taiga::poller {
   }
 
   std::atomic<int> polls{0}, waits{0}, interrupts{0};
+  std::atomic<int> in_wait{0};  // workers inside wait() now, not since start
 
  private:
   std::size_t run_ready() {
@@ -129,27 +132,37 @@ TEST_P(pollers, a_completion_wakes_a_tasklet_parked_on_a_wake_slot) {
 TEST_P(pollers, idle_workers_wait_in_their_pollers_and_unpark_interrupts_them) {
   auto fakes = install_fakes(rt());
   rt().run([&] {
-    // Let every worker go idle: each ends up in its poller's wait.
-    for (int i = 0; i < 200; ++i) {
-      int waiting = 0;
-      for (auto* f : fakes) waiting += f->waits.load() > 0;
-      if (waiting == static_cast<int>(fakes.size()) - 1) break;  // all but ours
-      taiga::this_tasklet::sleep_for(1ms);
-    }
-    int interrupts_before = 0;
-    for (auto* f : fakes) interrupts_before += f->interrupts.load();
-    // Work from a plain thread wakes a worker through its poller.
+    taiga::test::hang_guard guard("pollers");
     std::atomic<bool> ran{false};
-    std::thread outside([&] { taiga::spawn(rt(), [&] { ran = true; }).join(); });
+    bool all_waited = false;
+    int interrupts_before = 0;
+    // From a plain thread, while this tasklet is parked in blocking() and no
+    // worker has work: wait until every worker is inside its poller's wait
+    // now (a count since start would also take a worker that woke for our
+    // own timer and is spinning), then spawn: the work must reach a worker
+    // through a poller's interrupt.
+    std::thread outside([&] {
+      auto until = std::chrono::steady_clock::now() + 20s;  // TSan, 8 workers, 2 cores
+      while (std::chrono::steady_clock::now() < until) {
+        int waiting = 0;
+        for (auto* f : fakes) waiting += f->in_wait.load();
+        if (waiting == static_cast<int>(fakes.size())) {
+          all_waited = true;
+          break;
+        }
+        std::this_thread::sleep_for(1ms);
+      }
+      for (auto* f : fakes) interrupts_before += f->interrupts.load();
+      taiga::spawn(rt(), [&] { ran = true; }).join();
+    });
     // Not outside.join() here: on one worker it would block the worker the
     // spawned tasklet needs.
     taiga::blocking([&] { outside.join(); });
+    EXPECT_TRUE(all_waited) << "the workers never all waited in their pollers";
     EXPECT_TRUE(ran.load());
     int interrupts_after = 0;
     for (auto* f : fakes) interrupts_after += f->interrupts.load();
-    if (GetParam() > 1) {
-      EXPECT_GT(interrupts_after, interrupts_before);
-    }
+    EXPECT_GT(interrupts_after, interrupts_before);
   });
 }
 
