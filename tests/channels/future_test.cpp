@@ -737,6 +737,63 @@ TEST_P(task_pool_test, shutdown_without_wait_lets_queued_calls_finish) {
   });
 }
 
+// The destructor cannot raise: a kill that cuts its wait short stays
+// pending and ends the tasklet at its next park point, instead of being
+// swallowed.
+TEST_P(task_pool_test, a_kill_during_the_destructors_wait_is_kept_for_the_next_park_point) {
+  rt().run([] {
+    taiga::promise<void> gate;
+    taiga::shared_future<void> open = gate.get_future();
+    std::atomic<bool> after_destructor{false}, after_park{false};
+    std::optional<taiga::task_pool> pool;
+    pool.emplace(1);
+    auto call = pool->submit([open] { open.get(); });
+    auto owner = taiga::spawn([&] {
+      pool.reset();  // parks: the call runs until the gate opens
+      after_destructor = true;
+      taiga::this_tasklet::sleep_for(1s);  // the kill is raised here
+      after_park = true;
+    });
+    taiga::test::wait_parked(owner);
+    owner.kill();
+    EXPECT_THROW(owner.join(), taiga::tasklet_killed);
+    EXPECT_TRUE(after_destructor.load()) << "the destructor returned once the kill cut its wait";
+    EXPECT_FALSE(after_park.load()) << "the kill was swallowed by the destructor";
+    gate.set_value();
+    EXPECT_NO_THROW(call.get());  // the call ran on, on its own
+  });
+}
+
+// A kill already pending when the destructor starts: no wait, still raised.
+TEST_P(task_pool_test, a_kill_pending_before_the_destructor_is_not_swallowed) {
+  rt().run([] {
+    taiga::promise<void> gate;
+    taiga::shared_future<void> open = gate.get_future();
+    std::atomic<bool> after_park{false}, started{false}, kill_sent{false};
+    auto owner = taiga::spawn([&] {
+      {
+        taiga::task_pool pool(1);
+        (void)pool.submit([open] { open.get(); });
+        started = true;
+        while (!kill_sent.load()) {
+        }  // no park point: the kill waits, pending
+      }    // must not wait for the call, must not take the kill
+      taiga::this_tasklet::sleep_for(1s);
+      after_park = true;
+    });
+    // A plain thread kills: on one worker this tasklet cannot run meanwhile.
+    std::thread killer([&] {
+      while (!started.load()) std::this_thread::yield();
+      owner.kill();
+      kill_sent = true;
+    });
+    EXPECT_THROW(owner.join(), taiga::tasklet_killed);
+    killer.join();
+    EXPECT_FALSE(after_park.load());
+    gate.set_value();
+  });
+}
+
 TEST_P(task_pool_test, shutdown_from_its_own_call_is_a_usage_error) {
   rt().run([] {
     taiga::task_pool pool(1);

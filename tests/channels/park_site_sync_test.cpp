@@ -107,3 +107,42 @@ TEST(park_site_sync, the_deadlock_report_names_the_line_of_locks_condition_waits
   EXPECT_TRUE(has_line(sites, get_line)) << dump(sites);
   EXPECT_TRUE(has_line(sites, future_line)) << dump(sites);
 }
+
+// A range-for over pool.map() or as_completed() parks inside the iterator's
+// operators, which cannot take a call site: the site is the `for` line
+// (begin() takes it), not a line of the library's headers.
+TEST(park_site_sync, the_deadlock_report_names_the_for_line_of_map_and_as_completed_loops) {
+  std::vector<parked_site> sites;
+  unsigned map_line = 0, completed_line = 0, void_map_line = 0;
+  taiga::runtime rt(collecting(sites));
+  rt.run([&] {
+    taiga::promise<int> never;
+    taiga::shared_future<int> blocked = never.get_future();
+    taiga::task_pool pool(2);
+    std::vector<int> inputs{1, 2};
+    auto mapper = taiga::spawn([&] {
+      map_line = __LINE__ + 1;
+      for (int& r : pool.map([blocked](int x) { return x + blocked.get(); }, inputs)) (void)r;
+    });
+    auto void_mapper = taiga::spawn([&] {
+      void_map_line = __LINE__ + 1;
+      pool.map([blocked](int) { (void)blocked.get(); }, inputs);
+    });
+    taiga::promise<int> p1, p2;
+    std::vector<taiga::future<int>> fs;
+    fs.push_back(p1.get_future());
+    fs.push_back(p2.get_future());
+    auto completer = taiga::spawn([&] {
+      completed_line = __LINE__ + 1;
+      for (auto& f : taiga::as_completed(std::move(fs))) (void)f.get();
+    });
+    EXPECT_THROW(mapper.join(), taiga::deadlock_error);
+    EXPECT_THROW(void_mapper.join(), taiga::deadlock_error);
+    EXPECT_THROW(completer.join(), taiga::deadlock_error);
+    never.set_value(0);  // the pool's destructor can then finish
+  });
+  EXPECT_TRUE(has_line(sites, map_line)) << dump(sites);
+  EXPECT_TRUE(has_line(sites, void_map_line)) << dump(sites);
+  EXPECT_TRUE(has_line(sites, completed_line)) << dump(sites);
+  for (const auto& s : sites) EXPECT_NE(s.line, 0u) << dump(sites);
+}

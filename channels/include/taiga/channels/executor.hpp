@@ -38,10 +38,12 @@
 #include <mutex>
 #include <optional>
 #include <ranges>
+#include <taiga/channels/detail/op_site.hpp>
 #include <taiga/channels/future.hpp>
 #include <taiga/channels/queue.hpp>
 #include <taiga/runtime/detail/park.hpp>
 #include <taiga/runtime/errors.hpp>
+#include <taiga/runtime/park.hpp>
 #include <taiga/runtime/runtime.hpp>
 #include <taiga/runtime/tasklet.hpp>
 #include <taiga/runtime/this_tasklet.hpp>
@@ -239,7 +241,11 @@ class map_range {
   [[nodiscard]] std::size_t window() const noexcept { return impl_->window; }
 
   class iterator;
-  iterator begin() noexcept { return iterator(impl_.get()); }
+  /// The range-for's line is where its waits park in dumps and deadlock
+  /// reports (the iterator's operators cannot take the caller's site).
+  iterator begin(detail::op_site at = detail::op_site::current()) noexcept {
+    return iterator(impl_.get(), at);
+  }
   std::default_sentinel_t end() const noexcept { return {}; }
 
  private:
@@ -256,11 +262,11 @@ class map_range {
     iterator() = default;
     /// Parks until the result is ready (a kill point); rethrows the call's
     /// exception.
-    value_type& operator*() const { return i_->front(); }
+    value_type& operator*() const { return i_->front(at_); }
     /// Moves past the result (consuming it first if * did not) and submits
     /// the next item.
     iterator& operator++() {
-      i_->advance();
+      i_->advance(at_);
       return *this;
     }
     void operator++(int) { ++*this; }
@@ -268,8 +274,9 @@ class map_range {
 
    private:
     friend class map_range;
-    explicit iterator(impl* i) noexcept : i_(i) {}
+    iterator(impl* i, detail::op_site at) noexcept : i_(i), at_(at) {}
     impl* i_ = nullptr;
+    detail::op_site at_{};
   };
 
  private:
@@ -298,16 +305,16 @@ class map_range {
         throw;
       }
     }
-    stored& front() {
+    stored& front(detail::op_site at) {
       if (!current) {
         future<R>& f = in_flight.front();
-        f.wait();  // a kill (or a timeout_scope) propagates; nothing changes
+        f.wait(at);  // a kill (or a timeout_scope) propagates; nothing changes
         try {
           if constexpr (std::is_void_v<R>) {
-            f.get();
+            f.get(at);
             current.emplace();
           } else {
-            current.emplace(f.get());
+            current.emplace(f.get(at));
           }
         } catch (...) {
           // get() is an interruption point too: a kill or throw_into that
@@ -320,9 +327,9 @@ class map_range {
       }
       return *current;
     }
-    void advance() {
+    void advance(detail::op_site at) {
       if (in_flight.empty()) return;
-      (void)front();
+      (void)front(at);
       current.reset();
       in_flight.pop_front();
       refill();
@@ -370,25 +377,35 @@ class task_pool {
  public:
   /// A pool on the current runtime (the one whose tasklet or worker calls).
   /// @throws usage_error outside a runtime, or if max_tasklets == 0.
-  explicit task_pool(std::size_t max_tasklets) : task_pool(current_runtime(), max_tasklets) {}
+  explicit task_pool(std::size_t max_tasklets, detail::op_site at = detail::op_site::current())
+      : task_pool(current_runtime(), max_tasklets, at) {}
   /// A pool on `rt`, usable from plain threads too.
   /// @throws usage_error if max_tasklets == 0.
-  task_pool(runtime& rt, std::size_t max_tasklets) {
+  task_pool(runtime& rt, std::size_t max_tasklets, detail::op_site at = detail::op_site::current())
+      : made_at_(at) {
     if (max_tasklets == 0) throw usage_error("taiga::task_pool needs max_tasklets > 0");
     state_ = std::make_shared<detail::pool_impl::pool_state>(&rt, max_tasklets);
   }
   task_pool(const task_pool&) = delete;
   task_pool& operator=(const task_pool&) = delete;
 
-  /// shutdown(true). A kill or a usage error that cuts the wait short
-  /// (destroying a pool from one of its own calls) leaves the remaining
-  /// calls running on their own.
+  /// shutdown(true). A kill, throw_into or expiring timeout_scope that
+  /// cuts the wait short leaves the remaining calls running on their own and
+  /// stays pending: the caller's next park point raises it (a destructor
+  /// cannot). Destroying a pool from one of its own calls does not wait.
   /// @suspends yes (a plain thread blocks)
   ~task_pool() {
+    // Masked, so that the interruption ends the wait without being taken:
+    // a catch (...) here would otherwise swallow a kill, and the tasklet
+    // would run on as if nobody had asked it to end.
+    // A kill already pending does not wait at all.
+    const bool interrupted = detail::interrupt_pending();
+    interruption_mask masked;
     try {
-      shutdown(true);
-    } catch (...) {
-      // A destructor cannot propagate; the calls own the shared state.
+      // Its wait parks at the line that made the pool.
+      if (close(!interrupted)) wait_idle(false, made_at_);
+    } catch (const usage_error&) {
+      // From one of its own calls: it would wait for itself.
     }
   }
 
@@ -428,12 +445,12 @@ class task_pool {
   ///         (a plain thread blocks); iterating the range does.
   /// @threadsafe
   template <class F, class Range>
-  auto map(F&& fn, Range&& range) {
+  auto map(F&& fn, Range&& range, detail::op_site at = detail::op_site::current()) {
     using R = detail::pool_impl::map_result_t<F, Range>;
     map_range<F, Range> results(state_, std::forward<F>(fn), std::forward<Range>(range),
                                 2 * state_->max);
     if constexpr (std::is_void_v<R>) {
-      for (auto it = results.begin(); it != results.end(); ++it) {
+      for (auto it = results.begin(at); it != results.end(); ++it) {
       }
     } else {
       return results;
@@ -450,35 +467,8 @@ class task_pool {
   ///           the pool first, whatever is pending, and the destructor calls
   ///           it (sync.hpp's list).
   /// @threadsafe
-  void shutdown(bool wait = true) {
-    auto& st = *state_;
-    {
-      std::lock_guard lk(st.lock);
-      st.closed = true;
-      if (!wait || st.running == 0) return;
-      const tasklet_id me = this_tasklet::get_id();
-      if (me != 0 && std::find(st.runners.begin(), st.runners.end(), me) != st.runners.end())
-        throw usage_error("taiga::task_pool::shutdown(true) from one of its own calls");
-    }
-    for (;;) {
-      detail::wait_point w;
-      detail::prepare_wait(w, "task_pool shutdown", &st);
-      {
-        std::lock_guard lk(st.lock);
-        if (st.running == 0) {
-          detail::cancel_wait(w);
-          return;
-        }
-        st.idle.push_back(w);
-      }
-      detail::wake_status s = detail::wait(w);
-      if (s == detail::wake_status::signaled) continue;  // re-check running
-      {
-        std::lock_guard lk(st.lock);
-        st.idle.remove_if_linked(w);
-      }
-      detail::throw_interrupt();
-    }
+  void shutdown(bool wait = true, detail::op_site at = detail::op_site::current()) {
+    if (close(wait)) wait_idle(true, at);
   }
 
   /// The cap given at construction.
@@ -495,6 +485,46 @@ class task_pool {
   }
 
  private:
+  // Refuses further calls; true when the caller must wait for calls that
+  // still run.
+  bool close(bool wait) {
+    auto& st = *state_;
+    std::lock_guard lk(st.lock);
+    st.closed = true;
+    if (!wait || st.running == 0) return false;
+    const tasklet_id me = this_tasklet::get_id();
+    if (me != 0 && std::find(st.runners.begin(), st.runners.end(), me) != st.runners.end())
+      throw usage_error("taiga::task_pool::shutdown(true) from one of its own calls");
+    return true;
+  }
+
+  // Parks until no call runs. An interruption raises with `raise`; without
+  // (the destructor, masked) it ends the wait and stays pending.
+  void wait_idle(bool raise, detail::op_site at) {
+    auto& st = *state_;
+    for (;;) {
+      detail::wait_point w;
+      detail::prepare_wait(w, "task_pool shutdown", &st,
+                           detail::call_site(at));  // masked: no raise
+      {
+        std::lock_guard lk(st.lock);
+        if (st.running == 0) {
+          detail::cancel_wait(w);
+          return;
+        }
+        st.idle.push_back(w);
+      }
+      detail::wake_status s = detail::wait(w);
+      if (s == detail::wake_status::signaled) continue;  // re-check running
+      {
+        std::lock_guard lk(st.lock);
+        st.idle.remove_if_linked(w);
+      }
+      if (raise) detail::throw_interrupt();
+      return;
+    }
+  }
+
   static runtime& current_runtime() {
     runtime* rt = runtime::current();
     if (rt == nullptr) throw usage_error("taiga::task_pool outside a runtime: pass the runtime");
@@ -502,6 +532,7 @@ class task_pool {
   }
 
   std::shared_ptr<detail::pool_impl::pool_state> state_;
+  detail::op_site made_at_;  // where the destructor's wait parks
 };
 
 }  // namespace taiga

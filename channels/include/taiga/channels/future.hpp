@@ -896,10 +896,10 @@ class as_completed_range {
     using value_type = future<T>;
     using difference_type = std::ptrdiff_t;
     iterator() = default;
-    explicit iterator(as_completed_range* r) : r_(r), cur_(r->next()) {}
+    iterator(as_completed_range* r, detail::op_site at) : r_(r), at_(at), cur_(r->next(at)) {}
     future<T>& operator*() { return *cur_; }
     iterator& operator++() {
-      cur_ = r_->next();
+      cur_ = r_->next(at_);
       return *this;
     }
     void operator++(int) { ++*this; }
@@ -907,9 +907,12 @@ class as_completed_range {
 
    private:
     as_completed_range* r_ = nullptr;
+    detail::op_site at_{};
     std::optional<future<T>> cur_;
   };
-  iterator begin() { return iterator(this); }
+  /// The range-for's line is where its waits park in dumps and deadlock
+  /// reports (the iterator's operators cannot take the caller's site).
+  iterator begin(detail::op_site at = detail::op_site::current()) { return iterator(this, at); }
   std::default_sentinel_t end() const noexcept { return {}; }
 
  private:
