@@ -6,7 +6,9 @@
 #include <atomic>
 #include <mutex>
 #include <taiga/net/tcp.hpp>
+
 #include <taiga/runtime/blocking.hpp>
+#include "listener_core.hpp"
 
 namespace taiga::net {
 
@@ -102,19 +104,9 @@ tcp_stream connect(std::string_view host, std::string_view service, const connec
 
 // ---- tcp_listener ------------------------------------------------------------
 
-struct tcp_listener::state {
-  explicit state(detail::io_poller& p) : home(&p), acc(p.context()) {}
-  detail::io_poller* home;
-  asio::basic_socket_acceptor<tcp, asio::io_context::executor_type> acc;
-  detail::direction rd;  // accept's: one accept at a time (E2)
-  std::atomic<bool> closing{false};
-  // Orders close()'s acc.cancel() with an acc.close() on another thread
-  // (the accepting tasklet's, or a second close()'s): Asio's socket is not
-  // safe for concurrent use, and a cancel racing a close dereferences the
-  // reactor state that the close is freeing.
-  std::mutex life;
-  std::atomic<unsigned> next{0};  // round-robin over the workers' contexts
-  std::string where;              // "127.0.0.1:port", for errors
+struct tcp_listener::state : detail::listener_core<tcp> {
+  using listener_core::listener_core;
+  std::string where;  // "127.0.0.1:port", for errors
 };
 
 tcp_listener::tcp_listener(std::unique_ptr<state> s) : st_(std::move(s)) {}
@@ -168,39 +160,7 @@ tcp_listener tcp_listener::adopt(int fd) {
 tcp_stream tcp_listener::accept(tcp::endpoint& peer, error_code& ec,
                                 taiga::detail::call_site site) {
   if (!st_) throw usage_error("taiga::net: accept on a listener that is not open");
-  state& s = *st_;
-  std::unique_lock g(s.rd.gate);
-  for (;;) {
-    if (s.closing.load(std::memory_order_acquire)) {
-      {
-        std::lock_guard lk(s.life);
-        s.acc.close(ec);
-      }
-      ec = asio::error::operation_aborted;
-      return {};
-    }
-    // Round-robin: the new socket lives on the next worker's context.
-    unsigned n = detail::poller_count();
-    detail::io_poller& target =
-        detail::poller_at(s.next.fetch_add(1, std::memory_order_relaxed) % n);
-    auto sock = s.acc.accept(target.context(), peer, ec);
-    if (!ec) return tcp_stream(target, std::move(sock));
-    if (ec == asio::error::connection_aborted) continue;  // reset in the queue
-    if (ec != asio::error::would_block && ec != asio::error::try_again) return {};
-    // Drained: park until the listener is readable again.
-    detail::await_op(
-        s.rd, *s.home, "net accept", taiga::fd_object(s.acc.native_handle()), nullptr, ec,
-        [&](auto&& h) {
-          s.acc.async_wait(asio::socket_base::wait_read, std::move(h));
-          // close() from another tasklet stores `closing`, then cancels
-          // what is queued: either it finds this wait, or we see the flag.
-          std::atomic_thread_fence(std::memory_order_seq_cst);
-          if (s.closing.load(std::memory_order_relaxed))
-            s.rd.cancel.emit(asio::cancellation_type::terminal);
-        },
-        site);
-    if (ec && ec != asio::error::operation_aborted) return {};
-  }
+  return st_->accept<tcp_stream>(&peer, ec, site);
 }
 
 tcp_stream tcp_listener::accept(error_code& ec, taiga::detail::call_site site) {
@@ -221,31 +181,11 @@ tcp::endpoint tcp_listener::local_endpoint() const {
 }
 
 bool tcp_listener::is_open() const noexcept {
-  return st_ && !st_->closing.load(std::memory_order_acquire) && st_->acc.is_open();
+  return st_ && st_->is_open();
 }
 
 void tcp_listener::close() noexcept {
-  if (!st_) return;
-  state& s = *st_;
-  s.closing.store(true, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with accept's
-  // A tasklet parked in accept wakes (its wait is cancelled, Asio's
-  // descriptor lock orders this with the reactor) and closes the socket
-  // itself; with none, the socket closes here.
-  bool idle = false;
-  try {
-    idle = s.rd.gate.try_lock();
-  } catch (...) {  // a pending kill of the caller: leave it pending
-  }
-  error_code ec;
-  std::unique_lock lk(s.life);
-  if (idle) {
-    s.acc.close(ec);
-    lk.unlock();
-    s.rd.gate.unlock();
-  } else {
-    s.acc.cancel(ec);
-  }
+  if (st_) st_->close();  // L1 in listener_core.hpp
 }
 
 int tcp_listener::native_handle() {

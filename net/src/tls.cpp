@@ -4,8 +4,12 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
 #include <boost/asio/ip/address.hpp>
+#include <climits>
+#include <taiga/net/detail/read_until.hpp>
 #include <taiga/net/tls.hpp>
+#include <taiga/runtime/park.hpp>
 
 namespace taiga::net {
 
@@ -99,20 +103,265 @@ void tls_context::trust(ssl::context& ctx, std::string_view ca_pem) {
 }
 
 // ---- tls_stream ------------------------------------------------------------------
+//
+// A TLS connection is OpenSSL's SSL object with a BIO pair for transport:
+// SSL_read and SSL_write turn records into plaintext and back inside the
+// pair, and this file moves the records between the pair and the TCP stream,
+// parking on the TCP stream's reads and writes. That is what Asio's
+// synchronous ssl::stream does, with one difference that makes the stream
+// full duplex: Asio runs each operation start to end on the SSL object, so
+// a reader parked for a record would keep a writer out; here the SSL object
+// is locked only across OpenSSL calls, and a reader parked in a TCP read
+// holds no lock a writer needs.
+//
+// Invariants:
+//   T1 Every OpenSSL call on a connection's SSL object or its pair holds
+//      `engine`, and `engine` is never held across a park (OpenSSL's objects
+//      are not thread-safe; tasklets of one connection run on any worker).
+//   T2 Records leave the pair only under `wr`, and are sent before `wr` is
+//      released: the peer receives them in the order OpenSSL made them. The
+//      last check that the pair holds nothing more and the release of `wr`
+//      happen under one hold of `engine` (flush_and_release).
+//   T3 A reader whose SSL_read made records to send (an alert, a KeyUpdate's
+//      answer) try-locks `wr` under `engine`. If another tasklet holds it,
+//      that holder sends them before it releases (T2 orders the two), so a
+//      reader never waits for a writer: a peer that reads only after it
+//      wrote cannot deadlock the connection.
+//   T4 Records enter the pair only under `rd` (a reader, or a handshake,
+//      shutdown or renegotiating write that took it), in the order received.
+//   T5 A read returns as soon as SSL_read gives plaintext; anything it left
+//      to send goes with the next operation, and every read sends what is
+//      pending before it parks for input (T3), so no answer waits for the
+//      peer.
+// Kills and timeouts: a read parks only in the TCP read of feed(), before
+// SSL has seen the bytes, so an interrupted read leaves the stream usable
+// (the TCP read's E4 keeps the bytes). A write, handshake or shutdown cut
+// in the middle of a record's TCP write leaves the stream fit only to close.
 
 namespace detail {
 
 namespace {
+constexpr std::size_t record_buffer = 17 * 1024;  // a TLS record and its header
+
 std::string peer_of(tcp_stream& s) {
   if (!s.is_open()) throw usage_error("taiga::net: tls_stream over a tcp_stream not connected");
   error_code ec;
   auto ep = s.socket().remote_endpoint(ec);
   return ec ? std::string() : describe(ep);
 }
+
 }  // namespace
 
-tls_state::tls_state(tcp_stream&& s, ssl::context& ctx)
-    : ssl(tls_transport{std::move(s), {}}, ctx), peer(peer_of(ssl.next_layer().tcp)) {}
+// What an OpenSSL call's failure means, as Asio's engine maps it.
+error_code ssl_error(int err, unsigned long code) {
+  switch (err) {
+    case SSL_ERROR_ZERO_RETURN:
+      return asio::error::eof;
+    case SSL_ERROR_SSL:
+      return error_code(static_cast<int>(code), asio::error::get_ssl_category());
+    case SSL_ERROR_SYSCALL:
+      return code ? error_code(static_cast<int>(code), asio::error::get_ssl_category())
+                  : error_code(ssl::error::unspecified_system_error);
+    default:
+      return ssl::error::unexpected_result;
+  }
+}
+
+// One OpenSSL call under `engine` (T1): its result, SSL_get_error's verdict
+// and the error queue's first entry, read on this thread before any park
+// (the queue is per thread, and a tasklet may move).
+struct ssl_call {
+  int result;
+  int err;
+  unsigned long code;
+};
+template <class F>
+ssl_call call(SSL* ssl, F&& f) {
+  ::ERR_clear_error();
+  int r = f();
+  int e = ::SSL_get_error(ssl, r);
+  unsigned long c = ::ERR_get_error();
+  ::ERR_clear_error();
+  return {r, e, c};
+}
+
+// Releases wr, unflushed, when a handshake or shutdown raises.
+struct tls_write_guard {
+  tls_state& st;
+  bool released = false;
+  ~tls_write_guard() {
+    if (!released) st.wr.unlock();
+  }
+};
+
+tls_state::tls_state(tcp_stream&& s, ssl::context& ctx) : tcp(std::move(s)) {
+  peer = peer_of(tcp);
+  ssl = ::SSL_new(ctx.native_handle());
+  if (ssl == nullptr) throw_openssl("tls_stream: SSL_new");
+  // As Asio's engine: partial writes (write_some), a retried write may
+  // pass a moved buffer, idle connections give back their record buffers.
+  SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                        SSL_MODE_RELEASE_BUFFERS);
+  // No TLS 1.2 renegotiation: a write would then need the reader's input.
+  ::SSL_set_options(ssl, SSL_OP_NO_RENEGOTIATION);
+  BIO* int_bio = nullptr;
+  if (::BIO_new_bio_pair(&int_bio, 0, &net_bio, 0) != 1) {
+    ::SSL_free(ssl);
+    ssl = nullptr;
+    throw_openssl("tls_stream: BIO pair");
+  }
+  ::SSL_set_bio(ssl, int_bio, int_bio);  // the SSL object owns its end
+}
+
+tls_state::~tls_state() {
+  if (ssl) ::SSL_free(ssl);
+  if (net_bio) ::BIO_free(net_bio);
+}
+
+// Reads what the TCP stream has (parks) and puts it into the pair (T4;
+// the caller holds rd). An end of the connection is Asio's engine's: eof
+// only after the peer's close_notify, stream_truncated otherwise.
+void feed(tls_state& st, error_code& ec, call_site site) {
+  if (!st.in) st.in = std::make_unique<char[]>(record_buffer);
+  std::size_t room;
+  {
+    std::lock_guard e(st.engine);
+    room = std::min<std::size_t>(::BIO_ctrl_get_write_guarantee(st.net_bio), record_buffer);
+  }
+  if (room == 0) return;  // SSL has input it has not read: let it
+  std::size_t n = st.tcp.read_some(asio::buffer(st.in.get(), room), ec, site);
+  std::lock_guard e(st.engine);
+  if (ec == asio::error::eof) {
+    if (BIO_wpending(st.net_bio) != 0 || (::SSL_get_shutdown(st.ssl) & SSL_RECEIVED_SHUTDOWN) == 0)
+      ec = ssl::error::stream_truncated;
+    return;
+  }
+  if (ec) return;
+  ::BIO_write(st.net_bio, st.in.get(), static_cast<int>(n));  // fits: room was guaranteed
+}
+
+// Sends what the pair holds for the peer (wr held; T2), keeping wr.
+void send_pending(tls_state& st, error_code& ec, call_site site) {
+  if (!st.out) st.out = std::make_unique<char[]>(record_buffer);
+  for (;;) {
+    int n;
+    {
+      std::lock_guard e(st.engine);
+      n = ::BIO_read(st.net_bio, st.out.get(), static_cast<int>(record_buffer));
+    }
+    if (n <= 0) return;
+    st.tcp.write_all(asio::buffer(st.out.get(), static_cast<std::size_t>(n)), ec, site);
+    if (ec) return;
+  }
+}
+
+void tls_state::flush_and_release(error_code& ec, call_site site) {
+  ec = {};
+  try {
+    if (!out) out = std::make_unique<char[]>(record_buffer);
+    std::unique_lock e(engine);
+    for (;;) {
+      int n = ::BIO_read(net_bio, out.get(), static_cast<int>(record_buffer));
+      if (n <= 0) {
+        wr.unlock();  // T2: nothing left, checked and released under engine
+        return;
+      }
+      e.unlock();
+      tcp.write_all(asio::buffer(out.get(), static_cast<std::size_t>(n)), ec, site);
+      e.lock();
+      if (ec) {
+        wr.unlock();
+        return;
+      }
+    }
+  } catch (...) {
+    wr.unlock();  // a kill in the TCP write: the stream is fit only to close
+    throw;
+  }
+}
+
+std::size_t tls_state::read_locked(void* p, std::size_t n, error_code& ec, call_site site) {
+  ec = {};
+  if (n == 0) return 0;
+  const int len = static_cast<int>(std::min<std::size_t>(n, INT_MAX));
+  for (;;) {
+    ssl_call c;
+    bool mine = false;  // T3: we hold wr and send what SSL_read left
+    {
+      std::lock_guard e(engine);
+      c = call(ssl, [&] { return ::SSL_read(ssl, p, len); });
+      if (c.result <= 0 && ::BIO_ctrl_pending(net_bio) > 0) {
+        taiga::interruption_mask m;  // nothing may raise here
+        mine = wr.try_lock();
+      }
+    }
+    if (c.result > 0) return static_cast<std::size_t>(c.result);  // T5
+    if (mine) {
+      error_code fe;
+      flush_and_release(fe, site);
+      if (fe && c.err == SSL_ERROR_WANT_READ) {
+        ec = fe;
+        return 0;
+      }
+    }
+    switch (c.err) {
+      case SSL_ERROR_WANT_READ:
+        feed(*this, ec, site);
+        if (ec) return 0;
+        continue;
+      case SSL_ERROR_WANT_WRITE: {  // the pair is full: its sender is slow
+        wr.lock();
+        error_code fe;
+        flush_and_release(fe, site);
+        if (fe) {
+          ec = fe;
+          return 0;
+        }
+        continue;
+      }
+      default:
+        ec = ssl_error(c.err, c.code);
+        return 0;
+    }
+  }
+}
+
+std::size_t tls_state::write_locked(const void* p, std::size_t n, error_code& ec, call_site site) {
+  ec = {};
+  if (n == 0) return 0;
+  const int len = static_cast<int>(std::min<std::size_t>(n, 16 * 1024));  // one record
+  for (;;) {
+    ssl_call c;
+    {
+      std::lock_guard e(engine);
+      c = call(ssl, [&] { return ::SSL_write(ssl, p, len); });
+    }
+    if (c.result > 0) {
+      send_pending(*this, ec, site);  // keeps the pair from filling
+      return ec ? 0 : static_cast<std::size_t>(c.result);
+    }
+    switch (c.err) {
+      case SSL_ERROR_WANT_WRITE:
+        send_pending(*this, ec, site);
+        if (ec) return 0;
+        continue;
+      case SSL_ERROR_WANT_READ: {  // a handshake message first (no renegotiation: rare)
+        send_pending(*this, ec, site);
+        if (ec) return 0;
+        std::unique_lock r(rd);
+        feed(*this, ec, site);
+        if (ec) return 0;
+        continue;
+      }
+      default: {
+        error_code fe;
+        send_pending(*this, fe, site);  // an alert, as Asio's engine sends it
+        ec = ssl_error(c.err, c.code);
+        return 0;
+      }
+    }
+  }
+}
 
 }  // namespace detail
 
@@ -120,15 +369,6 @@ tls_stream::tls_stream(tcp_stream&& s, ssl::context& ctx)
     : st_(std::make_unique<detail::tls_state>(std::move(s), ctx)) {}
 
 tls_stream::~tls_stream() = default;
-
-tls_stream::op::op(tls_stream& t, call_site site) : s(t.state()) {
-  if (s.busy.exchange(true, std::memory_order_acquire)) {
-    throw usage_error(
-        "taiga::net: a tls_stream used by two tasklets at once (one operation at a time, "
-        "reads and writes included: see taiga/net/tls.hpp)");
-  }
-  s.ssl.next_layer().site = site;
-}
 
 tls_stream tls_stream::connect(std::string_view host, std::string_view service, ssl::context& ctx,
                                const tls_options& o, call_site site) {
@@ -149,7 +389,7 @@ tls_stream tls_stream::connect(const tcp::endpoint& ep, ssl::context& ctx, const
 
 void tls_stream::set_server_name(std::string_view name, bool verify) {
   detail::tls_state& s = state();
-  SSL* ssl = s.ssl.native_handle();
+  SSL* ssl = s.ssl;
   std::string n(name);
   error_code ec;
   asio::ip::make_address(n, ec);
@@ -170,8 +410,46 @@ void tls_stream::set_server_name(std::string_view name, bool verify) {
 }
 
 void tls_stream::handshake(handshake_type t, error_code& ec, call_site site) {
-  op g(*this, site);
-  g.s.ssl.handshake(t, ec);
+  detail::tls_state& st = state();
+  ec = {};
+  std::unique_lock r(st.rd);  // T4, then T2: both directions until it is done
+  st.wr.lock();
+  detail::tls_write_guard g{st};
+  {
+    std::lock_guard e(st.engine);
+    if (t == client) {
+      ::SSL_set_connect_state(st.ssl);
+    } else {
+      ::SSL_set_accept_state(st.ssl);
+    }
+  }
+  for (;;) {
+    detail::ssl_call c;
+    {
+      std::lock_guard e(st.engine);
+      c = detail::call(st.ssl, [&] { return ::SSL_do_handshake(st.ssl); });
+    }
+    error_code se;
+    detail::send_pending(st, se, site);  // our flight, or the alert that ends it
+    if (c.result == 1) {
+      ec = se;
+      break;
+    }
+    if (c.err == SSL_ERROR_WANT_READ && !se) {
+      detail::feed(st, ec, site);
+      if (ec) break;
+      continue;
+    }
+    if (c.err == SSL_ERROR_WANT_WRITE && !se) continue;
+    ec = (c.err == SSL_ERROR_WANT_READ || c.err == SSL_ERROR_WANT_WRITE)
+             ? se
+             : detail::ssl_error(c.err, c.code);
+    break;
+  }
+  g.released = true;
+  error_code fe;
+  st.flush_and_release(fe, site);
+  if (!ec) ec = fe;
 }
 
 void tls_stream::handshake(handshake_type t, call_site site) {
@@ -182,30 +460,48 @@ void tls_stream::handshake(handshake_type t, call_site site) {
 
 std::size_t tls_stream::read_until(std::string& buf, std::string_view delim, std::size_t max,
                                    error_code& ec, call_site site) {
-  op g(*this, site);
-  ec = {};
-  std::size_t searched = 0;
-  for (;;) {
-    std::size_t from = searched >= delim.size() ? searched - delim.size() + 1 : 0;
-    std::size_t pos = buf.find(delim, from);
-    if (pos != std::string::npos) return pos + delim.size();
-    searched = buf.size();
-    if (buf.size() >= max) {
-      ec = asio::error::message_size;
-      return 0;
-    }
-    std::size_t old = buf.size();
-    std::size_t chunk = std::min<std::size_t>(max - old, 4096);
-    buf.resize(old + chunk);
-    std::size_t n = g.s.ssl.read_some(asio::buffer(buf.data() + old, chunk), ec);
-    buf.resize(old + n);
-    if (ec) return 0;
-  }
+  detail::tls_state& st = state();
+  std::unique_lock r(st.rd);
+  return detail::read_until_with(buf, delim, max, ec, [&](char* p, std::size_t n, error_code& e) {
+    return st.read_locked(p, n, e, site);
+  });
 }
 
 void tls_stream::shutdown(error_code& ec, call_site site) {
-  op g(*this, site);
-  g.s.ssl.shutdown(ec);
+  detail::tls_state& st = state();
+  ec = {};
+  st.wr.lock();
+  detail::tls_write_guard g{st};
+  detail::ssl_call c;
+  {
+    std::lock_guard e(st.engine);
+    c = detail::call(st.ssl, [&] { return ::SSL_shutdown(st.ssl); });
+  }
+  detail::send_pending(st, ec, site);  // our close_notify
+  if (!ec && c.result == 0) {
+    // Now the peer's close_notify. A reader of ours may be reading it: rd
+    // waits for that read, which then leaves SSL_shutdown done.
+    std::unique_lock r(st.rd);
+    for (;;) {
+      {
+        std::lock_guard e(st.engine);
+        c = detail::call(st.ssl, [&] { return ::SSL_shutdown(st.ssl); });
+      }
+      if (c.result == 1) break;
+      if (c.err != SSL_ERROR_WANT_READ) {
+        ec = detail::ssl_error(c.err, c.code);
+        break;
+      }
+      detail::feed(st, ec, site);
+      if (ec) break;
+    }
+  } else if (!ec && c.result < 0) {
+    ec = detail::ssl_error(c.err, c.code);
+  }
+  g.released = true;
+  error_code fe;
+  st.flush_and_release(fe, site);
+  if (!ec) ec = fe;
   // Our close_notify went out and the peer closed the connection rather
   // than answer with its own: the close is complete all the same.
   if (ec == asio::error::eof || ec == ssl::error::stream_truncated) ec = {};
@@ -218,11 +514,11 @@ void tls_stream::shutdown(call_site site) {
 }
 
 void tls_stream::close() noexcept {
-  if (st_) st_->ssl.next_layer().tcp.close();
+  if (st_) st_->tcp.close();
 }
 
 x509_ptr tls_stream::peer_certificate() const {
-  return x509_ptr(::SSL_get1_peer_certificate(state().ssl.native_handle()));
+  return x509_ptr(::SSL_get1_peer_certificate(state().ssl));
 }
 
 std::string tls_stream::peer_subject() const {
@@ -239,16 +535,16 @@ std::string tls_stream::peer_subject() const {
 }
 
 std::string tls_stream::server_name() const {
-  const char* n = ::SSL_get_servername(state().ssl.native_handle(), TLSEXT_NAMETYPE_host_name);
+  const char* n = ::SSL_get_servername(state().ssl, TLSEXT_NAMETYPE_host_name);
   return n ? std::string(n) : state().server_name;
 }
 
 std::string tls_stream::protocol() const {
-  return ::SSL_get_version(state().ssl.native_handle());
+  return ::SSL_get_version(state().ssl);
 }
 
 std::string tls_stream::cipher() const {
-  const char* c = ::SSL_get_cipher_name(state().ssl.native_handle());
+  const char* c = ::SSL_get_cipher_name(state().ssl);
   return c ? c : "";
 }
 
@@ -261,7 +557,7 @@ void tls_stream::fail(const error_code& ec, const char* what) const {
     // "certificate verify failed" says little: add the verifier's reason.
     if (ec.category() == asio::error::get_ssl_category() &&
         ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_CERTIFICATE_VERIFY_FAILED) {
-      long v = ::SSL_get_verify_result(st_->ssl.native_handle());
+      long v = ::SSL_get_verify_result(st_->ssl);
       if (v != X509_V_OK) where += std::string(" [") + ::X509_verify_cert_error_string(v) + "]";
     }
   }

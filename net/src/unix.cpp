@@ -20,6 +20,8 @@
 #include <taiga/net/unix.hpp>
 #include <taiga/runtime/this_tasklet.hpp>
 
+#include "listener_core.hpp"
+
 namespace taiga::net {
 
 namespace detail {
@@ -136,16 +138,8 @@ std::pair<unix_stream, unix_stream> unix_stream_pair() {
 
 // ---- unix_listener -----------------------------------------------------------------
 
-struct unix_listener::state {
-  explicit state(detail::io_poller& p) : home(&p), acc(p.context()) {}
-  detail::io_poller* home;
-  asio::basic_socket_acceptor<unix_protocol, asio::io_context::executor_type> acc;
-  detail::direction rd;  // accept's (E2)
-  std::atomic<bool> closing{false};
-  // Orders close()'s cancel with the accepting tasklet's close of the
-  // socket (as tcp_listener's: the two on different threads raced).
-  std::mutex life;
-  std::atomic<unsigned> next{0};
+struct unix_listener::state : detail::listener_core<unix_protocol> {
+  using listener_core::listener_core;
   std::string name;  // as bound ("@x" for abstract), for errors
   // unlink_on_close: the file this listener created.
   std::string unlink_path;
@@ -238,37 +232,7 @@ unix_listener unix_listener::adopt(int fd) {
 
 unix_stream unix_listener::accept(error_code& ec, taiga::detail::call_site site) {
   if (!st_) throw usage_error("taiga::net: accept on a unix_listener that is not open");
-  state& s = *st_;
-  std::unique_lock g(s.rd.gate);
-  for (;;) {
-    if (s.closing.load(std::memory_order_acquire)) {
-      {
-        std::lock_guard lk(s.life);
-        s.acc.close(ec);
-      }
-      ec = asio::error::operation_aborted;
-      return {};
-    }
-    unsigned n = detail::poller_count();
-    detail::io_poller& target =
-        detail::poller_at(s.next.fetch_add(1, std::memory_order_relaxed) % n);
-    auto sock = s.acc.accept(target.context(), ec);
-    if (!ec) return unix_stream(target, std::move(sock));
-    if (ec == asio::error::connection_aborted) continue;
-    if (ec != asio::error::would_block && ec != asio::error::try_again) return {};
-    detail::await_op(
-        s.rd, *s.home, "net accept", taiga::fd_object(s.acc.native_handle()), nullptr, ec,
-        [&](auto&& h) {
-          s.acc.async_wait(asio::socket_base::wait_read, std::move(h));
-          // As tcp_listener::accept: close() stores `closing`, then
-          // cancels; either it finds this wait or we see the flag.
-          std::atomic_thread_fence(std::memory_order_seq_cst);
-          if (s.closing.load(std::memory_order_relaxed))
-            s.rd.cancel.emit(asio::cancellation_type::terminal);
-        },
-        site);
-    if (ec && ec != asio::error::operation_aborted) return {};
-  }
+  return st_->accept<unix_stream>(nullptr, ec, site);
 }
 
 unix_stream unix_listener::accept(taiga::detail::call_site site) {
@@ -288,30 +252,13 @@ std::string unix_listener::name() const {
 }
 
 bool unix_listener::is_open() const noexcept {
-  return st_ && !st_->closing.load(std::memory_order_acquire) && st_->acc.is_open();
+  return st_ && st_->is_open();
 }
 
 void unix_listener::close() noexcept {
   if (!st_) return;
-  state& s = *st_;
-  s.closing.store(true, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with accept's
-  bool idle = false;
-  try {
-    idle = s.rd.gate.try_lock();
-  } catch (...) {  // a pending kill of the caller: leave it pending
-  }
-  error_code ec;
-  std::unique_lock lk(s.life);
-  if (idle) {
-    s.acc.close(ec);
-    lk.unlock();
-    s.rd.gate.unlock();
-  } else {
-    s.acc.cancel(ec);
-    lk.unlock();
-  }
-  s.remove_file();
+  st_->close();  // L1 in listener_core.hpp
+  st_->remove_file();
 }
 
 int unix_listener::native_handle() {

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <random>
 #include <string>
 #include <taiga/channels.hpp>
@@ -630,5 +631,44 @@ TEST_P(net_stress, closing_a_listener_while_it_accepts_races_nothing) {
       acc.join();
       if (c.is_open()) abort_close(c);
     }
+  });
+}
+
+// resolve runs getaddrinfo on the blocking pool; a kill or timeout ends
+// the wait at once while the lookup finishes on its thread. Racing the
+// lookup's completion thousands of times leaves no tasklet behind, and
+// every lookup that finished first returned the loopback address.
+TEST_P(net_stress, kill_or_timeout_racing_a_resolve_leaks_nothing) {
+  taiga::test::hang_guard hg("net_stress.resolve_races");
+  rt().run([&] {
+    racer rc(GetParam() * 17u + 5);
+    long resolved = 0, interrupted = 0;
+    const long rounds = taiga::test::scaled(2500);
+    for (long i = 0; i < rounds; ++i) {
+      bool kill = rc.use_kill();
+      unsigned us = rc.us();
+      auto t = taiga::spawn([kill, us, &resolved, &interrupted] {
+        try {
+          std::optional<taiga::timeout_scope> ts;
+          if (!kill) ts.emplace(std::chrono::microseconds(us));
+          auto eps = net::resolve("localhost", "80");
+          ASSERT_FALSE(eps.empty());
+          EXPECT_TRUE(eps.front().address().is_loopback());
+          ++resolved;
+        } catch (const taiga::timeout_error&) {
+          ++interrupted;
+        }
+      });
+      if (kill) {
+        spin_us(us);
+        t.kill();
+      }
+      try {
+        t.join();
+      } catch (const taiga::tasklet_killed&) {
+        ++interrupted;
+      }
+    }
+    EXPECT_EQ(resolved + interrupted, rounds);
   });
 }

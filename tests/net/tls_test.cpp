@@ -3,14 +3,18 @@
 // ends with no tasklet, I/O wait or fd left.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <functional>
+#include <optional>
+#include <random>
 #include <string>
 #include <taiga/channels.hpp>
 #include <taiga/net.hpp>
 #include <taiga/net/tls.hpp>
 #include <vector>
 
+#include "hang_guard.hpp"
 #include "net_fixture.hpp"
 #include "test_certs.hpp"
 
@@ -481,13 +485,16 @@ TEST_P(tls, a_read_ended_by_its_timeout_leaves_the_stream_usable) {
   });
 }
 
-TEST_P(tls, two_tasklets_at_once_is_a_usage_error) {
+// Full duplex: a reader parked for a record does not keep a writer out.
+TEST_P(tls, a_parked_reader_does_not_keep_a_writer_out) {
   (void)certs();
   rt().run([] {
     taiga::channel<int> go{1};
     tls_server srv(server_ctx(), 1, [&](net::tls_stream& s) {
+      char w;
+      s.read_exact(asio::buffer(&w, 1));  // the client's write, while its reader waits
       go.receive();
-      s.write_all(asio::buffer(std::string("r")));
+      s.write_all(asio::buffer(std::string(1, w)));
       echo(s);
     });
     ssl::context cctx = client_ctx();
@@ -498,13 +505,86 @@ TEST_P(tls, two_tasklets_at_once_is_a_usage_error) {
       return x;
     });
     taiga::test::wait_parked(reader);
-    EXPECT_THROW(c.write_all(asio::buffer(std::string("w"))), taiga::usage_error);
+    c.write_all(asio::buffer(std::string("w")));  // goes out while the reader waits
     (void)go.send(1);
-    EXPECT_EQ(reader.join(), 'r');
-    c.write_all(asio::buffer(std::string("w")));  // one at a time: fine
-    char x;
-    c.read_exact(asio::buffer(&x, 1));
-    EXPECT_EQ(x, 'w');
+    EXPECT_EQ(reader.join(), 'w');
+    c.shutdown();
+    EXPECT_EQ(srv.acceptor.join()[0].error, "");
+  });
+}
+
+// Both peers write megabytes while each reads in another tasklet: with one
+// operation at a time per stream, each would wait in its write for a peer
+// that does not read, forever. Every byte arrives, in order.
+TEST_P(tls, both_peers_write_and_read_at_once) {
+  (void)certs();
+  taiga::test::hang_guard hg("tls.full_duplex");
+  rt().run([] {
+    const std::size_t total = static_cast<std::size_t>(taiga::test::scaled(4 << 20));
+    auto pump = [total](net::tls_stream& s, char seed) {
+      auto reader = taiga::spawn([&s, total, seed] {
+        std::vector<char> buf(7919);
+        std::size_t got = 0, bad = 0;
+        while (got < total) {
+          std::size_t n = s.read_some(asio::buffer(buf.data(), std::min(buf.size(), total - got)));
+          for (std::size_t i = 0; i < n; ++i)
+            if (buf[i] != static_cast<char>((got + i) * 31 + (seed ^ 1))) ++bad;
+          got += n;
+        }
+        return bad;
+      });
+      std::vector<char> chunk(12289);
+      for (std::size_t sent = 0; sent < total;) {
+        std::size_t n = std::min(chunk.size(), total - sent);
+        for (std::size_t i = 0; i < n; ++i) chunk[i] = static_cast<char>((sent + i) * 31 + seed);
+        s.write_all(asio::buffer(chunk.data(), n));
+        sent += n;
+      }
+      return reader.join();
+    };
+    std::atomic<std::size_t> server_bad{99};
+    tls_server srv(server_ctx(), 1, [&](net::tls_stream& s) {
+      server_bad = pump(s, 1);
+      echo(s);  // until the client's close_notify
+    });
+    ssl::context cctx = client_ctx();
+    net::tls_stream c = net::tls_stream::connect(srv.ep(), cctx, {.server_name = "localhost"});
+    EXPECT_EQ(pump(c, 0), 0u);
+    c.shutdown();
+    EXPECT_EQ(srv.acceptor.join()[0].error, "");
+    EXPECT_EQ(server_bad.load(), 0u);
+  });
+}
+
+// A second reader waits for the first, as on a tcp_stream; killing a parked
+// reader leaves the stream to the next one, and a writer runs throughout.
+TEST_P(tls, a_second_reader_waits_and_a_killed_reader_leaves_the_stream_usable) {
+  (void)certs();
+  rt().run([] {
+    taiga::channel<int> go{1};
+    tls_server srv(server_ctx(), 1, [&](net::tls_stream& s) {
+      go.receive();
+      s.write_all(asio::buffer(std::string("ab")));
+      echo(s);
+    });
+    ssl::context cctx = client_ctx();
+    net::tls_stream c = net::tls_stream::connect(srv.ep(), cctx, {.server_name = "localhost"});
+    auto read1 = [&] {
+      char x;
+      c.read_exact(asio::buffer(&x, 1));
+      return x;
+    };
+    auto first = taiga::spawn(read1);
+    taiga::test::wait_parked(first);
+    auto second = taiga::spawn(read1);
+    taiga::test::wait_parked(second);  // behind the first
+    first.kill();
+    EXPECT_THROW(first.join(), taiga::tasklet_killed);
+    c.write_all(asio::buffer(std::string("w")));
+    (void)go.send(1);
+    EXPECT_EQ(second.join(), 'a');
+    EXPECT_EQ(read1(), 'b');
+    EXPECT_EQ(read1(), 'w');  // the echo of the write
     c.shutdown();
     EXPECT_EQ(srv.acceptor.join()[0].error, "");
   });
@@ -551,5 +631,70 @@ TEST_P(tls, plain_tcp_reads_end_of_stream_again_after_a_parked_read_met_it) {
       c.read_some(asio::buffer(&x, 1), ec);
       EXPECT_EQ(ec, asio::error::eof);
     }
+  });
+}
+
+// A kill (after 0-3 ms of the client's connect and handshake) or a
+// timeout_scope (0-3 ms) racing a TLS handshake's steps, hundreds of times
+// per worker count: each ends with the handshake done and the stream
+// usable, or with the interruption raised; no fd or tasklet is left (the
+// fixture counts both), and the server keeps serving. (Far fewer rounds
+// than the TCP races: a handshake costs about a millisecond of CPU here.)
+TEST_P(tls, kill_or_timeout_racing_a_handshake_leaks_nothing) {
+  taiga::test::hang_guard hg("tls.handshake_races");
+  (void)certs();
+  rt().run([&] {
+    ssl::context sctx = server_ctx();
+    ssl::context cctx = client_ctx();
+    auto l = net::tcp_listener::bind(loopback());
+    auto ep = l.local_endpoint();
+    std::atomic<long> served{0};
+    auto srv = net::serve(l, [&](net::tcp_stream& t) {
+      net::tls_stream s(std::move(t), sctx);
+      boost::system::error_code ec;
+      s.handshake(net::tls_stream::server, ec);
+      if (ec) return;  // the client went mid-handshake
+      char c;
+      if (s.read_exact(asio::buffer(&c, 1), ec) != 1) return;
+      s.write_all(asio::buffer(&c, 1), ec);
+      if (!ec) served.fetch_add(1);
+    });
+    std::minstd_rand rng(GetParam() * 31u + 7);
+    const long rounds = taiga::test::scaled(300);
+    long done = 0, interrupted = 0;
+    for (long i = 0; i < rounds; ++i) {
+      const bool kill = rng() % 2 == 0;
+      const auto us = std::chrono::microseconds(rng() % 3000);
+      auto t = taiga::spawn([&, kill, us] {
+        try {
+          std::optional<taiga::timeout_scope> ts;
+          if (!kill) ts.emplace(us);
+          net::tls_stream s = net::tls_stream::connect(ep, cctx, {.server_name = "localhost"});
+          char c = 'x';
+          s.write_all(asio::buffer(&c, 1));
+          c = 0;
+          s.read_exact(asio::buffer(&c, 1));
+          EXPECT_EQ(c, 'x');
+          ++done;
+        } catch (const taiga::timeout_error&) {
+          ++interrupted;
+        }
+      });
+      if (kill) {
+        taiga::this_tasklet::sleep_for(us);
+        t.kill();
+      }
+      try {
+        t.join();
+      } catch (const taiga::tasklet_killed&) {
+        ++interrupted;
+      }
+    }
+    EXPECT_EQ(done + interrupted, rounds);
+    srv.stop(10s);  // every client is gone: each handler ends on its own
+    EXPECT_EQ(srv.stats().killed, 0u);
+    // A client may be interrupted after the server answered it.
+    EXPECT_GE(served.load(), done);
+    EXPECT_LE(served.load(), rounds);
   });
 }

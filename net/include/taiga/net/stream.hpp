@@ -33,6 +33,7 @@
 #include <string>
 #include <string_view>
 #include <taiga/net/detail/io.hpp>
+#include <taiga/net/detail/read_until.hpp>
 #include <type_traits>
 
 namespace taiga::net {
@@ -153,24 +154,9 @@ class basic_stream {
                          call_site site = call_site::current()) {
     auto& s = state();
     std::unique_lock g(s.rd.gate);
-    ec = {};
-    std::size_t searched = 0;
-    for (;;) {
-      std::size_t from = searched >= delim.size() ? searched - delim.size() + 1 : 0;
-      std::size_t pos = buf.find(delim, from);
-      if (pos != std::string::npos) return pos + delim.size();
-      searched = buf.size();
-      if (buf.size() >= max) {
-        ec = asio::error::message_size;
-        return 0;
-      }
-      std::size_t old = buf.size();
-      std::size_t chunk = std::min<std::size_t>(max - old, 4096);
-      buf.resize(old + chunk);
-      std::size_t n = read_locked(asio::buffer(buf.data() + old, chunk), ec, site);
-      buf.resize(old + n);
-      if (ec) return 0;
-    }
+    return detail::read_until_with(buf, delim, max, ec, [&](char* p, std::size_t n, error_code& e) {
+      return read_locked(asio::buffer(p, n), e, site);
+    });
   }
 
   /// Parks until the stream is readable (data, end of stream or an error),

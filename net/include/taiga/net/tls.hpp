@@ -36,12 +36,12 @@
 // boost::asio::ssl::error::stream_truncated (its data may have been cut
 // short), one that sent close_notify reads asio::error::eof.
 //
-// One tasklet at a time: unlike a tcp_stream, a tls_stream does not take a
-// reader and a writer at once (OpenSSL's SSL object and ssl::stream's
-// buffers are shared by both directions). A second tasklet that calls in
-// while an operation is in progress gets taiga::usage_error. Hand the
-// stream over, or serialize its users with a taiga::mutex (a full-duplex
-// protocol then has a parked read hold off writes until its data came).
+// Full duplex, like a tcp_stream: one tasklet may read while another
+// writes (a WebSocket's reader and its broadcaster). One read and one write
+// at a time: a second reader (or writer) waits for the first. The SSL
+// object is shared by both directions, so every OpenSSL call takes a short
+// lock that is never held across a park; the TCP reads and writes under
+// them park without it (design notes in net/src/tls.cpp).
 //
 // A kill, a throw_into or an expired timeout_scope ends a parked TLS
 // operation as it ends a tcp_stream's (E4 in taiga/net/detail/io.hpp: the
@@ -61,15 +61,15 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-#include <atomic>
-#include <boost/asio/read.hpp>
+#include <boost/asio/buffer.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/error.hpp>
-#include <boost/asio/ssl/stream.hpp>
-#include <boost/asio/write.hpp>
+#include <boost/asio/ssl/stream_base.hpp>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <taiga/channels/sync.hpp>
 #include <taiga/net/stream.hpp>
 #include <taiga/net/tcp.hpp>
 
@@ -127,34 +127,30 @@ struct tls_options {
 };
 
 namespace detail {
-/// What ssl::stream reads and writes through: the TCP stream, and the call
-/// site of the tls_stream operation in progress, which the TCP waits under
-/// it report (dumps, deadlock reports) instead of a line inside Asio.
-struct tls_transport {
-  using executor_type = tcp_stream::executor_type;
-  using lowest_layer_type = tcp_stream::lowest_layer_type;
-  tcp_stream tcp;
-  call_site site;
-
-  executor_type get_executor() noexcept { return tcp.get_executor(); }
-  lowest_layer_type& lowest_layer() noexcept { return tcp.lowest_layer(); }
-  const lowest_layer_type& lowest_layer() const noexcept { return tcp.lowest_layer(); }
-  template <class MutableBuffers>
-  std::size_t read_some(const MutableBuffers& b, error_code& ec) {
-    return tcp.read_some(b, ec, site);
-  }
-  template <class ConstBuffers>
-  std::size_t write_some(const ConstBuffers& b, error_code& ec) {
-    return tcp.write_some(b, ec, site);
-  }
-};
-
+/// A TLS connection: the TCP stream and OpenSSL's SSL object, which reads
+/// and writes records through a BIO pair that this side drains to and fills
+/// from the TCP stream (net/src/tls.cpp explains the locking).
 struct tls_state {
   tls_state(tcp_stream&& s, ssl::context& ctx);
-  ssl::stream<tls_transport> ssl;
-  std::string peer;         // "127.0.0.1:443", for errors
-  std::string server_name;  // set_server_name's
-  std::atomic<bool> busy{false};
+  ~tls_state();
+  tls_state(const tls_state&) = delete;
+  tls_state& operator=(const tls_state&) = delete;
+
+  // Each needs its direction's lock (rd, wr) held by the caller.
+  std::size_t read_locked(void* p, std::size_t n, error_code& ec, call_site site);
+  std::size_t write_locked(const void* p, std::size_t n, error_code& ec, call_site site);
+  // Sends what the engine holds for the peer, then releases wr (also when
+  // it raises: a write cut by a kill leaves the stream fit only to close).
+  void flush_and_release(error_code& ec, call_site site);
+
+  tcp_stream tcp;
+  SSL* ssl = nullptr;
+  BIO* net_bio = nullptr;           // our end of the pair: records to send, records received
+  std::mutex engine;                // guards ssl and the pair; never held across a park
+  taiga::mutex rd, wr;              // one reader, one writer (wr also orders the bytes sent)
+  std::unique_ptr<char[]> in, out;  // 17 KiB each, made on first use
+  std::string peer;                 // "127.0.0.1:443", for errors
+  std::string server_name;          // set_server_name's
 };
 }  // namespace detail
 
@@ -198,7 +194,7 @@ class tls_stream {
   void handshake(handshake_type t, call_site site = call_site::current());
   void handshake(handshake_type t, error_code& ec, call_site site = call_site::current());
 
-  bool is_open() const noexcept { return st_ && st_->ssl.next_layer().tcp.is_open(); }
+  bool is_open() const noexcept { return st_ && st_->tcp.is_open(); }
 
   // ---- reading ----------------------------------------------------------
 
@@ -216,10 +212,11 @@ class tls_stream {
   template <class MutableBuffers>
   std::size_t read_some(const MutableBuffers& b, error_code& ec,
                         call_site site = call_site::current()) {
-    op g(*this, site);
-    return g.s.ssl.read_some(b, ec);
+    detail::tls_state& st = state();
+    std::unique_lock g(st.rd);  // a park point, before anything is taken
+    auto first = first_buffer(asio::buffer_sequence_begin(b), asio::buffer_sequence_end(b));
+    return st.read_locked(first.data(), first.size(), ec, site);
   }
-
   /// Fills the whole buffer; fewer bytes only with an error (the count read
   /// is returned, the bytes are in the buffer).
   template <class MutableBuffers>
@@ -232,10 +229,21 @@ class tls_stream {
   template <class MutableBuffers>
   std::size_t read_exact(const MutableBuffers& b, error_code& ec,
                          call_site site = call_site::current()) {
-    op g(*this, site);
-    return asio::read(g.s.ssl, b, ec);
+    detail::tls_state& st = state();
+    std::unique_lock g(st.rd);
+    ec = {};
+    std::size_t got = 0;
+    for (auto it = asio::buffer_sequence_begin(b); it != asio::buffer_sequence_end(b); ++it) {
+      asio::mutable_buffer m(*it);
+      while (m.size() > 0) {
+        std::size_t n = st.read_locked(m.data(), m.size(), ec, site);
+        got += n;
+        m += n;
+        if (ec) return got;
+      }
+    }
+    return got;
   }
-
   /// Reads into `buf` (appending) until it holds `delim`; returns the
   /// length up to and including it, bytes after it stay in `buf`.
   /// asio::error::message_size once `buf` would pass `max` bytes without a
@@ -264,10 +272,12 @@ class tls_stream {
   template <class ConstBuffers>
   std::size_t write_some(const ConstBuffers& b, error_code& ec,
                          call_site site = call_site::current()) {
-    op g(*this, site);
-    return g.s.ssl.write_some(b, ec);
+    detail::tls_state& st = state();
+    st.wr.lock();  // released by flush_and_release, whatever happens
+    auto first = first_buffer(asio::buffer_sequence_begin(b), asio::buffer_sequence_end(b));
+    std::size_t n = write_one(st, first.data(), first.size(), ec, site);
+    return ec ? 0 : n;
   }
-
   /// Writes every byte of `b` (all of them unless `ec` is set).
   template <class ConstBuffers>
   std::size_t write_all(const ConstBuffers& b, call_site site = call_site::current()) {
@@ -279,10 +289,27 @@ class tls_stream {
   template <class ConstBuffers>
   std::size_t write_all(const ConstBuffers& b, error_code& ec,
                         call_site site = call_site::current()) {
-    op g(*this, site);
-    return asio::write(g.s.ssl, b, ec);
+    detail::tls_state& st = state();
+    st.wr.lock();  // one writer for the whole buffer: its records go out in order
+    ec = {};
+    std::size_t done = 0;
+    write_guard g{st};
+    for (auto it = asio::buffer_sequence_begin(b); it != asio::buffer_sequence_end(b) && !ec;
+         ++it) {
+      asio::const_buffer c(*it);
+      while (c.size() > 0) {
+        std::size_t n = st.write_locked(c.data(), c.size(), ec, site);
+        if (ec) break;
+        done += n;
+        c += n;
+      }
+    }
+    g.released = true;
+    error_code fe;
+    st.flush_and_release(fe, site);
+    if (!ec) ec = fe;
+    return done;
   }
-
   // ---- the connection ---------------------------------------------------
 
   /// The clean close of TLS: sends close_notify and parks until the peer's
@@ -313,24 +340,44 @@ class tls_stream {
   const std::string& peer() const { return state().peer; }
 
   executor_type get_executor() { return next_layer().get_executor(); }
-  tcp_stream& next_layer() { return state().ssl.next_layer().tcp; }
-  const tcp_stream& next_layer() const { return state().ssl.next_layer().tcp; }
+  tcp_stream& next_layer() { return state().tcp; }
+  const tcp_stream& next_layer() const { return state().tcp; }
   lowest_layer_type& lowest_layer() { return next_layer().lowest_layer(); }
   const lowest_layer_type& lowest_layer() const { return next_layer().lowest_layer(); }
   /// OpenSSL's SSL object, for what this class does not wrap.
-  SSL* native_handle() { return state().ssl.native_handle(); }
+  /// Not while another tasklet's operation may run on the stream.
+  SSL* native_handle() { return state().ssl; }
 
  private:
-  /// Marks the stream busy for one operation (usage_error if it already
-  /// is: another tasklet's operation is in progress) and hands its call
-  /// site to the TCP operations under it.
-  struct op {
-    op(tls_stream& t, call_site site);
-    ~op() { s.busy.store(false, std::memory_order_release); }
-    op(const op&) = delete;
-    op& operator=(const op&) = delete;
-    detail::tls_state& s;
+  // Releases wr, unflushed, when a write raises (the stream is then fit
+  // only to be closed); on the normal path flush_and_release does.
+  struct write_guard {
+    detail::tls_state& st;
+    bool released = false;
+    ~write_guard() {
+      if (!released) st.wr.unlock();
+    }
   };
+  static std::size_t write_one(detail::tls_state& st, const void* p, std::size_t n, error_code& ec,
+                               call_site site) {
+    write_guard g{st};
+    n = st.write_locked(p, n, ec, site);
+    g.released = true;
+    error_code fe;
+    st.flush_and_release(fe, site);
+    if (!ec) ec = fe;
+    return n;
+  }
+  // The first non-empty buffer of a sequence (TLS reads and writes one, as
+  // asio::ssl::stream does), or an empty one.
+  template <class It>
+  static auto first_buffer(It it, It end) {
+    using B = std::conditional_t<std::is_convertible_v<decltype(*it), asio::mutable_buffer>,
+                                 asio::mutable_buffer, asio::const_buffer>;
+    for (; it != end; ++it)
+      if (B(*it).size() > 0) return B(*it);
+    return B();
+  }
 
   detail::tls_state& state() const {
     if (!st_) throw usage_error("taiga::net: operation on a tls_stream that is not connected");
