@@ -141,9 +141,16 @@
 //      benchmark's 2-worker hop several times its 1-worker one). And a
 //      yield's requeue that leaves the local ring at one tasklet wakes no
 //      one: a wake costs the waker a futex syscall, tens of us on these
-//      guests, for a thief that N5 turns away. (make_ready still wakes for
-//      a tasklet it queues: a woken producer is work worth spreading, and
-//      gating that wake too made select's 2-worker figure worse.)
+//      guests, for a thief that N5 turns away. make_ready, too, wakes an
+//      idle worker only once the local ring holds more than small_ring
+//      tasklets: a smaller one is what N5 keeps thieves from anyway, so
+//      each such wake was a futex syscall for a thief that spun, found
+//      nothing it may take and slept again (the pipeline benchmark: ~10,000
+//      sleep/wake rounds per million lines, 2 workers twice as slow as one;
+//      with the rule 1.0x, and select's, ring's and fan_in's 2-worker
+//      figures no worse). The cost: a tasklet woken into a small ring
+//      behind a waker that then computes for long waits for N4 (sysmon,
+//      10 ms), as one left in the next slot always did (N3).
 //   Lost wake-ups (I2, I4): what N3 and N6 leave unannounced sits with a
 //   worker that is awake and runs it at its next switch; only parallelism
 //   waits, for that switch or for sysmon (N4).
@@ -731,9 +738,11 @@ void make_ready(tasklet_core* t, bool next) noexcept {
       return;
     }
     // N3: a tasklet that took a free next slot wakes no one; one that
-    // entered the ring (or pushed an older one into it) does, unless an I/O
-    // poll is making a batch ready (I6: one wake-up after it).
-    if (w->push_local(t, next) && !w->solo && !w->in_io_completions) rt->notify_work();
+    // entered the ring (or pushed an older one into it) does once the ring
+    // is bigger than N5 protects (N6), and not while an I/O poll is making
+    // a batch ready (I6: one wake-up after it).
+    if (w->push_local(t, next) && !w->solo && !w->in_io_completions && w->rq.size() > small_ring)
+      rt->notify_work();
     return;
   }
   if (pinned && t->home >= 0) {
