@@ -1,0 +1,133 @@
+// taiga::trace::model: what the tasklets and workers of a trace did,
+// rebuilt from its events: every run slice, park and wake, each tasklet's
+// life (created, ready, running, parked, done), per-worker busy, spin and
+// idle time, and the violations of the state machine that `taiga-trace
+// check` reports.
+#pragma once
+
+#include <taiga/trace/reader.hpp>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace taiga::trace {
+
+enum class tasklet_state : std::uint8_t {
+  unknown,  // first seen after its spawn (the trace started later)
+  created,
+  ready,
+  running,
+  parked,
+  done,
+};
+const char* state_name(tasklet_state s) noexcept;
+/// Parses a state name as state_name prints it; false if it is none.
+bool parse_state(const std::string& name, tasklet_state& out) noexcept;
+
+inline constexpr std::uint32_t no_index = UINT32_MAX;
+
+/// One stretch of a tasklet on a worker, from its run event to the park,
+/// yield or exit that ended it (or the end of the trace: `open`).
+struct run_slice {
+  std::uint64_t tasklet = 0;
+  std::uint64_t start = 0;
+  std::uint64_t end = 0;
+  std::uint64_t worker = 0;
+  std::uint8_t ended_by = 0;  // trace_format::event: park, yield, exit; 0 when open
+  bool open = false;
+  std::uint32_t woken_by_wake = no_index;  // index in model::wakes that made it ready
+};
+
+/// One park, from the park event to the unblock that ended it.
+struct park_record {
+  std::uint64_t tasklet = 0;
+  std::uint64_t start = 0;
+  std::uint64_t end = 0;  // unblock time; the trace's end while still parked
+  std::uint64_t object = 0;
+  std::uint32_t site = 0;         // index in model::strings
+  std::uint32_t wake = no_index;  // index in model::wakes; no_index: still parked
+  std::uint8_t reason = 0;        // trace_format::park_reason
+};
+
+/// One unblock: who made a parked tasklet ready, and when.
+struct wake_record {
+  std::uint64_t tasklet = 0;
+  std::uint64_t waker = 0;  // tasklet id, 0: not a tasklet
+  std::uint64_t time = 0;
+  std::uint32_t thread = 0;         // the writer's thread (generation-local id)
+  std::uint64_t thread_worker = 0;  // its worker index + 1, 0: not a worker thread
+  std::uint8_t how = 0;             // trace_format::wake_how
+  std::uint32_t run = no_index;     // the run slice it led to
+};
+
+struct tasklet_info {
+  std::uint64_t id = 0;
+  std::uint64_t parent = 0;
+  std::uint32_t name = 0;  // index in model::strings
+  std::uint32_t site = 0;  // index in model::strings
+  bool spawn_seen = false;
+  std::uint64_t spawn_time = 0;  // or the first event's time
+  std::uint64_t end_time = 0;    // exit time when done
+  tasklet_state state = tasklet_state::unknown;
+  std::uint8_t exit_how = 0;
+  std::uint32_t exception = 0;  // index in model::strings
+  std::uint64_t run_time = 0;
+  std::uint64_t wait_time = 0;
+  std::uint32_t runs = 0;
+  std::uint32_t parks = 0;
+  std::uint32_t yields = 0;
+  std::uint32_t last_park = no_index;    // index in model::parks
+  std::vector<std::uint32_t> slices;     // indices in model::slices, in order
+  std::vector<std::uint32_t> park_list;  // indices in model::parks, in order
+  std::vector<std::uint64_t> yield_times;
+};
+
+struct worker_info {
+  std::uint64_t index = 0;
+  std::uint64_t busy = 0;  // in run slices
+  std::uint64_t spin = 0;  // spinning for work
+  std::uint64_t idle = 0;  // asleep
+  std::uint64_t slices = 0;
+  std::uint64_t steals = 0;  // steal events by this worker
+  std::uint64_t stolen = 0;  // tasklets it took
+};
+
+struct violation {
+  std::uint64_t time = 0;
+  std::uint64_t tasklet = 0;
+  std::string message;
+};
+
+struct model {
+  file_header header;
+  std::uint64_t start = 0;  // earliest time seen (header start or first event)
+  std::uint64_t end = 0;    // latest time seen
+  std::uint64_t events = 0;
+  std::uint64_t generations = 0;
+  std::uint64_t dropped = 0;   // 'E' frames' counts plus `dropped` events
+  std::uint64_t spawned = 0;   // spawn events
+  std::uint64_t finished = 0;  // exit events
+  std::uint64_t steals = 0;
+  std::uint64_t stolen = 0;
+  std::vector<std::string> strings;  // interned; 0 is ""
+  std::map<std::uint64_t, tasklet_info> tasklets;
+  std::vector<run_slice> slices;  // in the order tasklets' runs were replayed
+  std::vector<park_record> parks;
+  std::vector<wake_record> wakes;
+  std::map<std::uint64_t, worker_info> workers;
+  std::vector<std::uint64_t> ready_latency;  // ready -> running, ns, one per run
+  std::vector<violation> violations;         // state machine breaks (check)
+  std::vector<std::string> notes;            // e.g. truncation, drops
+
+  const std::string& str(std::uint32_t i) const { return strings[i < strings.size() ? i : 0]; }
+  /// "name" or "tasklet N".
+  std::string tasklet_label(std::uint64_t id) const;
+};
+
+/// Replays a read file. The file's stop reason becomes a note.
+model build_model(const trace_file& file);
+
+}  // namespace taiga::trace
