@@ -108,35 +108,22 @@ struct worker_clock {
 
 }  // namespace
 
-model build_model(const trace_file& file) {
+struct model_builder::state {
   model m;
-  m.header = file.header;
-  interner intern(m.strings);
+  interner intern{m.strings};
   std::vector<tasklet_event> tev;
-  std::vector<bool> gap_before(file.generations.size(), false);
-
-  // Time bounds first: slices still open at the end close there.
-  bool any = false;
-  for (const auto& g : file.generations) {
-    for (const auto& e : g.events) {
-      if (!any || e.time < m.start) m.start = e.time;
-      if (!any || e.time > m.end) m.end = e.time;
-      any = true;
-    }
-    if (g.end_time > m.end) m.end = g.end_time;
-  }
-  if (file.header.start_time != 0 && (!any || file.header.start_time <= m.start))
-    m.start = file.header.start_time;
-  if (!any && m.end < m.start) m.end = m.start;
-
-  // Pass 1, time order: worker accounting, steals, drops; gather tasklet events.
+  std::vector<bool> gap_before;  // per generation added
   std::map<std::uint64_t, worker_clock> clocks;
-  auto worker = [&](std::uint64_t w) -> worker_info& {
+  std::uint64_t order = 0;
+  std::uint64_t previous_number = 0;
+  bool any = false;
+
+  worker_info& worker(std::uint64_t w) {
     auto& wi = m.workers[w];
     wi.index = w;
     return wi;
-  };
-  auto settle = [&](std::uint64_t w, std::uint64_t t) {
+  }
+  void settle(std::uint64_t w, std::uint64_t t) {
     auto& c = clocks[w];
     auto& wi = worker(w);
     std::uint64_t d = t > c.since ? t - c.since : 0;
@@ -144,109 +131,156 @@ model build_model(const trace_file& file) {
     if (c.sleeping) wi.idle += d;
     c.spinning = c.sleeping = false;
     c.since = t;
-  };
-  std::uint64_t order = 0;
-  std::uint64_t previous_number = 0;
-  for (std::size_t gi = 0; gi < file.generations.size(); ++gi) {
-    const auto& g = file.generations[gi];
-    ++m.generations;
-    if (gi > 0 && g.number != previous_number + 1) {
-      gap_before[gi] = true;
-      m.notes.push_back("generations " + std::to_string(previous_number + 1) + " to " +
-                        std::to_string(g.number - 1) +
-                        " are missing: tasklet states restart after the gap");
-    }
-    previous_number = g.number;
-    std::uint64_t dropped_events = 0;
-    auto str = [&](std::uint64_t id) { return intern(g.string(id)); };
-    for (const auto& e : g.events) {
-      ++m.events;
-      ++order;
-      std::uint64_t thread_worker = 0;
-      if (auto t = g.threads.find(e.thread);
-          t != g.threads.end() &&
-          t->second.kind == static_cast<std::uint8_t>(ev::thread_kind::worker))
-        thread_worker = t->second.worker + 1;
-      tasklet_event te{e.arg(0), 0,
-                       e.time,   {0, 0, 0},
-                       order,    thread_worker,
-                       e.thread, static_cast<std::uint32_t>(gi),
-                       e.type};
-      switch (static_cast<kind>(e.type)) {
-        case kind::spawn:  // tid, parent, site, name, seq
-          te.a[0] = e.arg(1);
-          te.a[1] = str(e.arg(2));
-          te.a[2] = str(e.arg(3));
-          te.seq = e.arg(4);
-          tev.push_back(te);
-          break;
-        case kind::run:  // tid, worker, previous + 1, seq
-          te.a[0] = e.arg(1);
-          te.a[1] = e.arg(2);
-          te.seq = e.arg(3);
-          tev.push_back(te);
-          settle(e.arg(1), e.time);
-          break;
-        case kind::park:  // tid, reason, object, site, seq
-          te.a[0] = e.arg(1);
-          te.a[1] = e.arg(2);
-          te.a[2] = str(e.arg(3));
-          te.seq = e.arg(4);
-          tev.push_back(te);
-          break;
-        case kind::yield:  // tid, seq
-          te.seq = e.arg(1);
-          tev.push_back(te);
-          break;
-        case kind::unblock:  // tid, waker, how, seq
-          te.a[0] = e.arg(1);
-          te.a[1] = e.arg(2);
-          te.seq = e.arg(3);
-          tev.push_back(te);
-          break;
-        case kind::exit:  // tid, how, exception type, seq
-          te.a[0] = e.arg(1);
-          te.a[1] = str(e.arg(2));
-          te.seq = e.arg(3);
-          tev.push_back(te);
-          break;
-        case kind::steal: {  // victim, count
-          ++m.steals;
-          m.stolen += e.arg(1);
-          if (thread_worker) {
-            auto& wi = worker(thread_worker - 1);
-            ++wi.steals;
-            wi.stolen += e.arg(1);
-          }
-          break;
-        }
-        case kind::worker_spin: {
-          auto& c = clocks[e.arg(0)];
-          if (!c.spinning) {
-            settle(e.arg(0), e.time);
-            clocks[e.arg(0)].spinning = true;
-          }
-          break;
-        }
-        case kind::worker_sleep:
-          settle(e.arg(0), e.time);
-          clocks[e.arg(0)].sleeping = true;
-          break;
-        case kind::worker_wake:
-          settle(e.arg(0), e.time);
-          break;
-        case kind::dropped:
-          dropped_events += e.arg(0);
-          break;
-        default:
-          break;
-      }
-    }
-    // The 'E' frame's count and the writers' `dropped` events report the same
-    // losses from two places; the larger one is the better count.
-    std::uint64_t lost = std::max(dropped_events, g.events_dropped);
-    m.dropped += lost;
   }
+  void add(const generation& g);
+  model finish(stop_reason stopped, const std::string& error);
+};
+
+model_builder::model_builder(const file_header& h) : s_(std::make_unique<state>()) {
+  s_->m.header = h;
+}
+model_builder::~model_builder() = default;
+void model_builder::add(const generation& g) {
+  s_->add(g);
+}
+model model_builder::finish(stop_reason stopped, const std::string& error) {
+  return s_->finish(stopped, error);
+}
+
+model build_model(const trace_file& file) {
+  model_builder b(file.header);
+  for (const auto& g : file.generations) b.add(g);
+  return b.finish(file.stopped, file.error);
+}
+
+model build_model(reader& r) {
+  model_builder b(r.header());
+  generation g;
+  while (r.next(g)) b.add(g);
+  return b.finish(r.stopped(), r.error());
+}
+
+// Pass 1, time order: worker accounting, steals, drops; gather tasklet events.
+void model_builder::state::add(const generation& g) {
+  const std::size_t gi = gap_before.size();
+  gap_before.push_back(false);
+  for (const auto& e : g.events) {
+    if (!any || e.time < m.start) m.start = e.time;
+    if (!any || e.time > m.end) m.end = e.time;
+    any = true;
+  }
+  if (g.end_time > m.end) m.end = g.end_time;
+  ++m.generations;
+  if (gi > 0 && g.number != previous_number + 1) {
+    gap_before[gi] = true;
+    m.notes.push_back("generations " + std::to_string(previous_number + 1) + " to " +
+                      std::to_string(g.number - 1) +
+                      " are missing: tasklet states restart after the gap");
+  }
+  previous_number = g.number;
+  std::uint64_t dropped_events = 0;
+  // Each string of the generation is interned once, not once per event.
+  std::unordered_map<std::uint64_t, std::uint32_t> local;
+  auto str = [&](std::uint64_t id) -> std::uint64_t {
+    if (id == 0) return 0;
+    auto [it, added] = local.emplace(id, 0);
+    if (added) it->second = intern(g.string(id));
+    return it->second;
+  };
+  std::map<std::uint64_t, std::uint64_t> thread_workers;  // thread id -> worker + 1
+  for (const auto& [id, t] : g.threads)
+    if (t.kind == static_cast<std::uint8_t>(ev::thread_kind::worker))
+      thread_workers[id] = t.worker + 1;
+  for (const auto& e : g.events) {
+    ++m.events;
+    ++order;
+    std::uint64_t thread_worker = 0;
+    if (auto t = thread_workers.find(e.thread); t != thread_workers.end())
+      thread_worker = t->second;
+    tasklet_event te{e.arg(0), 0,
+                     e.time,   {0, 0, 0},
+                     order,    thread_worker,
+                     e.thread, static_cast<std::uint32_t>(gi),
+                     e.type};
+    switch (static_cast<kind>(e.type)) {
+      case kind::spawn:  // tid, parent, site, name, seq
+        te.a[0] = e.arg(1);
+        te.a[1] = str(e.arg(2));
+        te.a[2] = str(e.arg(3));
+        te.seq = e.arg(4);
+        tev.push_back(te);
+        break;
+      case kind::run:  // tid, worker, previous + 1, seq
+        te.a[0] = e.arg(1);
+        te.a[1] = e.arg(2);
+        te.seq = e.arg(3);
+        tev.push_back(te);
+        settle(e.arg(1), e.time);
+        break;
+      case kind::park:  // tid, reason, object, site, seq
+        te.a[0] = e.arg(1);
+        te.a[1] = e.arg(2);
+        te.a[2] = str(e.arg(3));
+        te.seq = e.arg(4);
+        tev.push_back(te);
+        break;
+      case kind::yield:  // tid, seq
+        te.seq = e.arg(1);
+        tev.push_back(te);
+        break;
+      case kind::unblock:  // tid, waker, how, seq
+        te.a[0] = e.arg(1);
+        te.a[1] = e.arg(2);
+        te.seq = e.arg(3);
+        tev.push_back(te);
+        break;
+      case kind::exit:  // tid, how, exception type, seq
+        te.a[0] = e.arg(1);
+        te.a[1] = str(e.arg(2));
+        te.seq = e.arg(3);
+        tev.push_back(te);
+        break;
+      case kind::steal: {  // victim, count
+        ++m.steals;
+        m.stolen += e.arg(1);
+        if (thread_worker) {
+          auto& wi = worker(thread_worker - 1);
+          ++wi.steals;
+          wi.stolen += e.arg(1);
+        }
+        break;
+      }
+      case kind::worker_spin: {
+        auto& c = clocks[e.arg(0)];
+        if (!c.spinning) {
+          settle(e.arg(0), e.time);
+          clocks[e.arg(0)].spinning = true;
+        }
+        break;
+      }
+      case kind::worker_sleep:
+        settle(e.arg(0), e.time);
+        clocks[e.arg(0)].sleeping = true;
+        break;
+      case kind::worker_wake:
+        settle(e.arg(0), e.time);
+        break;
+      case kind::dropped:
+        dropped_events += e.arg(0);
+        break;
+      default:
+        break;
+    }
+  }
+  // The 'E' frame's count and the writers' `dropped` events report the same
+  // losses from two places; the larger one is the better count.
+  m.dropped += std::max(dropped_events, g.events_dropped);
+}
+
+model model_builder::state::finish(stop_reason stopped, const std::string& error) {
+  if (m.header.start_time != 0 && (!any || m.header.start_time <= m.start))
+    m.start = m.header.start_time;
+  if (m.end < m.start) m.end = m.start;
   for (auto& [w, c] : clocks) settle(w, m.end);
   if (m.dropped)
     m.notes.push_back(std::to_string(m.dropped) +
@@ -452,11 +486,11 @@ model build_model(const trace_file& file) {
   std::stable_sort(m.violations.begin(), m.violations.end(),
                    [](const violation& a, const violation& b) { return a.time < b.time; });
 
-  if (file.stopped != stop_reason::none)
-    m.notes.insert(m.notes.begin(), file.error);
-  else if (file.generations.empty())
+  if (stopped != stop_reason::none)
+    m.notes.insert(m.notes.begin(), error);
+  else if (m.generations == 0)
     m.notes.insert(m.notes.begin(), "the trace holds no generation (no events were written)");
-  return m;
+  return std::move(m);
 }
 
 }  // namespace taiga::trace

@@ -89,7 +89,6 @@ std::string decode_batch(const std::uint8_t* p, const std::uint8_t* end, std::ui
   if (count > static_cast<std::uint64_t>(c.end - c.p) / min_event_bytes)
     return "batch claims " + std::to_string(count) + " events in " + std::to_string(c.end - c.p) +
            " bytes";
-  out.reserve(out.size() + static_cast<std::size_t>(count));
   std::uint64_t t = base;
   for (std::uint64_t i = 0; i < count; ++i) {
     if (c.p >= c.end) return "batch ends after " + std::to_string(i) + " of its events";

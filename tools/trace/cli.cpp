@@ -142,12 +142,14 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
     }
 
   c.path = c.opts.positional[0];
-  c.file = read_file(c.path);
-  if (!c.file.opened) {
-    err << "taiga-trace: " << c.path << ": " << c.file.error << "\n";
+  // One generation in memory at a time: the model keeps only its records.
+  reader r;
+  if (!r.open(c.path)) {
+    err << "taiga-trace: " << c.path << ": " << r.error() << "\n";
     return unreadable;
   }
-  c.m = build_model(c.file);
+  c.m = build_model(r);
+  c.stopped = r.stopped();
   if (!c.opts.has("no-symbolize")) symbolize(c.m, c.m.notes);
   for (const auto& n : c.m.notes) err << "taiga-trace: note: " << n << "\n";
 
@@ -170,7 +172,7 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
     }
   }
   if (rc != ok) return rc;
-  if (c.file.stopped != stop_reason::none) return damaged;
+  if (c.stopped != stop_reason::none) return damaged;
   return ok;
 }
 

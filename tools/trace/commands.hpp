@@ -31,8 +31,8 @@ struct options {
 
 struct context {
   std::string path;
-  trace_file file;
   model m;
+  stop_reason stopped = stop_reason::none;
   options opts;
 };
 

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -127,7 +128,27 @@ struct model {
   std::string tasklet_label(std::uint64_t id) const;
 };
 
-/// Replays a read file. The file's stop reason becomes a note.
+/// Builds a model from generations added in file order; only the model's
+/// own records stay in memory, not the events.
+class model_builder {
+ public:
+  explicit model_builder(const file_header& header);
+  ~model_builder();
+  model_builder(const model_builder&) = delete;
+  model_builder& operator=(const model_builder&) = delete;
+
+  void add(const generation& g);
+  /// Replays the tasklets; the reader's stop reason becomes a note. Call once.
+  model finish(stop_reason stopped, const std::string& error);
+
+ private:
+  struct state;
+  std::unique_ptr<state> s_;
+};
+
+/// Replays a file read whole.
 model build_model(const trace_file& file);
+/// Reads the rest of `r` one generation at a time and replays it.
+model build_model(reader& r);
 
 }  // namespace taiga::trace

@@ -1,0 +1,33 @@
+# The HTML page renders: writes a trace, runs `taiga-trace html`, loads the
+# page in headless Chromium, and checks the screenshot's timeline band is not
+# blank (tests/tools/png_check.py). Run twice: a small trace (each slice
+# drawn) and a big one (the level-of-detail path).
+#   cmake -DDEMO=... -DTOOL=... -DCHROMIUM=... -DPYTHON=... -DCHECK=... -DWORK=... -P html_render.cmake
+file(REMOVE_RECURSE ${WORK})
+file(MAKE_DIRECTORY ${WORK})
+macro(run)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out
+                  TIMEOUT 120)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "failed (${rc}): ${ARGN}\n${out}")
+  endif()
+endmacro()
+foreach(kind demo big)
+  if(kind STREQUAL "big")
+    run(${DEMO} big ${WORK}/${kind}.trace 200000)
+  else()
+    run(${DEMO} demo ${WORK}/${kind}.trace)
+  endif()
+  run(${TOOL} html ${WORK}/${kind}.trace -o ${WORK}/${kind}.html)
+  # Chromium refuses to run as root without --no-sandbox; its own profile dir
+  # keeps runs apart. It prints D-Bus complaints on a bare machine: harmless.
+  run(${CHROMIUM} --headless --no-sandbox --disable-gpu --hide-scrollbars
+      --user-data-dir=${WORK}/profile-${kind} --window-size=1200,700
+      --screenshot=${WORK}/${kind}.png file://${WORK}/${kind}.html)
+  if(NOT EXISTS ${WORK}/${kind}.png)
+    message(FATAL_ERROR "chromium wrote no screenshot:\n${out}")
+  endif()
+  # The timeline's rows sit between y=86 and y=140 for two or more workers.
+  run(${PYTHON} ${CHECK} ${WORK}/${kind}.png 86 140 0.2 8)
+  message(STATUS "${out}")
+endforeach()
