@@ -1,7 +1,12 @@
 // taiga-trace's commands on traces the tests write: what each prints, the
 // exit statuses, and that no prefix of a trace makes any command crash.
-#include <cstdlib>
+#include <dlfcn.h>
 
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+
+#include "commands.hpp"
 #include "trace_test_support.hpp"
 
 namespace tf = taiga::trace_format;
@@ -455,4 +460,83 @@ TEST(trace_cli, every_command_survives_every_prefix_of_a_trace) {
       }
     }
   }
+}
+
+namespace {
+
+[[gnu::noinline]] int symbolize_target(int x) {
+  asm volatile("" ::: "memory");
+  return x + 1;
+}
+
+// The address addr2line takes for symbolize_target in this executable: its
+// offset from the load base (PIE) or its address (non-PIE, base 0).
+std::string target_address() {
+  Dl_info info{};
+  void* fn = reinterpret_cast<void*>(&symbolize_target);
+  if (dladdr(fn, &info) == 0) return {};
+  auto offset =
+      reinterpret_cast<std::uintptr_t>(fn) - reinterpret_cast<std::uintptr_t>(info.dli_fbase);
+  char b[32];
+  std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(offset));
+  return b;
+}
+
+std::string sited_trace(const std::string& build_id, const std::string& exe,
+                        const std::string& site) {
+  taiga::test::trace_header h;
+  h.build_id = build_id;
+  h.exe_path = exe;
+  trace_writer w(h);
+  tasklet_script s(w);
+  w.thread(1, tf::thread_kind::worker, 0, "w0");
+  s.spawn(1, 10, 1, 0, "main.cpp:1", "main");
+  s.run(1, 20, 1, 0);
+  s.park(1, 30, 1, tf::park_reason::sleep, 0, site);
+  w.end_generation();
+  return w.bytes();
+}
+
+}  // namespace
+
+TEST(trace_cli, park_sites_are_symbolized_against_the_matching_executable) {
+  EXPECT_EQ(symbolize_target(1), 2);
+  std::string exe = std::filesystem::read_symlink("/proc/self/exe").string();
+  std::string id = taiga::trace::cli::elf_build_id(exe);
+  if (id.empty()) GTEST_SKIP() << exe << " has no GNU build-id";
+  if (std::system("addr2line --version >/dev/null 2>&1") != 0) GTEST_SKIP() << "no addr2line";
+  auto address = target_address();
+  ASSERT_FALSE(address.empty());
+  scratch_dir d;
+  auto path = d.write("t.trace", sited_trace(id, exe, address));
+  auto r = run_cli({"blocking", path});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("symbolize_target"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("trace_cli_test.cpp:"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("(" + address + ")"), std::string::npos) << r.out;
+
+  r = run_cli({"blocking", path, "--no-symbolize"});
+  EXPECT_EQ(r.out.find("symbolize_target"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(address), std::string::npos);
+
+  // Another build at the same path: the lines would be wrong, so none are given.
+  path = d.write("other.trace", sited_trace("00ff", exe, address));
+  r = run_cli({"blocking", path});
+  EXPECT_EQ(r.out.find("symbolize_target"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("has build-id " + id + ", the trace was written by 00ff"), std::string::npos)
+      << r.err;
+
+  path = d.write("gone.trace", sited_trace(id, d.path("no-such-exe"), address));
+  r = run_cli({"blocking", path});
+  EXPECT_NE(r.err.find("is missing or has no build-id"), std::string::npos) << r.err;
+}
+
+TEST(trace_cli, elf_build_id_of_non_elf_files_is_empty) {
+  scratch_dir d;
+  EXPECT_EQ(taiga::trace::cli::elf_build_id(d.write("x",
+                                                    "\x7f"
+                                                    "ELF\x02\x01 short")),
+            "");
+  EXPECT_EQ(taiga::trace::cli::elf_build_id(d.write("y", "plain text")), "");
+  EXPECT_EQ(taiga::trace::cli::elf_build_id(d.path("none")), "");
 }
