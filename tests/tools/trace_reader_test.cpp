@@ -298,3 +298,36 @@ TEST(trace_model, counts_drops_once_from_either_report) {
   auto m = tt::build_model(tt::read_bytes(w.bytes()));
   EXPECT_EQ(m.dropped, 10u);
 }
+
+// What a script does with the installed reader (quoted in docs/guide/tracing.md).
+std::map<std::string, std::uint64_t> count_events(const std::string& path, std::string& problem) {
+  std::map<std::string, std::uint64_t> counts;
+  taiga::trace::reader r;
+  if (!r.open(path)) {  // not a trace, or a newer format: r.error() says which
+    problem = r.error();
+    return counts;
+  }
+  taiga::trace::generation g;
+  while (r.next(g))  // one complete generation at a time
+    for (const auto& e : g.events) ++counts[taiga::trace_format::event_name(e.type)];
+  if (r.stopped() != taiga::trace::stop_reason::none)
+    problem = r.error();  // truncated or damaged: counts cover the complete generations
+  return counts;
+}
+
+TEST(trace_reader, a_script_counts_events_by_type) {
+  taiga::test::scratch_dir d;
+  std::string problem;
+  auto counts = count_events(d.write("demo.trace", demo_trace().bytes()), problem);
+  EXPECT_EQ(problem, "");
+  EXPECT_EQ(counts["run"], 6u);
+  EXPECT_EQ(counts["spawn"], 3u);
+  EXPECT_EQ(counts["worker_sleep"], 1u);
+  std::string whole = demo_trace().bytes();
+  counts = count_events(d.write("cut.trace", whole.substr(0, whole.size() - 3)), problem);
+  EXPECT_EQ(counts["spawn"], 3u);  // all in the first generation
+  EXPECT_NE(problem.find("cut short"), std::string::npos) << problem;
+  counts = count_events(d.write("junk.trace", "junk"), problem);
+  EXPECT_TRUE(counts.empty());
+  EXPECT_EQ(problem, "not a taiga trace (no TAIGATRC header)");
+}
