@@ -46,12 +46,8 @@ int cmd_check(const context& c, std::ostream& out, std::ostream&) {
 int cmd_lint(const context& c, std::ostream& out, std::ostream& err) {
   const auto& m = c.m;
   auto slice_limit = parse_duration(c.opts.get("slice-ms", "10"));
-  std::uint64_t storm = 1000;
-  if (c.opts.has("yield-storm")) {
-    char* end = nullptr;
-    storm = std::strtoull(c.opts.get("yield-storm").c_str(), &end, 10);
-    if (*end != '\0' || storm == 0) slice_limit.reset();
-  }
+  auto storm = parse_count(c.opts.get("yield-storm", "1000"));
+  if (!storm || *storm == 0) slice_limit.reset();
   if (!slice_limit) {
     err << "taiga-trace: lint: --slice-ms takes a time, --yield-storm a positive count\n";
     return usage;
@@ -91,7 +87,7 @@ int cmd_lint(const context& c, std::ostream& out, std::ostream& err) {
         at = lo;
       }
     }
-    if (most >= storm) {
+    if (most >= *storm) {
       ++problems;
       out << "yield storm: tasklet " << id << " (" << m.tasklet_label(id) << ", "
           << or_dash(m.str(t.site)) << ") yielded " << most << " times within 10 ms at "

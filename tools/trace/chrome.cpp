@@ -80,22 +80,17 @@ int cmd_export(const context& c, std::ostream& out, std::ostream& err) {
   if (c.opts.has("to")) to = m.start + *parse_duration(c.opts.get("to")), window = true;
   std::optional<std::uint64_t> only;
   if (c.opts.has("tasklet")) {
-    char* end = nullptr;
-    only = std::strtoull(c.opts.get("tasklet").c_str(), &end, 10);
-    if (c.opts.get("tasklet").empty() || *end != '\0') {
+    only = parse_count(c.opts.get("tasklet"));
+    if (!only) {
       err << "taiga-trace: --tasklet takes a tasklet id\n";
       return usage;
     }
     window = true;
   }
-  std::uint64_t max_events = 1000000;
-  if (c.opts.has("max-events")) {
-    char* end = nullptr;
-    max_events = std::strtoull(c.opts.get("max-events").c_str(), &end, 10);
-    if (*end != '\0') {
-      err << "taiga-trace: --max-events takes a count\n";
-      return usage;
-    }
+  auto max_events = parse_count(c.opts.get("max-events", "1000000"));
+  if (!max_events) {
+    err << "taiga-trace: --max-events takes a count\n";
+    return usage;
   }
 
   auto in_window = [&](const run_slice& s) {
@@ -110,8 +105,8 @@ int cmd_export(const context& c, std::ostream& out, std::ostream& err) {
       if (m.slices[i].woken_by_wake != no_index) ++flows;
     }
   std::uint64_t total = slices.size() + 2 * flows;
-  if (total > max_events) {
-    err << "taiga-trace: the export would hold " << total << " events, more than " << max_events
+  if (total > *max_events) {
+    err << "taiga-trace: the export would hold " << total << " events, more than " << *max_events
         << " (chrome://tracing fails near a million): "
         << (window ? "narrow the window" : "choose a window with --from/--to or --tasklet")
         << ", or raise --max-events\n";

@@ -60,6 +60,18 @@ bool known_switch(const std::string& k) {
 
 }  // namespace
 
+std::optional<std::uint64_t> parse_count(const std::string& s) {
+  if (s.empty() || s.size() > 20) return std::nullopt;
+  std::uint64_t v = 0;
+  for (char ch : s) {
+    if (ch < '0' || ch > '9') return std::nullopt;
+    auto d = static_cast<std::uint64_t>(ch - '0');
+    if (v > (UINT64_MAX - d) / 10) return std::nullopt;
+    v = v * 10 + d;
+  }
+  return v;
+}
+
 std::optional<std::uint64_t> parse_duration(const std::string& s) {
   if (s.empty()) return std::nullopt;
   char* end = nullptr;

@@ -140,6 +140,9 @@ class table {
   std::vector<std::vector<std::string>> rows_;
 };
 
+/// Parses a decimal count (digits only, fits 64 bits).
+std::optional<std::uint64_t> parse_count(const std::string& s);
+
 /// Parses "1.5ms", "200us", "3s", "10ns" or a plain number of milliseconds.
 std::optional<std::uint64_t> parse_duration(const std::string& s);
 

@@ -211,12 +211,12 @@ int cmd_tasklets(const context& c, std::ostream& out, std::ostream& err) {
 int cmd_tasklet(const context& c, std::ostream& out, std::ostream& err) {
   const auto& m = c.m;
   const auto& arg = c.opts.positional[1];
-  char* end = nullptr;
-  unsigned long long id = std::strtoull(arg.c_str(), &end, 10);
-  if (arg.empty() || *end != '\0') {
+  auto parsed = parse_count(arg);
+  if (!parsed) {
     err << "taiga-trace: tasklet id '" << arg << "' is not a number\n";
     return usage;
   }
+  const std::uint64_t id = *parsed;
   auto it = m.tasklets.find(id);
   if (it == m.tasklets.end()) {
     err << "taiga-trace: no tasklet " << id << " in " << c.path << "\n";
