@@ -353,6 +353,22 @@ TEST(trace_cli, lint_passes_a_served_channel) {
       << r.out;
 }
 
+TEST(trace_cli, lint_counts_a_waker_without_events_of_its_own_as_alive) {
+  // Tasklet 99 woke the receiver but has no events in the trace (spawned
+  // before it, never parked during it): it may send again, so no finding.
+  scratch_dir d;
+  auto bytes = one_worker_trace([](trace_writer&, tasklet_script& s) {
+    s.spawn(1, 10, 1, 0, "", "server");
+    s.run(1, 20, 1, 0);
+    s.park(1, 30, 1, tf::park_reason::channel_receive, 0x5000, "");
+    s.unblock(1, 45, 1, 99);
+    s.run(1, 60, 1, 0);
+    s.park(1, 70, 1, tf::park_reason::channel_receive, 0x5000, "");
+  });
+  auto r = run_cli({"lint", d.write("t.trace", bytes)});
+  EXPECT_EQ(r.rc, 0) << r.out;
+}
+
 TEST(trace_cli, chrome_export_is_json_with_slices_flows_and_tracks) {
   scratch_dir d;
   auto path = d.write("demo.trace", demo_trace().bytes());
@@ -363,6 +379,8 @@ TEST(trace_cli, chrome_export_is_json_with_slices_flows_and_tracks) {
   EXPECT_EQ(occurrences(json, "\"ph\":\"X\""), 6u);
   EXPECT_EQ(occurrences(json, "\"ph\":\"s\""), 2u);  // consumer's and main's wakes
   EXPECT_EQ(occurrences(json, "\"ph\":\"f\""), 2u);
+  EXPECT_EQ(occurrences(json, "\"name\":\"wake: channel receive\""), 2u);  // its s and f
+  EXPECT_EQ(occurrences(json, "\"name\":\"wake: join\""), 2u);
   EXPECT_NE(
       json.find("\"name\":\"thread_name\",\"pid\":4242,\"tid\":0,\"args\":{\"name\":\"worker 0\"}"),
       std::string::npos);

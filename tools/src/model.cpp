@@ -420,6 +420,7 @@ model model_builder::state::finish(stop_reason stopped, const std::string& error
             auto& p = m.parks[t.last_park];
             p.end = std::max(e.time, p.start);
             p.wake = wi;
+            m.wakes[wi].park = t.last_park;
             t.wait_time += p.end - p.start;
           } else if (!unknown) {
             violate(e, "is woken" +

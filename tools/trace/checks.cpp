@@ -140,8 +140,11 @@ int cmd_lint(const context& c, std::ostream& out, std::ostream& err) {
     if (u.parked_at_end.empty()) continue;
     bool all_waiting = true;
     for (auto id : u.users)
-      if (!u.parked_at_end.count(id) && m.tasklets.at(id).state != tasklet_state::done)
-        all_waiting = false;
+      if (!u.parked_at_end.count(id)) {
+        // A waker with no events of its own is alive as far as the trace knows.
+        auto t = m.tasklets.find(id);
+        if (t == m.tasklets.end() || t->second.state != tasklet_state::done) all_waiting = false;
+      }
     if (!u.senders_at_end.empty() && !u.received) {
       ++problems;
       out << "channel " << object_name(object) << " has senders and no receiver: tasklets "

@@ -154,12 +154,17 @@ int cmd_export(const context& c, std::ostream& out, std::ostream& err) {
     const auto& w = m.wakes[s.woken_by_wake];
     ++flow_id;
     std::uint64_t track = w.thread_worker ? w.thread_worker - 1 : thread_track_base + w.thread;
-    sep() << "{\"ph\":\"s\",\"cat\":\"wake\",\"name\":\"wake\",\"id\":" << flow_id
+    // Named by what the woken tasklet waited on: a send -> receive hand-off
+    // shows as "wake: channel receive" (or "channel send" the other way).
+    std::string name = "wake";
+    if (w.park != no_index)
+      name += std::string(": ") + taiga::trace_format::park_reason_name(m.parks[w.park].reason);
+    sep() << "{\"ph\":\"s\",\"cat\":\"wake\",\"name\":\"" << name << "\",\"id\":" << flow_id
           << ",\"pid\":" << pid << ",\"tid\":" << track << ",\"ts\":" << micros(m, w.time)
           << ",\"args\":{\"waker\":" << w.waker << "}}";
-    sep() << "{\"ph\":\"f\",\"bp\":\"e\",\"cat\":\"wake\",\"name\":\"wake\",\"id\":" << flow_id
-          << ",\"pid\":" << pid << ",\"tid\":" << s.worker << ",\"ts\":" << micros(m, s.start)
-          << "}";
+    sep() << "{\"ph\":\"f\",\"bp\":\"e\",\"cat\":\"wake\",\"name\":\"" << name
+          << "\",\"id\":" << flow_id << ",\"pid\":" << pid << ",\"tid\":" << s.worker
+          << ",\"ts\":" << micros(m, s.start) << "}";
   }
   out << "\n]}\n";
   return ok;

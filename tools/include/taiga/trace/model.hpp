@@ -62,6 +62,7 @@ struct wake_record {
   std::uint64_t thread_worker = 0;  // its worker index + 1, 0: not a worker thread
   std::uint8_t how = 0;             // trace_format::wake_how
   std::uint32_t run = no_index;     // the run slice it led to
+  std::uint32_t park = no_index;    // the park it ended; no_index: none seen
 };
 
 struct tasklet_info {
