@@ -31,3 +31,20 @@ foreach(kind demo big)
   run(${PYTHON} ${CHECK} ${WORK}/${kind}.png 86 140 0.2 8)
   message(STATUS "${out}")
 endforeach()
+# Panning cost: the page's "#bench" draws 60 frames while zooming and panning
+# and prints the mean. The level of detail keeps a frame near the canvas's
+# width per row whatever the slice count; 100 ms is far above what it takes
+# (about 5 ms at 2 million slices here) and still fails a draw loop that
+# walks every slice.
+execute_process(COMMAND ${CHROMIUM} --headless --no-sandbox --disable-gpu
+                        --user-data-dir=${WORK}/profile-bench --window-size=1200,700
+                        --dump-dom "file://${WORK}/big.html#bench"
+                RESULT_VARIABLE rc OUTPUT_VARIABLE dom ERROR_VARIABLE err TIMEOUT 120)
+string(REGEX MATCH "frame-ms ([0-9.]+)" found "${dom}")
+if(NOT found)
+  message(FATAL_ERROR "the page's #bench wrote no frame time (rc ${rc}):\n${err}")
+endif()
+message(STATUS "big trace: ${CMAKE_MATCH_1} ms per frame")
+if(CMAKE_MATCH_1 GREATER 100)
+  message(FATAL_ERROR "panning the big trace takes ${CMAKE_MATCH_1} ms per frame")
+endif()

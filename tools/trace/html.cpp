@@ -224,6 +224,18 @@ D.tasklets.slice().sort(function (a, b) { return b[5] - a[5]; }).slice(0, 500).f
 });
 window.addEventListener("resize", resize);
 resize();
+// "#bench": draws 60 frames while zooming in and panning, and writes the mean
+// frame time into the page (the render CTest reads it with --dump-dom).
+if (location.hash === "#bench") {
+  const t0 = performance.now();
+  for (let i = 0; i < 60; i++) {
+    if (i < 30) zoom(0.8, total / 2); else pan((view1 - view0) / 7);
+  }
+  const out = document.createElement("div");
+  out.id = "bench";
+  out.textContent = "frame-ms " + ((performance.now() - t0) / 60).toFixed(3);
+  document.body.appendChild(out);
+}
 </script></body></html>
 )page";
 
