@@ -77,6 +77,7 @@ TEST(trace_cli, unreadable_files_exit_3_with_a_sentence) {
   EXPECT_NE(r.err.find("format version 9 is newer than this reader"), std::string::npos);
   r = run_cli({"summary", d.path("")});
   EXPECT_EQ(r.rc, 3);
+  EXPECT_NE(r.err.find("is a directory, not a trace file"), std::string::npos) << r.err;
 }
 
 TEST(trace_cli, a_truncated_file_is_reported_and_still_summarized) {

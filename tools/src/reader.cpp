@@ -31,6 +31,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -289,6 +290,11 @@ reader::reader(reader&&) noexcept = default;
 reader& reader::operator=(reader&&) noexcept = default;
 
 bool reader::open(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    impl_->fail(stop_reason::bad_file, path + " is a directory, not a trace file");
+    return false;
+  }
   auto f = std::make_unique<std::ifstream>(path, std::ios::binary);
   if (!*f) {
     impl_->fail(stop_reason::bad_file, "cannot open " + path + ": " + std::strerror(errno));
