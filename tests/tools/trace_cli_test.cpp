@@ -38,6 +38,8 @@ std::string one_worker_trace(Fn body) {
   tasklet_script s(w);
   w.thread(1, tf::thread_kind::worker, 0, "worker 0");
   w.thread(2, tf::thread_kind::worker, 1, "worker 1");
+  w.thread(3, tf::thread_kind::pool, 0, "pool 0");
+  w.thread(4, tf::thread_kind::sysmon, 0, "sysmon");
   body(w, s);
   w.end_generation();
   return w.bytes();
@@ -368,6 +370,49 @@ TEST(trace_cli, lint_counts_a_waker_without_events_of_its_own_as_alive) {
   });
   auto r = run_cli({"lint", d.write("t.trace", bytes)});
   EXPECT_EQ(r.rc, 0) << r.out;
+}
+
+TEST(trace_cli, reports_pool_jobs_timers_samples_logs_and_the_runtimes_reports) {
+  scratch_dir d;
+  auto bytes = one_worker_trace([](trace_writer& w, tasklet_script& s) {
+    s.spawn(1, 10, 1, 0, "job.cpp:1", "job");
+    s.run(1, 20, 1, 0);
+    w.event(1, 30, tf::event::log, {1, w.str("db"), w.str("query started")});
+    w.event(1, 40, tf::event::blocking_begin, {1, 7});
+    s.park(1, 41, 1, tf::park_reason::blocking_call, 0, "");
+    w.event(3, 5040, tf::event::blocking_end, {1, 7});
+    w.event(1, 100, tf::event::timer_fire, {1});
+    w.event(1, 110, tf::event::io_wait, {1, 9});
+    w.event(1, 120, tf::event::region_begin, {1, w.str("r")});
+    w.event(1, 130, tf::event::counter, {w.str("conns"), 5});
+    w.event(1, 140, tf::event::counter, {w.str("conns"), 6});
+    w.event(4, 150, tf::event::sample, {12, 3, 0, 4, 2500});
+    w.event(4, 160, tf::event::sample, {10, 1, 1, 9, 500});
+    w.event(4, 170, tf::event::watchdog, {1, 30000000});
+    w.event(4, 180, tf::event::deadlock, {2});
+  });
+  auto path = d.write("t.trace", bytes);
+  auto r = run_cli({"summary", path});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("blocking calls: 1 (5.00 us on the pool), timers fired: 1, I/O waits: 1, "
+                       "regions: 1, log lines: 1"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("watchdog reports: 1, deadlock reports: 1"), std::string::npos);
+  EXPECT_NE(r.out.find("samples: 2, at most 12 live and 3 ready tasklets"), std::string::npos);
+  EXPECT_NE(r.out.find("counter conns = 6 (last value)"), std::string::npos);
+  EXPECT_NE(r.out.find("os delay  max queue"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("2.50 us          4"), std::string::npos) << r.out;
+  r = run_cli({"tasklet", path, "1"});
+  EXPECT_NE(r.out.find("log [db] query started"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("watchdog: running for 30.00 ms"), std::string::npos) << r.out;
+  r = run_cli({"lint", path});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.out.find("watchdog: tasklet 1 (job) had run 30.00 ms without a park"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("deadlock: the runtime reported 2 tasklets that can never wake"),
+            std::string::npos);
 }
 
 TEST(trace_cli, chrome_export_is_json_with_slices_flows_and_tracks) {

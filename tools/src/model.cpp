@@ -117,6 +117,7 @@ struct model_builder::state {
   std::uint64_t order = 0;
   std::uint64_t previous_number = 0;
   bool any = false;
+  std::map<std::pair<std::uint64_t, std::uint64_t>, std::uint64_t> jobs;  // (tid, job) -> begin
 
   worker_info& worker(std::uint64_t w) {
     auto& wi = m.workers[w];
@@ -268,6 +269,47 @@ void model_builder::state::add(const generation& g) {
       case kind::dropped:
         dropped_events += e.arg(0);
         break;
+      case kind::timer_fire:
+        ++m.other.timer_fires;
+        break;
+      case kind::io_wait:
+        ++m.other.io_waits;
+        break;
+      case kind::blocking_begin:  // tid, job
+        jobs[{e.arg(0), e.arg(1)}] = e.time;
+        break;
+      case kind::blocking_end:
+        if (auto j = jobs.find({e.arg(0), e.arg(1)}); j != jobs.end()) {
+          ++m.other.blocking_jobs;
+          m.other.blocking_time += e.time > j->second ? e.time - j->second : 0;
+          jobs.erase(j);
+        }
+        break;
+      case kind::region_begin:
+        ++m.other.regions;
+        break;
+      case kind::watchdog:  // tid, run time so far
+        m.watchdogs.push_back({e.time, e.arg(0), e.arg(1), 0, 0});
+        break;
+      case kind::deadlock:  // tasklets in the report
+        m.deadlocks.push_back({e.time, 0, e.arg(0), 0, 0});
+        break;
+      case kind::log:  // tid, category, message
+        m.logs.push_back({e.time, e.arg(0), 0, static_cast<std::uint32_t>(str(e.arg(1))),
+                          static_cast<std::uint32_t>(str(e.arg(2)))});
+        break;
+      case kind::counter:  // name, value
+        m.other.counters[static_cast<std::uint32_t>(str(e.arg(0)))] = e.arg(1);
+        break;
+      case kind::sample: {  // live, ready, worker, queue length, os run delay
+        ++m.other.samples;
+        m.other.max_live = std::max(m.other.max_live, e.arg(0));
+        m.other.max_ready = std::max(m.other.max_ready, e.arg(1));
+        auto& wi = worker(e.arg(2));
+        wi.max_queue = std::max(wi.max_queue, e.arg(3));
+        wi.os_delay += e.arg(4);
+        break;
+      }
       default:
         break;
     }

@@ -75,6 +75,19 @@ int cmd_lint(const context& c, std::ostream& out, std::ostream& err) {
     }
   }
 
+  // The runtime's own reports: a watchdog saw a tasklet run too long, the
+  // deadlock detector found tasklets that can never wake.
+  for (const auto& w : m.watchdogs) {
+    ++problems;
+    out << "watchdog: tasklet " << w.tasklet << " (" << m.tasklet_label(w.tasklet) << ") had run "
+        << duration(w.value) << " without a park at " << offset(m, w.time) << " s\n";
+  }
+  for (const auto& d : m.deadlocks) {
+    ++problems;
+    out << "deadlock: the runtime reported " << d.value << " tasklets that can never wake at "
+        << offset(m, d.time) << " s\n";
+  }
+
   // Yield storms: `storm` yields within 10 ms, a busy-wait through the scheduler.
   constexpr std::uint64_t window = 10'000'000;
   for (const auto& [id, t] : m.tasklets) {

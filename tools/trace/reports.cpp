@@ -93,13 +93,18 @@ void write_summary(const context& c, std::ostream& out) {
   out << "\nsteals: " << m.steals << " (" << m.stolen << " tasklets moved)\n";
 
   out << "\nworkers:\n";
-  table w({"worker", "busy", "", "spin", "idle", "other", "runs", "steals"},
-          {false, true, true, true, true, true, true, true});
+  const bool sampled = m.other.samples != 0;
+  std::vector<std::string> head = {"worker", "busy", "", "spin", "idle", "other", "runs", "steals"};
+  if (sampled) head.insert(head.end(), {"os delay", "max queue"});
+  table w(head, std::vector<bool>(head.size(), true));
   for (const auto& [i, wi] : m.workers) {
     std::uint64_t known = wi.busy + wi.spin + wi.idle;
-    w.add({count(i), duration(wi.busy), percent(wi.busy, span), duration(wi.spin),
-           duration(wi.idle), duration(span > known ? span - known : 0), count(wi.slices),
-           count(wi.steals)});
+    std::vector<std::string> row = {
+        count(i),          duration(wi.busy), percent(wi.busy, span),
+        duration(wi.spin), duration(wi.idle), duration(span > known ? span - known : 0),
+        count(wi.slices),  count(wi.steals)};
+    if (sampled) row.insert(row.end(), {duration(wi.os_delay), count(wi.max_queue)});
+    w.add(row);
   }
   if (w.size())
     w.print(out);
@@ -165,6 +170,18 @@ void write_summary(const context& c, std::ostream& out) {
     out << "  p50 " << duration(percentile(sorted, 50)) << ", p99 "
         << duration(percentile(sorted, 99)) << ", max " << duration(sorted.back()) << "\n";
   }
+  const auto& o = m.other;
+  out << "\nother events:\n";
+  out << "  blocking calls: " << o.blocking_jobs << " (" << duration(o.blocking_time)
+      << " on the pool), timers fired: " << o.timer_fires << ", I/O waits: " << o.io_waits
+      << ", regions: " << o.regions << ", log lines: " << m.logs.size() << "\n";
+  out << "  watchdog reports: " << m.watchdogs.size()
+      << ", deadlock reports: " << m.deadlocks.size() << "\n";
+  if (sampled)
+    out << "  samples: " << o.samples << ", at most " << o.max_live << " live and " << o.max_ready
+        << " ready tasklets\n";
+  for (const auto& [name, value] : o.counters)
+    out << "  counter " << or_dash(m.str(name)) << " = " << value << " (last value)\n";
   out << "\ndropped events: " << m.dropped << "\n";
 }
 
@@ -261,6 +278,13 @@ int cmd_tasklet(const context& c, std::ostream& out, std::ostream& err) {
   for (auto p : t.park_list) items.push_back({m.parks[p].start, false, p});
   std::stable_sort(items.begin(), items.end(),
                    [](const item& a, const item& b) { return a.time < b.time; });
+  for (const auto& w : m.watchdogs)
+    if (w.tasklet == id)
+      out << "  " << offset(m, w.time) << "  watchdog: running for " << duration(w.value) << "\n";
+  for (const auto& l : m.logs)
+    if (l.tasklet == id)
+      out << "  " << offset(m, l.time) << "  log [" << or_dash(m.str(l.category)) << "] "
+          << m.str(l.message) << "\n";
   for (const auto& i : items) {
     if (i.slice) {
       const auto& s = m.slices[i.index];

@@ -93,8 +93,32 @@ struct worker_info {
   std::uint64_t spin = 0;  // spinning for work
   std::uint64_t idle = 0;  // asleep
   std::uint64_t slices = 0;
-  std::uint64_t steals = 0;  // steal events by this worker
-  std::uint64_t stolen = 0;  // tasklets it took
+  std::uint64_t steals = 0;     // steal events by this worker
+  std::uint64_t stolen = 0;     // tasklets it took
+  std::uint64_t os_delay = 0;   // sampled OS run delay: time the host did not run it
+  std::uint64_t max_queue = 0;  // longest sampled queue
+};
+
+/// A watchdog or deadlock report, or a user's log line.
+struct report_record {
+  std::uint64_t time = 0;
+  std::uint64_t tasklet = 0;   // watchdog, log: the tasklet; deadlock: 0
+  std::uint64_t value = 0;     // watchdog: run time so far; deadlock: tasklets in the report
+  std::uint32_t category = 0;  // log: index in model::strings
+  std::uint32_t message = 0;   // log: index in model::strings
+};
+
+/// Events that are not tasklet transitions, counted.
+struct other_events {
+  std::uint64_t timer_fires = 0;
+  std::uint64_t io_waits = 0;
+  std::uint64_t blocking_jobs = 0;  // begin/end pairs seen
+  std::uint64_t blocking_time = 0;  // their total length
+  std::uint64_t regions = 0;
+  std::uint64_t samples = 0;
+  std::uint64_t max_live = 0;                       // sampled live tasklets
+  std::uint64_t max_ready = 0;                      // sampled ready tasklets
+  std::map<std::uint32_t, std::uint64_t> counters;  // name -> last value
 };
 
 struct violation {
@@ -121,8 +145,12 @@ struct model {
   std::vector<wake_record> wakes;
   std::map<std::uint64_t, worker_info> workers;
   std::vector<std::uint64_t> ready_latency;  // ready -> running, ns, one per run
-  std::vector<violation> violations;         // state machine breaks (check)
-  std::vector<std::string> notes;            // e.g. truncation, drops
+  std::vector<report_record> watchdogs;
+  std::vector<report_record> deadlocks;
+  std::vector<report_record> logs;
+  other_events other;
+  std::vector<violation> violations;  // state machine breaks (check)
+  std::vector<std::string> notes;     // e.g. truncation, drops
 
   const std::string& str(std::uint32_t i) const { return strings[i < strings.size() ? i : 0]; }
   /// "name" or "tasklet N".
