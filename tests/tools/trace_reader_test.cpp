@@ -252,6 +252,7 @@ TEST(trace_model, orders_a_tasklets_events_by_seq_not_by_clock) {
   EXPECT_TRUE(m.violations.empty()) << m.violations[0].message;
   EXPECT_EQ(m.tasklets.at(5).state, tt::tasklet_state::done);
   EXPECT_EQ(m.tasklets.at(5).wait_time, 0u);  // clamped, never negative
+  EXPECT_EQ(m.migrations, 1u);                // ran on worker 0, then 1
 }
 
 TEST(trace_model, a_tasklet_first_seen_mid_trace_is_not_a_violation) {

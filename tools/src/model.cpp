@@ -405,6 +405,7 @@ model model_builder::state::finish(stop_reason stopped, const std::string& error
           if (ready_known && st == tasklet_state::ready)
             m.ready_latency.push_back(e.time > ready_since ? e.time - ready_since : 0);
           ready_known = false;
+          if (e.a[1] != 0 && e.a[1] - 1 != e.a[0]) ++m.migrations;  // previous worker + 1
           run_slice s;
           s.tasklet = id;
           s.start = e.time;

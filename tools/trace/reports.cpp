@@ -90,7 +90,9 @@ void write_summary(const context& c, std::ostream& out) {
       << m.tasklets.size() << " seen";
   for (auto [s, n] : by_state)
     if (s != tasklet_state::done) out << ", " << n << " " << state_name(s) << " at the end";
-  out << "\nsteals: " << m.steals << " (" << m.stolen << " tasklets moved)\n";
+  out << "\nsteals: " << m.steals << " (" << m.stolen
+      << " tasklets moved), migrations: " << m.migrations
+      << " (runs on another worker than the last)\n";
 
   out << "\nworkers:\n";
   const bool sampled = m.other.samples != 0;

@@ -138,6 +138,7 @@ struct model {
   std::uint64_t finished = 0;  // exit events
   std::uint64_t steals = 0;
   std::uint64_t stolen = 0;
+  std::uint64_t migrations = 0;      // runs on another worker than the tasklet's last run
   std::vector<std::string> strings;  // interned; 0 is ""
   std::map<std::uint64_t, tasklet_info> tasklets;
   std::vector<run_slice> slices;  // in the order tasklets' runs were replayed
