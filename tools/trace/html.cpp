@@ -7,7 +7,7 @@
 // start, with a running maximum of their ends, so the slices in view are a
 // binary search away. When more slices are in view than pixels can show,
 // the page draws a level of detail instead: per worker, busy time summed
-// into buckets (2^18 across the trace, then halved level by level), and each
+// into buckets (2^17 across the trace, then halved level by level), and each
 // frame reads the level whose bucket is about one pixel wide, so a frame
 // costs about the canvas's width per row whatever the zoom.
 //
@@ -68,7 +68,7 @@ function colour(id) {
   return "hsl(" + h + ",65%,55%)";
 }
 // Per worker: starts, ends, tasklet ids, a running max of ends, and levels.
-const BUCKETS = 1 << 18;
+const BUCKETS = 1 << 17;  // Float32: 1 MiB per worker for all levels
 const tracks = D.tracks.map(function (tr) {
   const n = tr.d.length;
   const s = new Float64Array(n), e = new Float64Array(n), emax = new Float64Array(n);
@@ -78,7 +78,7 @@ const tracks = D.tracks.map(function (tr) {
     m = Math.max(m, e[i]); emax[i] = m;
   }
   const width = total / BUCKETS;
-  const levels = [new Float64Array(BUCKETS)];
+  const levels = [new Float32Array(BUCKETS)];
   const l0 = levels[0];
   for (let i = 0; i < n; i++) {
     let a = s[i], b = e[i];
@@ -89,7 +89,7 @@ const tracks = D.tracks.map(function (tr) {
     }
   }
   while (levels[levels.length - 1].length > 1) {
-    const p = levels[levels.length - 1], q = new Float64Array(Math.ceil(p.length / 2));
+    const p = levels[levels.length - 1], q = new Float32Array(Math.ceil(p.length / 2));
     for (let i = 0; i < p.length; i++) q[i >> 1] += p[i];
     levels.push(q);
   }

@@ -18,7 +18,8 @@ namespace taiga::trace {
 
 enum class tasklet_state : std::uint8_t {
   unknown,  // first seen after its spawn (the trace started later)
-  created,
+  created,  // spawned, not yet ready; format version 1's spawn event makes a
+            // tasklet ready at once, so its traces never leave one here
   ready,
   running,
   parked,
