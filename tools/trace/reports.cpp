@@ -383,11 +383,12 @@ int cmd_blocking(const context& c, std::ostream& out, std::ostream&) {
   for (const auto& p : m.parks) reasons[p.reason].add(p.end - p.start);
   std::vector<std::pair<std::uint64_t, std::vector<std::string>>> rows;
   for (auto& [r, st] : reasons) rows.push_back({st.total, st.row(reason_name(r))});
-  auto print_sorted = [&](std::vector<std::string> head, std::size_t limit) {
+  // The first `text` columns are names, left-aligned; the rest are numbers.
+  auto print_sorted = [&](std::vector<std::string> head, std::size_t text, std::size_t limit) {
     std::sort(rows.begin(), rows.end(),
               [](const auto& a, const auto& b) { return a.first > b.first; });
     std::vector<bool> right(head.size(), true);
-    right[0] = false;
+    for (std::size_t i = 0; i < text && i < right.size(); ++i) right[i] = false;
     table t(std::move(head), right);
     for (std::size_t i = 0; i < rows.size() && i < limit; ++i) t.add(rows[i].second);
     if (t.size())
@@ -397,7 +398,7 @@ int cmd_blocking(const context& c, std::ostream& out, std::ostream&) {
     if (rows.size() > limit) out << "  ... " << rows.size() - limit << " more\n";
     rows.clear();
   };
-  print_sorted({"reason", "parks", "total", "p50", "p99", "max"}, SIZE_MAX);
+  print_sorted({"reason", "parks", "total", "p50", "p99", "max"}, 1, SIZE_MAX);
 
   out << "\nby park site:\n";
   std::map<std::pair<std::uint32_t, std::uint8_t>, wait_stats> sites;
@@ -407,7 +408,7 @@ int cmd_blocking(const context& c, std::ostream& out, std::ostream&) {
     row.insert(row.begin() + 1, reason_name(k.second));
     rows.push_back({st.total, std::move(row)});
   }
-  print_sorted({"park site", "reason", "parks", "total", "p50", "p99", "max"}, 30);
+  print_sorted({"park site", "reason", "parks", "total", "p50", "p99", "max"}, 2, 30);
 
   out << "\nby object (channel, lock, fd...):\n";
   std::map<std::pair<std::uint64_t, std::uint8_t>, wait_stats> objects;
@@ -423,7 +424,7 @@ int cmd_blocking(const context& c, std::ostream& out, std::ostream&) {
     row.insert(row.begin() + 2, count(waiters[k].size()));
     rows.push_back({st.total, std::move(row)});
   }
-  print_sorted({"object", "reason", "tasklets", "parks", "total", "p50", "p99", "max"}, 30);
+  print_sorted({"object", "reason", "tasklets", "parks", "total", "p50", "p99", "max"}, 2, 30);
   return ok;
 }
 
