@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <random>
+#include <thread>
 
 #include "trace_test_support.hpp"
 
@@ -57,6 +58,28 @@ TEST(trace_reader, streams_generation_by_generation) {
   EXPECT_EQ(r.stopped(), tt::stop_reason::none);
   EXPECT_TRUE(r.error().empty());
   EXPECT_FALSE(r.next(g));
+}
+
+TEST(trace_reader, reads_a_pipe) {
+  // /dev/stdin and process substitutions cannot seek: the reader reads them whole.
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const std::string bytes = demo_trace().bytes();
+  std::thread writer([&] {
+    std::size_t at = 0;
+    while (at < bytes.size()) {
+      auto n = write(fds[1], bytes.data() + at, bytes.size() - at);
+      if (n <= 0) break;
+      at += static_cast<std::size_t>(n);
+    }
+    close(fds[1]);
+  });
+  auto f = tt::read_file("/proc/self/fd/" + std::to_string(fds[0]));
+  writer.join();
+  close(fds[0]);
+  EXPECT_TRUE(f.opened) << f.error;
+  EXPECT_EQ(f.stopped, tt::stop_reason::none) << f.error;
+  EXPECT_EQ(f.generations.size(), 2u);
 }
 
 TEST(trace_reader, a_file_cut_at_every_offset_keeps_its_complete_generations) {

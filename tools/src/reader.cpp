@@ -300,14 +300,24 @@ bool reader::open(const std::string& path) {
     impl_->fail(stop_reason::bad_file, "cannot open " + path + ": " + std::strerror(errno));
     return false;
   }
-  f->seekg(0, std::ios::end);
-  auto n = f->tellg();
-  f->seekg(0);
-  if (n < 0 || !*f) {
-    impl_->fail(stop_reason::bad_file, "cannot read " + path + " (not a regular file?)");
+  // A regular file is read frame by frame. A pipe (/dev/stdin, a process
+  // substitution) cannot tell its size, which the frame checks need, so it
+  // is read whole first.
+  if (std::filesystem::is_regular_file(path, ec)) {
+    f->seekg(0, std::ios::end);
+    auto n = f->tellg();
+    f->seekg(0);
+    if (n >= 0 && *f) return impl_->start(std::move(f), static_cast<std::uint64_t>(n));
+    f->clear();
+    f->seekg(0);
+  }
+  std::ostringstream all;
+  all << f->rdbuf();
+  if (f->bad()) {
+    impl_->fail(stop_reason::bad_file, "cannot read " + path);
     return false;
   }
-  return impl_->start(std::move(f), static_cast<std::uint64_t>(n));
+  return open_bytes(std::move(all).str());
 }
 
 bool reader::open_bytes(std::string bytes) {

@@ -38,7 +38,7 @@ commands:
   html FILE [-o OUT.html]      one self-contained page: timeline and tables
   help                         this text
 
-Times (--from, --to) are offsets from the trace's start: 1.5ms, 200us, 2s,
+FILE may be - (standard input) or a pipe. Times (--from, --to) are offsets from the trace's start: 1.5ms, 200us, 2s,
 or a plain number of milliseconds. --no-symbolize keeps park sites as
 addresses. Exit status: 0 ok, 1 findings (check, lint), 2 usage, 3 not a
 readable trace, 4 truncated or damaged (the output covers what was complete).
@@ -154,6 +154,7 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
     }
 
   c.path = c.opts.positional[0];
+  if (c.path == "-") c.path = "/dev/stdin";
   // One generation in memory at a time: the model keeps only its records.
   reader r;
   if (!r.open(c.path)) {
