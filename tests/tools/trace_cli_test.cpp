@@ -406,7 +406,12 @@ TEST(trace_cli, reports_pool_jobs_timers_samples_logs_and_the_runtimes_reports) 
   EXPECT_NE(r.out.find("os delay  max queue"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("2.50 us          4"), std::string::npos) << r.out;
   r = run_cli({"tasklet", path, "1"});
-  EXPECT_NE(r.out.find("log [db] query started"), std::string::npos) << r.out;
+  // In time order: the run (20), the log line (30), the park (41).
+  auto run_at = r.out.find("run on worker 0"), log_at = r.out.find("log [db] query started"),
+       park_at = r.out.find("park: blocking call");
+  ASSERT_NE(log_at, std::string::npos) << r.out;
+  EXPECT_LT(run_at, log_at);
+  EXPECT_LT(log_at, park_at) << r.out;
   EXPECT_NE(r.out.find("watchdog: running for 30.00 ms"), std::string::npos) << r.out;
   r = run_cli({"lint", path});
   EXPECT_EQ(r.rc, 1);

@@ -270,47 +270,58 @@ int cmd_tasklet(const context& c, std::ostream& out, std::ostream& err) {
 
   // The life, in order: runs and parks interleave by start time.
   out << "\n";
+  enum class what { slice, park, watchdog, log };
   struct item {
     std::uint64_t time;
-    bool slice;
+    what kind;
     std::uint32_t index;
   };
   std::vector<item> items;
-  for (auto s : t.slices) items.push_back({m.slices[s].start, true, s});
-  for (auto p : t.park_list) items.push_back({m.parks[p].start, false, p});
+  for (auto s : t.slices) items.push_back({m.slices[s].start, what::slice, s});
+  for (auto p : t.park_list) items.push_back({m.parks[p].start, what::park, p});
+  for (std::uint32_t i = 0; i < m.watchdogs.size(); ++i)
+    if (m.watchdogs[i].tasklet == id) items.push_back({m.watchdogs[i].time, what::watchdog, i});
+  for (std::uint32_t i = 0; i < m.logs.size(); ++i)
+    if (m.logs[i].tasklet == id) items.push_back({m.logs[i].time, what::log, i});
   std::stable_sort(items.begin(), items.end(),
                    [](const item& a, const item& b) { return a.time < b.time; });
-  for (const auto& w : m.watchdogs)
-    if (w.tasklet == id)
-      out << "  " << offset(m, w.time) << "  watchdog: running for " << duration(w.value) << "\n";
-  for (const auto& l : m.logs)
-    if (l.tasklet == id)
-      out << "  " << offset(m, l.time) << "  log [" << or_dash(m.str(l.category)) << "] "
-          << m.str(l.message) << "\n";
   for (const auto& i : items) {
-    if (i.slice) {
-      const auto& s = m.slices[i.index];
-      out << "  " << offset(m, s.start) << "  run on worker " << s.worker << " for "
-          << duration(s.end - s.start);
-      if (s.open)
-        out << " (still running at the end)";
-      else
-        out << ", then " << fmt::event_name(s.ended_by);
-      out << "\n";
-    } else {
-      const auto& p = m.parks[i.index];
-      out << "  " << offset(m, p.start) << "  park: " << reason_name(p.reason);
-      if (p.object) out << " on " << object_name(p.object);
-      if (p.site) out << " at " << m.str(p.site);
-      if (p.wake == no_index) {
-        out << ", still parked at the end (" << duration(p.end - p.start) << ")\n";
-      } else {
-        const auto& w = m.wakes[p.wake];
-        out << ", " << wake_how_name(w.how) << " after " << duration(p.end - p.start) << " by "
-            << (w.waker ? "tasklet " + count(w.waker) + " (" + m.tasklet_label(w.waker) + ")"
-                        : std::string(w.thread_worker ? "worker " + count(w.thread_worker - 1)
-                                                      : "thread " + count(w.thread)))
-            << "\n";
+    out << "  " << offset(m, i.time) << "  ";
+    switch (i.kind) {
+      case what::slice: {
+        const auto& s = m.slices[i.index];
+        out << "run on worker " << s.worker << " for " << duration(s.end - s.start);
+        if (s.open)
+          out << " (still running at the end)";
+        else
+          out << ", then " << fmt::event_name(s.ended_by);
+        out << "\n";
+        break;
+      }
+      case what::park: {
+        const auto& p = m.parks[i.index];
+        out << "park: " << reason_name(p.reason);
+        if (p.object) out << " on " << object_name(p.object);
+        if (p.site) out << " at " << m.str(p.site);
+        if (p.wake == no_index) {
+          out << ", still parked at the end (" << duration(p.end - p.start) << ")\n";
+        } else {
+          const auto& w = m.wakes[p.wake];
+          out << ", " << wake_how_name(w.how) << " after " << duration(p.end - p.start) << " by "
+              << (w.waker ? "tasklet " + count(w.waker) + " (" + m.tasklet_label(w.waker) + ")"
+                          : std::string(w.thread_worker ? "worker " + count(w.thread_worker - 1)
+                                                        : "thread " + count(w.thread)))
+              << "\n";
+        }
+        break;
+      }
+      case what::watchdog:
+        out << "watchdog: running for " << duration(m.watchdogs[i.index].value) << "\n";
+        break;
+      case what::log: {
+        const auto& l = m.logs[i.index];
+        out << "log [" << or_dash(m.str(l.category)) << "] " << m.str(l.message) << "\n";
+        break;
       }
     }
   }
