@@ -81,6 +81,10 @@ std::string generation::string(std::uint64_t id) const {
   return it->second;
 }
 
+namespace {
+
+// Decodes the events of one 'B' frame payload after its generation number;
+// returns an error message or "".
 std::string decode_batch(const std::uint8_t* p, const std::uint8_t* end, std::uint64_t version,
                          std::vector<event>& out, std::uint64_t& thread) {
   cursor c{p, end};
@@ -116,6 +120,8 @@ std::string decode_batch(const std::uint8_t* p, const std::uint8_t* end, std::ui
   if (!c.done()) return "batch has bytes after its last event";
   return {};
 }
+
+}  // namespace
 
 struct reader::impl {
   std::unique_ptr<std::istream> in;

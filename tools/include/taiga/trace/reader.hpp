@@ -112,12 +112,6 @@ class reader {
   std::unique_ptr<impl> impl_;
 };
 
-/// Decodes the events of one 'B' frame payload after its generation number
-/// has been read. Exposed for tests and fuzzers; returns an error message or
-/// "".
-std::string decode_batch(const std::uint8_t* p, const std::uint8_t* end, std::uint64_t version,
-                         std::vector<event>& out, std::uint64_t& thread);
-
 /// The whole file at once: header, complete generations, and the reader's
 /// stop reason. Convenience for scripts and small traces.
 struct trace_file {
