@@ -62,7 +62,8 @@ tcp_stream connect(const tcp::endpoint& ep, const connect_options& o, error_code
   // A kill raises out of await_op after the connect was cancelled: `sock`
   // dies with this frame and closes its fd.
   detail::await_op(
-      d, p, "net connect", taiga::fd_object(sock.native_handle()), dl ? &*dl : nullptr, ec,
+      d, p, park_cause(park_reason::io_connect, "net connect"),
+      taiga::fd_object(sock.native_handle()), dl ? &*dl : nullptr, ec,
       [&](auto&& h) { sock.async_connect(ep, std::move(h)); }, site);
   if (ec) return {};
   if (o.no_delay) sock.set_option(tcp::no_delay(true), ec);
@@ -189,7 +190,8 @@ tcp_stream tcp_listener::accept(tcp::endpoint& peer, error_code& ec,
     if (ec != asio::error::would_block && ec != asio::error::try_again) return {};
     // Drained: park until the listener is readable again.
     detail::await_op(
-        s.rd, *s.home, "net accept", taiga::fd_object(s.acc.native_handle()), nullptr, ec,
+        s.rd, *s.home, park_cause(park_reason::io_accept, "net accept"),
+        taiga::fd_object(s.acc.native_handle()), nullptr, ec,
         [&](auto&& h) {
           s.acc.async_wait(asio::socket_base::wait_read, std::move(h));
           // close() from another tasklet stores `closing`, then cancels

@@ -419,6 +419,8 @@ tasklet_core* worker::steal_from_others() {
       if (tasklet_core* t = v->next_slot.exchange(nullptr, std::memory_order_acq_rel)) {
         bump(stats.steals);
         v->stats.stolen.fetch_add(1, std::memory_order_relaxed);
+        if (detail::trace_on()) [[unlikely]]
+          trace::steal(this, v->index, 1);
         return t;
       }
       continue;
@@ -426,6 +428,8 @@ tasklet_core* worker::steal_from_others() {
     for (std::uint32_t i = 1; i < got; ++i) push_local(batch[i], false);
     bump(stats.steals, got);
     v->stats.stolen.fetch_add(got, std::memory_order_relaxed);
+    if (detail::trace_on()) [[unlikely]]
+      trace::steal(this, v->index, got);
     return batch[0];
   }
   return nullptr;
@@ -497,6 +501,8 @@ tasklet_core* worker::find_work() {
       if (2 * rt->nspinning.load(std::memory_order_relaxed) < busy) {
         spinning = true;
         rt->nspinning.fetch_add(1, std::memory_order_seq_cst);
+        if (detail::trace_on()) [[unlikely]]
+          trace::worker_spin(this);
       }
     }
     if (spinning) {
@@ -542,6 +548,8 @@ tasklet_core* worker::find_work() {
       if (wake_spinning.exchange(false, std::memory_order_acq_rel)) spinning = true;
       continue;
     }
+    if (detail::trace_on()) [[unlikely]]
+      trace::worker_sleep(this, timers.next_deadline());
     sleep(timers.next_deadline());
     rt->idle_leave(this);
     if (wake_spinning.exchange(false, std::memory_order_acq_rel)) {
@@ -589,6 +597,8 @@ void worker::sleep(std::int64_t deadline_ns) {
 
 void worker::unpark() noexcept {
   std::uint32_t old = park_word.exchange(park_notified, std::memory_order_acq_rel);
+  if ((old == park_sleeping || old == park_polling) && detail::trace_on()) [[unlikely]]
+    trace::worker_wake(this);
   if (old == park_sleeping) {
     futex(&park_word, FUTEX_WAKE, 1);
   } else if (old == park_polling) {
@@ -653,6 +663,10 @@ tasklet_core* worker::exit_current(tasklet_core* cur) {
     f->park_what.store(nullptr, std::memory_order_relaxed);
     f->park_object.store(nullptr, std::memory_order_relaxed);
     f->scope_expired = false;
+    // A fresh tasklet's: no previous worker, no events yet (its first run
+    // is seq 1 with no migration, as on a stack of its own).
+    f->last_worker.store(-1, std::memory_order_relaxed);
+    f->trace_seq = 0;
     reuse_below(f->ctx, __builtin_frame_address(0));
     nxt->frame.store(f, std::memory_order_release);  // info_of reads it (tasklet_core::frame)
     prepare(nxt);
@@ -684,7 +698,6 @@ void worker::after_switch_slow(switch_payload* p) {
     case after::none:
       break;
     case after::requeue:  // pinned (the common case is inline, in scheduler.hpp)
-      prev->state.store(tasklet_state::ready, std::memory_order_relaxed);
       make_ready(prev, false);
       break;
     case after::park:  // inline, in scheduler.hpp
@@ -713,33 +726,27 @@ void worker::after_switch_slow(switch_payload* p) {
 
 // ---- making tasklets ready ---------------------------------------------
 
-void make_ready(tasklet_core* t, bool next) noexcept {
+void place_at(tasklet_core* t, unsigned target) noexcept {
   runtime_impl* rt = t->rt;
-  if (t->state.load(std::memory_order_relaxed) != tasklet_state::created)
-    t->state.store(tasklet_state::ready, std::memory_order_relaxed);
   worker* w = this_worker();
-  bool pinned = (t->flags.load(std::memory_order_relaxed) & tasklet_core::flag_pinned) != 0;
-  if (w != nullptr && w->rt == rt) {
-    if (pinned && t->home >= 0) {
-      if (static_cast<unsigned>(t->home) == w->index) {
-        w->push_private(t);
-        return;
-      }
-      worker* h = rt->workers[static_cast<unsigned>(t->home)].get();
-      queued(h->remote.enqueue(t));
-      rt->unpark_worker(h);
-      return;
-    }
-    // N3: a tasklet that took a free next slot wakes no one; one that
-    // entered the ring (or pushed an older one into it) does, unless an I/O
-    // poll is making a batch ready (I6: one wake-up after it).
-    if (w->push_local(t, next) && !w->solo && !w->in_io_completions) rt->notify_work();
+  if (w != nullptr && w->rt == rt && w->index == target) {
+    w->push_private(t);
     return;
   }
-  if (pinned && t->home >= 0) {
-    worker* h = rt->workers[static_cast<unsigned>(t->home)].get();
-    queued(h->remote.enqueue(t));
-    rt->unpark_worker(h);
+  worker* h = rt->workers[target].get();
+  queued(h->remote.enqueue(t));
+  rt->unpark_worker(h);  // embedded: no idle list, so this is h->unpark()
+}
+
+void place_ready(tasklet_core* t, placement how) noexcept {
+  runtime_impl* rt = t->rt;
+  if ((t->flags.load(std::memory_order_relaxed) & tasklet_core::flag_pinned) && t->home >= 0) {
+    place_at(t, static_cast<unsigned>(t->home));
+    return;
+  }
+  worker* w = this_worker();
+  if (w != nullptr && w->rt == rt) {
+    place_local(w, t, how);
     return;
   }
   queued(rt->inject.enqueue(t));
@@ -758,6 +765,11 @@ bool interrupt_park(tasklet_core* t, wake_status reason) noexcept {
     std::uint32_t nv =
         v | ww_claimed | ww_released | (static_cast<std::uint32_t>(reason) << ww_reason_shift);
     if (t->wait_word.compare_exchange_weak(v, nv, std::memory_order_acq_rel)) {
+      // `t` is alive here: every caller holds a reference to it (kill,
+      // throw_into, the deadlock handler) or its timer node, which the
+      // tasklet cancels under the heap's lock that the firing holds.
+      if (detail::trace_on()) [[unlikely]]
+        detail::trace_unblock(t->id, t->rt, v, static_cast<std::uint8_t>(reason));
       if (v & ww_switched) make_ready(t, false);
       return true;
     }
@@ -793,7 +805,14 @@ bool runtime_impl::exists_locked(const runtime_impl* r) noexcept {
   return std::find(v.begin(), v.end(), r) != v.end();
 }
 
-runtime_impl::runtime_impl(runtime* o, runtime_config c) : owner(o), cfg(std::move(c)) {
+namespace {
+std::atomic<std::uint64_t> next_runtime_id{1};
+}
+
+runtime_impl::runtime_impl(runtime* o, runtime_config c)
+    : owner(o),
+      cfg(std::move(c)),
+      trace_id(next_runtime_id.fetch_add(1, std::memory_order_relaxed)) {
   if (cfg.workers == all_cores) {
     unsigned hc = std::thread::hardware_concurrency();
     cfg.workers = hc == 0 ? 1 : hc;
@@ -818,6 +837,7 @@ runtime_impl::~runtime_impl() {
 
 void runtime_impl::start() {
   internal::stack_pool::prepare_thread();
+  internal::trace::on_runtime_start(this);  // TAIGA_TRACE
   if (embedded) return;
   // A runtime with threads of its own: the slab may start its filler thread
   // (slab.cpp, "Populating ahead"). An embedded-only process starts none.
@@ -831,6 +851,7 @@ void runtime_impl::start() {
       ::prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
       internal::init_thread_context(w->main_ctx);
       internal::tls_worker = w;
+      w->os_tid.store(static_cast<int>(::gettid()), std::memory_order_relaxed);
       while (internal::tasklet_core* t = w->find_work()) w->run_in_main(t);
       internal::tls_worker = nullptr;
     });
@@ -1070,6 +1091,9 @@ void runtime_impl::shutdown(shutdown_mode mode) {
   // stopped runtime kept alive holds no stacks.
   for (auto& w : workers) w->release_spare();
   internal::stack_pool::instance().trim_idle();  // what this runtime no longer needs
+  // Every thread of the runtime is joined: the trace's last generation
+  // holds everything they emitted.
+  internal::trace::on_runtime_shutdown(this);
   stopped.store(true);
 }
 

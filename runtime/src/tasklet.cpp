@@ -293,10 +293,11 @@ void submit(tasklet_core* t, runtime* rt, const spawn_options* o) {
       admit(t, r);
       r->register_tasklet(t, w->index + 1);
       internal::bump(w->stats.spawns);
+      if (trace_on()) [[unlikely]]
+        internal::trace::spawn(t);
       // Run next (LIFO): spawn trees grow depth first (machine.md: keeps far
       // fewer stacks alive than breadth first).
-      w->push_local(t, true);
-      r->notify_work();
+      internal::place_local(w, t, internal::placement::spawn);
       return;
     }
   }
@@ -310,7 +311,7 @@ void submit(tasklet_core* t, runtime* rt, const spawn_options* o) {
     // Never started: destroy the callable and leave a killed, finished tasklet
     // so the caller's handle is well-formed; then report the misuse.
     t->vt->run(t, true);
-    t->state.store(tasklet_state::done, std::memory_order_release);
+    internal::transition_to_done(t);
     t->flags.fetch_or(tasklet_core::flag_killed, std::memory_order_relaxed);
     t->refs.fetch_sub(1, std::memory_order_relaxed);
     release(t);
@@ -335,31 +336,17 @@ void submit(tasklet_core* t, runtime* rt, const spawn_options* o) {
     place = local ? static_cast<int>(w->index) : 0;
   r->register_tasklet(t, local ? w->index + 1 : 0);
   if (local) internal::bump(w->stats.spawns);
+  if (trace_on()) [[unlikely]]
+    internal::trace::spawn(t);
   if (place >= 0) {
-    bool pinned = t->flags.load(std::memory_order_relaxed) & tasklet_core::flag_pinned;
-    t->home = static_cast<std::int16_t>(place);
-    if (local && static_cast<unsigned>(place) == w->index) {
-      // The private queue is never stolen from: the first run is here.
-      if (!pinned) t->home = -1;
-      w->push_private(t);
-      return;
-    }
-    worker* h = r->workers[static_cast<unsigned>(place)].get();
-    if (!pinned) t->home = -1;
-    internal::queued(h->remote.enqueue(t));
-    if (r->embedded) {
-      h->unpark();
-    } else {
-      r->unpark_worker(h);
-    }
+    // A pinned tasklet keeps its home; spawn_on's only fixes its first run
+    // (the private queue is never stolen from).
+    if (t->flags.load(std::memory_order_relaxed) & tasklet_core::flag_pinned)
+      t->home = static_cast<std::int16_t>(place);
+    internal::place_at(t, static_cast<unsigned>(place));
     return;
   }
-  if (local) {
-    w->push_local(t, true);  // run next, as in submit()
-    r->notify_work();
-    return;
-  }
-  internal::make_ready(t, false);
+  internal::place_ready(t, internal::placement::spawn);  // run next, as in submit()
 }
 
 // ---- running and finishing ------------------------------------------------
@@ -519,7 +506,7 @@ static void finish(tasklet_core* t) {
   bool detached;
   {
     std::lock_guard lk(t->lock);
-    t->state.store(tasklet_state::done, std::memory_order_release);
+    internal::transition_to_done(t);
     detached = t->flags.load(std::memory_order_acquire) & tasklet_core::flag_detached;
     if (auto* j = static_cast<wait_point*>(t->joiner)) {
       t->joiner = nullptr;
@@ -538,7 +525,7 @@ static void finish(tasklet_core* t) {
     // that this side, not detach(), drops them.
     drop_user_state(t, true);
     // A handler or destructor that parked left the state at `running`.
-    t->state.store(tasklet_state::done, std::memory_order_release);
+    internal::transition_to_done(t);
   }
   t->rt->unregister_tasklet(t);
 }
@@ -566,18 +553,30 @@ static void run_tasklet(tasklet_core* t) {
                          std::memory_order_relaxed);
     }
   }
+  namespace tf = trace_format;
+  tf::exit_how how = tf::exit_how::returned;
+  const std::type_info* type = nullptr;
   try {
     t->vt->run(t, skip);
+    if (skip) how = tf::exit_how::killed;
   } catch (const tasklet_exit&) {
     t->flags.fetch_or(tasklet_core::flag_killed, std::memory_order_relaxed);
+    how = tf::exit_how::killed;
   } catch (const deadlock_error&) {
     // Kept for join(), but already reported by the deadlock handler: not
     // "uncaught" news (finish and detach skip killed tasklets).
     t->flags.fetch_or(tasklet_core::flag_killed, std::memory_order_relaxed);
     detail::record_error(t, std::current_exception());
+    how = tf::exit_how::deadlock;
   } catch (...) {
     detail::record_error(t, std::current_exception());
+    how = tf::exit_how::exception;
+    type = abi::__cxa_current_exception_type();
   }
+  // Here, on the tasklet's own stack and thread, before finish() wakes its
+  // joiner: the exit comes before whatever the joiner does next.
+  if (detail::trace_on()) [[unlikely]]
+    trace::exit(t, how, type);
 }
 
 // Runs tasklets on one root context until one leaves it by switching away:
@@ -609,7 +608,7 @@ namespace taiga::detail {
 // an interruption means (wait_done_slow raises it; a masked wait parks again).
 static wake_status join_wait(tasklet_core* t, call_site site = call_site()) {
   wait_point w;
-  prepare_wait(w, "join", t, site);
+  prepare_wait(w, park_reason::join, t, site);
   {
     std::lock_guard lk(t->lock);
     if (t->state.load(std::memory_order_acquire) == tasklet_state::done) {
@@ -830,7 +829,8 @@ void submit_blocking(std::function<void()> job) {
     job();
     return;
   }
-  r->blocking->submit(std::move(job));
+  tasklet_core* self = current_tasklet();
+  r->blocking->submit(std::move(job), self ? self->id : 0);
 }
 
 // ---- call_soon / call_later ------------------------------------------------
@@ -845,7 +845,11 @@ struct scheduled_call {
 static void fire_call(internal::timer_node* n) {
   auto* c = static_cast<scheduled_call*>(n->arg);
   int expect = 0;
-  if (c->state.compare_exchange_strong(expect, 1)) internal::make_ready(c->t, false);
+  if (c->state.compare_exchange_strong(expect, 1)) {
+    if (trace_on()) [[unlikely]]
+      internal::trace::timer_fire(c->t->rt, c->t->id);
+    internal::make_ready(c->t, false);
+  }
   std::shared_ptr<scheduled_call> keep = std::move(c->self);  // may free c when keep dies
 }
 
@@ -860,15 +864,12 @@ timer_handle schedule_call(std::function<void()> fn, std::chrono::steady_clock::
   worker* w = this_worker();
   bool local = w != nullptr && w->rt == r;
   r->register_tasklet(t, local ? w->index + 1 : 0);
+  if (trace_on()) [[unlikely]]
+    internal::trace::spawn(t);
   c->t = t;
   if (when == std::chrono::steady_clock::time_point::min()) {
     c->state.store(1);
-    if (local) {
-      w->push_local(t, false);
-      r->notify_work();
-    } else {
-      internal::make_ready(t, false);
-    }
+    internal::place_ready(t, internal::placement::wake);  // behind what is queued
     return timer_handle(c);
   }
   c->node.deadline =
@@ -934,6 +935,8 @@ void yield() {
   constexpr std::uint8_t interrupts =
       detail::tasklet_core::flag_kill | detail::tasklet_core::flag_throw;
   if (t->flags.load(std::memory_order_acquire) & interrupts) detail::throw_interrupt();
+  if (detail::trace_on()) [[unlikely]]
+    internal::trace::yield(w, t);
   w->switch_out(t, internal::after::requeue);
   if (t->flags.load(std::memory_order_acquire) & interrupts) detail::throw_interrupt();
 }
@@ -941,7 +944,7 @@ void yield() {
 void sleep_until(std::chrono::steady_clock::time_point tp, detail::call_site site) {
   require_tasklet("sleep_until");
   detail::wait_point w;
-  detail::prepare_wait(w, "sleep", nullptr, site);
+  detail::prepare_wait(w, park_reason::sleep, nullptr, site);
   detail::wake_status s = detail::wait(w, &tp);
   if (s == detail::wake_status::interrupted) detail::throw_interrupt();
 }

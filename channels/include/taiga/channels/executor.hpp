@@ -462,7 +462,7 @@ class task_pool {
     }
     for (;;) {
       detail::wait_point w;
-      detail::prepare_wait(w, "task_pool shutdown", &st);
+      detail::prepare_wait(w, park_reason::pool_shutdown, &st);
       {
         std::lock_guard lk(st.lock);
         if (st.running == 0) {
