@@ -975,6 +975,7 @@ tasklet_info runtime_impl::info_of(tasklet_core* t, bool shard_locked) {
   const char* what = nullptr;
   const void* object = nullptr;
   const site_record* site = nullptr;
+  std::uint32_t since = 0;
   auto read = [&] {
     registry_shard& sh = shards[t->registry_shard];
     if (t->reg_prev == nullptr && sh.head != t) return;  // unregistered
@@ -984,6 +985,7 @@ tasklet_info runtime_impl::info_of(tasklet_core* t, bool shard_locked) {
         what = f->park_what.load(std::memory_order_relaxed);
         object = f->park_object.load(std::memory_order_relaxed);
         site = f->park_site.load(std::memory_order_relaxed);
+        since = f->park_since_ms.load(std::memory_order_relaxed);
       }
     }
   };
@@ -1001,6 +1003,9 @@ tasklet_info runtime_impl::info_of(tasklet_core* t, bool shard_locked) {
       i.parked_object = object;
     }
     i.parked_at = to_location(site);
+    if (since != 0)  // 32-bit milliseconds: the difference survives the wrap
+      i.parked_for = std::chrono::milliseconds(
+          static_cast<std::uint32_t>(internal::now_ns() / 1'000'000) - since);
   }
   return i;
 }

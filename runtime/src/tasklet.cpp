@@ -1109,9 +1109,71 @@ void runtime::dump(std::ostream& os) const {
     if (i.parked_object) os << " (" << i.parked_object << ')';
     if (i.parked_fd >= 0) os << " (fd " << i.parked_fd << ')';
     put_parked_at(os, i.parked_at);
+    if (i.parked_for.count() >= 0) os << ", for " << i.parked_for.count() << " ms";
     if (i.worker >= 0) os << " worker " << i.worker;
     os << '\n';
     detail::release(t);
+  }
+}
+
+// One line per (spawn site, state, what it waits on), largest groups first:
+// readable with a million tasklets. Walks the registry one shard lock at a
+// time and copies only pointers under it (the frame's fields are readable
+// under the lock: info_of); the text is built outside.
+void runtime::dump_summary(std::ostream& os) const {
+  struct key {
+    const detail::site_record* site;
+    tasklet_state state;
+    const char* what;
+    bool operator==(const key&) const = default;
+  };
+  struct key_hash {
+    std::size_t operator()(const key& k) const noexcept {
+      return std::hash<const void*>()(k.site) * 31 + std::hash<const void*>()(k.what) * 7 +
+             static_cast<std::size_t>(k.state);
+    }
+  };
+  struct group {
+    std::size_t count = 0;
+    std::uint32_t oldest_since = 0;  // park_since_ms of the longest wait, 0: unknown
+  };
+  std::unordered_map<key, group, key_hash> groups;
+  std::size_t total = 0;
+  detail::runtime_impl& r = *impl_;
+  for (unsigned s = 0; s < r.nshards; ++s) {
+    std::lock_guard lk(r.shards[s].lock);
+    for (detail::tasklet_core* t = r.shards[s].head; t; t = t->reg_next) {
+      key k{t->site, t->state.load(std::memory_order_acquire), nullptr};
+      std::uint32_t since = 0;
+      if (k.state == tasklet_state::parked) {
+        if (detail::tasklet_frame* f = t->frame.load(std::memory_order_acquire)) {
+          k.what = f->park_what.load(std::memory_order_relaxed);
+          since = f->park_since_ms.load(std::memory_order_relaxed);
+        }
+      }
+      group& g = groups[k];
+      ++g.count;
+      ++total;
+      if (since != 0) {
+        std::uint32_t now = static_cast<std::uint32_t>(internal::now_ns() / 1'000'000);
+        if (g.oldest_since == 0 || now - since > now - g.oldest_since) g.oldest_since = since;
+      }
+    }
+  }
+  std::vector<std::pair<key, group>> sorted(groups.begin(), groups.end());
+  std::sort(sorted.begin(), sorted.end(),
+            [](const auto& a, const auto& b) { return a.second.count > b.second.count; });
+  os << "runtime '" << r.cfg.name << "': " << total << " live tasklets in " << sorted.size()
+     << " groups (spawn site x state x reason)\n";
+  std::uint32_t now = static_cast<std::uint32_t>(internal::now_ns() / 1'000'000);
+  for (const auto& [k, g] : sorted) {
+    taiga::source_location l = detail::to_location(k.site);
+    os << "  " << g.count << ' ' << to_string(k.state);
+    if (k.what) os << " on " << k.what;
+    if (g.oldest_since != 0) os << ", oldest for " << (now - g.oldest_since) << " ms";
+    os << ", spawned at " << (l.file_name() ? l.file_name() : "?") << ':' << l.line();
+    if (l.function_name() && *l.function_name()) os << " in " << l.function_name();
+    os << '\n';
   }
 }
 

@@ -588,6 +588,8 @@ void park(worker* w, tasklet_core* t) noexcept {
   std::uint64_t seq = seq_of(f->trace_seq + 1u);
   f->trace_seq = static_cast<std::uint16_t>(f->trace_seq + 2u);
   if (!e) return;
+  f->park_since_ms.store(static_cast<std::uint32_t>(now_ns() / 1'000'000),
+                         std::memory_order_relaxed);
   auto reason = f->park_reason.load(std::memory_order_relaxed);
   const char* what = f->park_what.load(std::memory_order_relaxed);
   if (what != nullptr && std::strcmp(what, tf::park_reason_name(reason)) != 0)

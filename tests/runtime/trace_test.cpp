@@ -13,6 +13,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <taiga/runtime.hpp>
@@ -683,4 +684,41 @@ TEST(trace, taiga_trace_environment_variable) {
   ASSERT_TRUE(f.error.empty()) << f.error;
   EXPECT_EQ(f.about(tf::event::spawn, id).size(), 1u);
   EXPECT_EQ(f.about(tf::event::exit, id).size(), 1u);
+}
+
+// runtime::dump_summary: one line per spawn site x state x reason, largest
+// first, with the oldest wait of parks that began while a trace recorded;
+// runtime::dump prints that wait too.
+TEST(trace, dump_summary_groups_by_site_state_and_reason) {
+  taiga::runtime rt(taiga::runtime_config{.workers = 2, .name = "sum"});
+  memory_sink out;
+  taiga::trace::start(rt, out.sink());
+  std::vector<taiga::tasklet<void>> sleepers;
+  for (int i = 0; i < 30; ++i)
+    sleepers.push_back(taiga::spawn(rt, [] { taiga::this_tasklet::sleep_for(10s); }));
+  taiga::wake_slot slot;
+  auto waiter = taiga::spawn(rt, [&] { (void)slot.wait("gate", &slot); });
+  for (auto& s : sleepers)
+    while (s.state() != taiga::tasklet_state::parked) std::this_thread::sleep_for(1ms);
+  while (waiter.state() != taiga::tasklet_state::parked) std::this_thread::sleep_for(1ms);
+  std::this_thread::sleep_for(20ms);
+  std::ostringstream sum;
+  rt.dump_summary(sum);
+  std::string text = sum.str();
+  EXPECT_NE(text.find("runtime 'sum': 31 live tasklets in 2 groups"), std::string::npos) << text;
+  auto first = text.find("\n  30 parked on sleep, oldest for ");
+  auto second = text.find("\n  1 parked on gate, oldest for ");
+  EXPECT_NE(first, std::string::npos) << text;
+  EXPECT_NE(second, std::string::npos) << text;
+  EXPECT_LT(first, second) << text;
+  EXPECT_NE(text.find("spawned at "), std::string::npos) << text;
+  std::ostringstream full;
+  rt.dump(full);
+  EXPECT_NE(full.str().find("parked on gate"), std::string::npos) << full.str();
+  EXPECT_NE(full.str().find(" ms worker "), std::string::npos) << full.str();
+  slot.signal();
+  waiter.join();
+  for (auto& s : sleepers) s.kill();
+  for (auto& s : sleepers) EXPECT_THROW(s.join(), taiga::tasklet_killed);
+  taiga::trace::stop(rt);
 }

@@ -105,9 +105,13 @@ struct alignas(16) tasklet_frame {
   // wrapping): written only by whoever runs the tasklet (its run, park,
   // yield and exit events; a park also counts the unblock a waker will
   // emit), read by nobody else (park.cpp carries it to wakers in the wait
-  // word). Both in what was padding: the frame stays 96 bytes.
+  // word). park_since_ms: when the current park began (now_ns() / 1e6,
+  // low 32 bits; 0: unknown), set only while a trace records (a clock read
+  // per park costs too much otherwise); dumps print the wait. All three in
+  // what was padding: the frame stays 96 bytes.
   std::atomic<std::uint8_t> park_reason{0};
   std::uint16_t trace_seq = 0;
+  std::atomic<std::uint32_t> park_since_ms{0};
 };
 // worker::start_fresh places it right above the fresh context's 16-byte
 // entry slot, whose alignment it keeps (hence alignas(16)), so it grows in
