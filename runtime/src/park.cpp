@@ -116,7 +116,6 @@ bool prepare_wait_nothrow(wait_point& w, park_cause what, const void* object,
   frame->park_reason.store(static_cast<std::uint8_t>(what.reason), std::memory_order_relaxed);
   frame->park_object.store(object, std::memory_order_relaxed);
   frame->park_site.store(site.record(), std::memory_order_relaxed);
-  frame->park_since_ms.store(0, std::memory_order_relaxed);  // the trace's park event sets it
   // P1: arm, then look for a kill. While a trace records, the armed word
   // carries the park's sequence number to whoever wins the claim (T1 in
   // trace.cpp); 0 otherwise, as before.

@@ -1003,9 +1003,12 @@ tasklet_info runtime_impl::info_of(tasklet_core* t, bool shard_locked) {
       i.parked_object = object;
     }
     i.parked_at = to_location(site);
-    if (since != 0)  // 32-bit milliseconds: the difference survives the wrap
-      i.parked_for = std::chrono::milliseconds(
-          static_cast<std::uint32_t>(internal::now_ns() / 1'000'000) - since);
+    // Only a park that began while the running trace records has its
+    // time (32-bit milliseconds: differences survive the wrap).
+    std::uint32_t now = static_cast<std::uint32_t>(internal::now_ns() / 1'000'000);
+    std::uint32_t begun = internal::trace::recording_since_ms(this);
+    if (begun != 0 && now - since <= now - begun)
+      i.parked_for = std::chrono::milliseconds(now - since);
   }
   return i;
 }

@@ -32,6 +32,9 @@ struct runtime_impl;
 namespace taiga::internal::trace {
 struct recorder;
 void stop_recording(detail::runtime_impl* rt) noexcept;
+/// When the running trace of `rt` began (now_ns() / 1e6, low 32 bits, never
+/// 0), or 0 when it records nothing.
+std::uint32_t recording_since_ms(const detail::runtime_impl* rt) noexcept;
 }  // namespace taiga::internal::trace
 
 namespace taiga::internal {

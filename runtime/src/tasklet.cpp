@@ -1140,6 +1140,10 @@ void runtime::dump_summary(std::ostream& os) const {
   std::unordered_map<key, group, key_hash> groups;
   std::size_t total = 0;
   detail::runtime_impl& r = *impl_;
+  // Wait times only of parks that began while the running trace records
+  // (runtime_impl::info_of).
+  const std::uint32_t begun = internal::trace::recording_since_ms(&r);
+  const std::uint32_t now = static_cast<std::uint32_t>(internal::now_ns() / 1'000'000);
   for (unsigned s = 0; s < r.nshards; ++s) {
     std::lock_guard lk(r.shards[s].lock);
     for (detail::tasklet_core* t = r.shards[s].head; t; t = t->reg_next) {
@@ -1154,8 +1158,7 @@ void runtime::dump_summary(std::ostream& os) const {
       group& g = groups[k];
       ++g.count;
       ++total;
-      if (since != 0) {
-        std::uint32_t now = static_cast<std::uint32_t>(internal::now_ns() / 1'000'000);
+      if (begun != 0 && since != 0 && now - since <= now - begun) {
         if (g.oldest_since == 0 || now - since > now - g.oldest_since) g.oldest_since = since;
       }
     }
@@ -1165,7 +1168,6 @@ void runtime::dump_summary(std::ostream& os) const {
             [](const auto& a, const auto& b) { return a.second.count > b.second.count; });
   os << "runtime '" << r.cfg.name << "': " << total << " live tasklets in " << sorted.size()
      << " groups (spawn site x state x reason)\n";
-  std::uint32_t now = static_cast<std::uint32_t>(internal::now_ns() / 1'000'000);
   for (const auto& [k, g] : sorted) {
     taiga::source_location l = detail::to_location(k.site);
     os << "  " << g.count << ' ' << to_string(k.state);

@@ -194,7 +194,10 @@ struct thread_buffer {
   unsigned worker = 0;
   std::string name;
   // Under `lock`:
-  std::string data;  // the current batch's events
+  // The current batch's events: a fixed block written in place (no
+  // allocation, no copy per event), flushed once it holds batch_bytes.
+  std::unique_ptr<std::uint8_t[]> data{new std::uint8_t[batch_bytes + 4 * event_room]};
+  std::size_t len = 0;
   std::int64_t base = 0, last = 0;
   std::uint32_t count = 0;
   std::uint64_t dropped = 0;                               // T4: not yet reported
@@ -212,7 +215,8 @@ struct recorder {
   // slower than the runtime, or a flight recorder's thread starved of CPU,
   // must not grow memory without bound.
   std::size_t pending_cap = pending_limit;
-  std::string header;  // the 'H' frame
+  std::string header;          // the 'H' frame
+  std::uint32_t since_ms = 1;  // its start (recording_since_ms)
 
   // Buffers and cuts. Order: mu, then buffer locks, then str_mu, then out_mu.
   std::mutex mu;
@@ -268,14 +272,16 @@ struct recorder {
   void flush_batch(thread_buffer& b) {
     if (b.count == 0) return;
     std::string frame;
-    std::string payload;
-    payload.reserve(b.data.size() + 32);
-    tf::append_varint(payload, gen);
-    tf::append_varint(payload, b.id);
-    tf::append_varint(payload, static_cast<std::uint64_t>(b.base));
-    tf::append_varint(payload, b.count);
-    payload.append(b.data);
-    tf::append_frame(frame, tf::frame_kind::batch, payload);
+    frame.reserve(b.len + 5 + 40);
+    frame.append(5, '\0');  // kind and length, below
+    tf::append_varint(frame, gen);
+    tf::append_varint(frame, b.id);
+    tf::append_varint(frame, static_cast<std::uint64_t>(b.base));
+    tf::append_varint(frame, b.count);
+    frame.append(reinterpret_cast<const char*>(b.data.get()), b.len);
+    frame[0] = static_cast<char>(tf::frame_kind::batch);
+    auto n = static_cast<std::uint32_t>(frame.size() - 5);
+    for (int i = 0; i < 4; ++i) frame[1 + i] = static_cast<char>((n >> (8 * i)) & 0xff);
     bool notify = false;
     {
       std::lock_guard lk(out_mu);
@@ -289,7 +295,7 @@ struct recorder {
         notify = pending_bytes >= cut_bytes;
       }
     }
-    b.data.clear();
+    b.len = 0;
     b.count = 0;
     if (notify) out_cv.notify_one();
   }
@@ -309,7 +315,7 @@ struct recorder {
           flush_batch(*b);
         } catch (const std::bad_alloc&) {
           b->dropped += b->count;
-          b->data.clear();
+          b->len = 0;
           b->count = 0;
         }
       }
@@ -353,8 +359,8 @@ struct recorder {
     if (final) {
       stopped = true;
       for (auto& b : buffers) {
-        b->data.clear();
-        b->data.shrink_to_fit();
+        b->data.reset();  // nothing writes after `stopped` (T5)
+        b->len = 0;
         b->strings.clear();
       }
     }
@@ -509,21 +515,27 @@ class emitter {
   }
 
   void event(tf::event type, std::initializer_list<std::uint64_t> args) noexcept {
-    try {
-      std::int64_t now = now_ns();
-      if (b_->count == 0) {
-        b_->base = now;
-        b_->last = now;
-        b_->data.reserve(batch_bytes + event_room * 2);
-        if (b_->dropped != 0) put(tf::event::dropped, now, {b_->dropped});
-        b_->dropped = 0;
+    std::int64_t now = now_ns();
+    if (b_->count == 0) {
+      b_->base = now;
+      b_->last = now;
+      if (b_->dropped != 0) put(tf::event::dropped, now, {b_->dropped});
+      b_->dropped = 0;
+    }
+    put(type, now, args);
+    // The block has room for this event and the next (4 * event_room past
+    // batch_bytes): the flush comes once it is past batch_bytes.
+    if (b_->len >= batch_bytes) [[unlikely]] {
+      try {
+        r_->flush_batch(*b_);
+      } catch (...) {  // no memory for the frame: T4
+        std::uint32_t lost = b_->count;
+        b_->dropped += lost;
+        b_->len = 0;
+        b_->count = 0;
+        std::lock_guard lk(r_->out_mu);
+        r_->gen_dropped += lost;
       }
-      put(type, now, args);
-      if (b_->data.size() >= batch_bytes) r_->flush_batch(*b_);
-    } catch (...) {
-      ++b_->dropped;  // T4
-      std::lock_guard lk(r_->out_mu);
-      ++r_->gen_dropped;
     }
   }
 
@@ -531,15 +543,15 @@ class emitter {
   recorder* rec() const noexcept { return r_; }
 
  private:
-  void put(tf::event type, std::int64_t now, std::initializer_list<std::uint64_t> args) {
-    std::uint8_t tmp[event_room];
+  void put(tf::event type, std::int64_t now, std::initializer_list<std::uint64_t> args) noexcept {
+    std::uint8_t* out = b_->data.get() + b_->len;
     std::size_t n = 0;
-    tmp[n++] = static_cast<std::uint8_t>(type);
+    out[n++] = static_cast<std::uint8_t>(type);
     std::int64_t dt = now - b_->last;
-    n += tf::put_varint(tmp + n, static_cast<std::uint64_t>(dt > 0 ? dt : 0));
+    n += tf::put_varint(out + n, static_cast<std::uint64_t>(dt > 0 ? dt : 0));
     if (dt > 0) b_->last = now;
-    for (std::uint64_t a : args) n += tf::put_varint(tmp + n, a);
-    b_->data.append(reinterpret_cast<const char*>(tmp), n);
+    for (std::uint64_t a : args) n += tf::put_varint(out + n, a);
+    b_->len += n;
     ++b_->count;
   }
 
@@ -747,6 +759,10 @@ void begin(runtime_impl* rt, std::unique_ptr<recorder> r) {
   if (rt->stopped.load()) throw usage_error("taiga::trace: the runtime has shut down");
   r->rt = rt;
   r->header = make_header(rt);
+  // A millisecond early (a park in the start's own millisecond counts), and
+  // never 0, which means "not recording".
+  r->since_ms = static_cast<std::uint32_t>(now_ns() / 1'000'000) - 1u;
+  if (r->since_ms == 0) r->since_ms = 1;
   if (!r->flight_mode && r->out) r->out(r->header);
   recorder* raw = r.get();
   rt->trace_retired.reserve(rt->trace_retired.size() + 1);
@@ -856,6 +872,11 @@ void stop_recording(runtime_impl* rt) noexcept {
   std::lock_guard kl(r->keep_mu);
   r->kept.clear();
   r->kept_bytes = 0;
+}
+
+std::uint32_t recording_since_ms(const runtime_impl* rt) noexcept {
+  recorder* r = rt->tracer.load(std::memory_order_acquire);
+  return r ? r->since_ms : 0;
 }
 
 void on_runtime_start(runtime_impl* rt) {

@@ -11,7 +11,7 @@
 //                             -DTAIGA_TRACE_POINTS=OFF they give off_pct
 //                             (scripts/trace-overhead runs both builds)
 //
-//   bench_trace_overhead [--workers N] [--count LEAVES] [--rounds R]
+//   bench_trace_overhead [--workers N] [--count LEAVES] [--rounds R] [--round-trips M]
 #include <taiga/channels.hpp>
 #include <taiga/runtime/trace.hpp>
 #include <taiga/runtime/trace_format.hpp>
@@ -113,10 +113,13 @@ double pingpong_ns(std::int64_t m, counting_sink* traced) {
 int main(int argc, char** argv) {
   // --rounds is ours; the rest is bench_util's.
   int rounds = 5;
+  std::int64_t m = 500'000;
   std::vector<char*> args{argv[0]};
   for (int i = 1; i < argc; ++i) {
     if (std::string(argv[i]) == "--rounds" && i + 1 < argc) {
       rounds = std::max(1, std::atoi(argv[++i]));
+    } else if (std::string(argv[i]) == "--round-trips" && i + 1 < argc) {
+      m = std::max(1, std::atoi(argv[++i]));
     } else {
       args.push_back(argv[i]);
     }
@@ -124,7 +127,6 @@ int main(int argc, char** argv) {
   tb::options o = tb::parse(static_cast<int>(args.size()), args.data());
   std::int64_t leaves = o.count ? o.count : 1'000'000;
   unsigned workers = o.workers_given ? o.workers : tb::all_cores();
-  const std::int64_t m = 500'000;
 
   std::vector<double> sk_off, sk_on, pp_off, pp_on;
   counting_sink sk_sink, pp_sink;

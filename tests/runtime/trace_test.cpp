@@ -468,7 +468,31 @@ TEST_P(trace_events, steals_spins_and_samples) {
   bool sysmon_thread = false;
   for (auto& [k, d] : f.threads) sysmon_thread |= d.name == "sysmon";
   EXPECT_TRUE(sysmon_thread);
-  // A migration shows as a run whose previous worker differs.
+}
+
+// A migration shows as a run whose previous worker differs: a tasklet that
+// parks on worker 1 and is woken from worker 0 runs next on worker 0 (its
+// waker's), unless worker 1 steals it back; a few tries make that certain.
+TEST_P(trace_events, a_migration_is_a_run_on_another_worker) {
+  if (GetParam() < 2) GTEST_SKIP() << "one worker: nowhere to migrate";
+  memory_sink out;
+  taiga::trace::start(rt(), out.sink());
+  rt().run([] {
+    for (int i = 0; i < 50; ++i) {
+      taiga::wake_slot slot;
+      auto sleeper =
+          taiga::spawn(taiga::spawn_options{.worker = 1}, [&] { (void)slot.wait("hop", &slot); });
+      auto waker = taiga::spawn(taiga::spawn_options{.worker = 0}, [&] {
+        while (sleeper.state() != taiga::tasklet_state::parked) taiga::this_tasklet::yield();
+        slot.signal();
+      });
+      waker.join();
+      sleeper.join();
+    }
+  });
+  taiga::trace::stop(rt());
+  trace_file f = decode(out.get());
+  ASSERT_TRUE(f.error.empty()) << f.error;
   bool migrated = false;
   for (auto& r : f.of(tf::event::run)) migrated |= r.args[2] != 0 && r.args[2] != r.args[1] + 1;
   EXPECT_TRUE(migrated);

@@ -106,8 +106,9 @@ struct alignas(16) tasklet_frame {
   // yield and exit events; a park also counts the unblock a waker will
   // emit), read by nobody else (park.cpp carries it to wakers in the wait
   // word). park_since_ms: when the current park began (now_ns() / 1e6,
-  // low 32 bits; 0: unknown), set only while a trace records (a clock read
-  // per park costs too much otherwise); dumps print the wait. All three in
+  // low 32 bits), set by the trace's park event only (a clock read per park
+  // costs too much otherwise); a value older than the running trace's start
+  // is a stale one and means "unknown" (runtime_impl::info_of). All three in
   // what was padding: the frame stays 96 bytes.
   std::atomic<std::uint8_t> park_reason{0};
   std::uint16_t trace_seq = 0;
