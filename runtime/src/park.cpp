@@ -97,8 +97,10 @@ void set_scope_deadline(tasklet_core* t, std::int64_t v) {
 
 // ---- parking API ---------------------------------------------------------
 
-bool prepare_wait_nothrow(wait_point& w, park_cause what, const void* object,
-                          call_site site) noexcept {
+// Both prepare_waits' body, inline in each: prepare_wait (every channel and
+// sync park) then makes no second call.
+[[gnu::always_inline]] static inline bool arm_wait(wait_point& w, park_cause what,
+                                                   const void* object, call_site site) noexcept {
   tasklet_core* t = current_tasklet();
   const bool masked = t && (t->flags.load(std::memory_order_relaxed) & tasklet_core::flag_masked);
   std::int64_t scope = scope_deadline_of(t);
@@ -112,7 +114,9 @@ bool prepare_wait_nothrow(wait_point& w, park_cause what, const void* object,
     return true;
   }
   tasklet_frame* frame = t->frame.load(std::memory_order_relaxed);
-  frame->park_what.store(what.text(), std::memory_order_relaxed);
+  // The label only (null: the reason's own name): readers build the text
+  // (info_of), so a park pays no table lookup for it.
+  frame->park_what.store(what.label, std::memory_order_relaxed);
   frame->park_reason.store(static_cast<std::uint8_t>(what.reason), std::memory_order_relaxed);
   frame->park_object.store(object, std::memory_order_relaxed);
   frame->park_site.store(site.record(), std::memory_order_relaxed);
@@ -132,8 +136,13 @@ bool prepare_wait_nothrow(wait_point& w, park_cause what, const void* object,
   return true;
 }
 
+bool prepare_wait_nothrow(wait_point& w, park_cause what, const void* object,
+                          call_site site) noexcept {
+  return arm_wait(w, what, object, site);
+}
+
 void prepare_wait(wait_point& w, park_cause what, const void* object, call_site site) {
-  if (!prepare_wait_nothrow(w, what, object, site)) [[unlikely]]
+  if (!arm_wait(w, what, object, site)) [[unlikely]]
     throw_interrupt();
 }
 

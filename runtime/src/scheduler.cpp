@@ -663,10 +663,6 @@ tasklet_core* worker::exit_current(tasklet_core* cur) {
     f->park_what.store(nullptr, std::memory_order_relaxed);
     f->park_object.store(nullptr, std::memory_order_relaxed);
     f->scope_expired = false;
-    // A fresh tasklet's: no previous worker, no events yet (its first run
-    // is seq 1 with no migration, as on a stack of its own).
-    f->last_worker.store(-1, std::memory_order_relaxed);
-    f->trace_seq = 0;
     reuse_below(f->ctx, __builtin_frame_address(0));
     nxt->frame.store(f, std::memory_order_release);  // info_of reads it (tasklet_core::frame)
     prepare(nxt);
@@ -973,6 +969,8 @@ tasklet_info runtime_impl::info_of(tasklet_core* t, bool shard_locked) {
   // stack is there. (Not "not done": an error handler that parks in
   // finish() overwrites `done`.)
   const char* what = nullptr;
+  bool parked = false;
+  std::uint8_t reason = 0;
   const void* object = nullptr;
   const site_record* site = nullptr;
   std::uint32_t since = 0;
@@ -982,7 +980,9 @@ tasklet_info runtime_impl::info_of(tasklet_core* t, bool shard_locked) {
     if (tasklet_frame* f = t->frame.load(std::memory_order_acquire)) {
       i.worker = f->last_worker.load(std::memory_order_relaxed);
       if (s == tasklet_state::parked) {
+        parked = true;
         what = f->park_what.load(std::memory_order_relaxed);
+        reason = f->park_reason.load(std::memory_order_relaxed);
         object = f->park_object.load(std::memory_order_relaxed);
         site = f->park_site.load(std::memory_order_relaxed);
         since = f->park_since_ms.load(std::memory_order_relaxed);
@@ -995,8 +995,8 @@ tasklet_info runtime_impl::info_of(tasklet_core* t, bool shard_locked) {
     std::lock_guard lk(shards[t->registry_shard].lock);
     read();
   }
-  if (what) {  // the string is built outside the lock
-    i.parked_on = what;
+  if (parked) {  // the string is built outside the lock
+    i.parked_on = park_cause(static_cast<park_reason>(reason), what).text();
     if (auto fd = detail::fd_of_object(object)) {
       i.parked_fd = *fd;
     } else {

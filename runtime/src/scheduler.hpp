@@ -499,14 +499,15 @@ inline void place_local(worker* w, tasklet_core* t, placement how) noexcept {
 }
 
 inline exec_context* worker::prepare(tasklet_core* t) {
+  // The run event, first: it reads the worker the tasklet last ran on (a
+  // migration when it differs) and whether it ever ran, and only `this` and
+  // `t` are live across the call.
+  if (detail::trace_on()) [[unlikely]]
+    trace::run(this, t);
   tasklet_frame* f = t->frame.load(std::memory_order_relaxed);
   if (f == nullptr) [[unlikely]]
     f = start_fresh(t);
   transition_to_running(t);
-  // The run event (with the worker it last ran on: a migration when it
-  // differs), before last_worker is overwritten.
-  if (detail::trace_on()) [[unlikely]]
-    trace::run(this, t, f->last_worker.load(std::memory_order_relaxed));
   f->last_worker.store(static_cast<std::int16_t>(index), std::memory_order_relaxed);
   current = t;
   running.store(t, std::memory_order_relaxed);

@@ -293,11 +293,14 @@ void submit(tasklet_core* t, runtime* rt, const spawn_options* o) {
       admit(t, r);
       r->register_tasklet(t, w->index + 1);
       internal::bump(w->stats.spawns);
-      if (trace_on()) [[unlikely]]
-        internal::trace::spawn(t);
       // Run next (LIFO): spawn trees grow depth first (machine.md: keeps far
       // fewer stacks alive than breadth first).
       internal::place_local(w, t, internal::placement::spawn);
+      // Last, so that nothing is live across the call: `t` is queued, but
+      // the caller's handle keeps it alive, and its run event, should a
+      // thief run it first, is ordered after this by seq (0).
+      if (trace_on()) [[unlikely]]
+        internal::trace::spawn(t);
       return;
     }
   }
@@ -553,30 +556,24 @@ static void run_tasklet(tasklet_core* t) {
                          std::memory_order_relaxed);
     }
   }
-  namespace tf = trace_format;
-  tf::exit_how how = tf::exit_how::returned;
-  const std::type_info* type = nullptr;
   try {
     t->vt->run(t, skip);
-    if (skip) how = tf::exit_how::killed;
   } catch (const tasklet_exit&) {
     t->flags.fetch_or(tasklet_core::flag_killed, std::memory_order_relaxed);
-    how = tf::exit_how::killed;
   } catch (const deadlock_error&) {
     // Kept for join(), but already reported by the deadlock handler: not
     // "uncaught" news (finish and detach skip killed tasklets).
     t->flags.fetch_or(tasklet_core::flag_killed, std::memory_order_relaxed);
     detail::record_error(t, std::current_exception());
-    how = tf::exit_how::deadlock;
   } catch (...) {
     detail::record_error(t, std::current_exception());
-    how = tf::exit_how::exception;
-    type = abi::__cxa_current_exception_type();
   }
   // Here, on the tasklet's own stack and thread, before finish() wakes its
-  // joiner: the exit comes before whatever the joiner does next.
+  // joiner: the exit comes before whatever the joiner does next. How it
+  // ended is read back from the flags and the error (trace::exit): no
+  // bookkeeping on the way for a trace that is off.
   if (detail::trace_on()) [[unlikely]]
-    trace::exit(t, how, type);
+    trace::exit(t);
 }
 
 // Runs tasklets on one root context until one leaves it by switching away:
@@ -1124,13 +1121,14 @@ void runtime::dump_summary(std::ostream& os) const {
   struct key {
     const detail::site_record* site;
     tasklet_state state;
-    const char* what;
+    const char* what;  // the park's label, or null: `reason`'s name
+    std::uint8_t reason;
     bool operator==(const key&) const = default;
   };
   struct key_hash {
     std::size_t operator()(const key& k) const noexcept {
       return std::hash<const void*>()(k.site) * 31 + std::hash<const void*>()(k.what) * 7 +
-             static_cast<std::size_t>(k.state);
+             static_cast<std::size_t>(k.state) * 257 + k.reason;
     }
   };
   struct group {
@@ -1147,11 +1145,12 @@ void runtime::dump_summary(std::ostream& os) const {
   for (unsigned s = 0; s < r.nshards; ++s) {
     std::lock_guard lk(r.shards[s].lock);
     for (detail::tasklet_core* t = r.shards[s].head; t; t = t->reg_next) {
-      key k{t->site, t->state.load(std::memory_order_acquire), nullptr};
+      key k{t->site, t->state.load(std::memory_order_acquire), nullptr, 0};
       std::uint32_t since = 0;
       if (k.state == tasklet_state::parked) {
         if (detail::tasklet_frame* f = t->frame.load(std::memory_order_acquire)) {
           k.what = f->park_what.load(std::memory_order_relaxed);
+          k.reason = f->park_reason.load(std::memory_order_relaxed);
           since = f->park_since_ms.load(std::memory_order_relaxed);
         }
       }
@@ -1171,7 +1170,8 @@ void runtime::dump_summary(std::ostream& os) const {
   for (const auto& [k, g] : sorted) {
     taiga::source_location l = detail::to_location(k.site);
     os << "  " << g.count << ' ' << to_string(k.state);
-    if (k.what) os << " on " << k.what;
+    if (k.state == tasklet_state::parked)
+      os << " on " << detail::park_cause(static_cast<park_reason>(k.reason), k.what).text();
     if (g.oldest_since != 0) os << ", oldest for " << (now - g.oldest_since) << " ms";
     os << ", spawned at " << (l.file_name() ? l.file_name() : "?") << ':' << l.line();
     if (l.function_name() && *l.function_name()) os << " in " << l.function_name();

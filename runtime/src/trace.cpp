@@ -584,10 +584,20 @@ void spawn(tasklet_core* t) noexcept {
   e.event(tf::event::spawn, {t->id, current_tid(), site, name, 0});
 }
 
-void run(worker* w, tasklet_core* t, int prev_worker) noexcept {
+void run(worker* w, tasklet_core* t) noexcept {
   emitter e(w->rt);
   if (!e) return;
+  // First in prepare(): a tasklet that never ran (`created`) may have no
+  // frame yet, or one adopted from the tasklet that ended before it
+  // (exit_current): its first run is seq 1 from no worker, and a frame
+  // start_fresh makes starts at 1 (tasklet_frame::trace_seq).
   tasklet_frame* f = t->frame.load(std::memory_order_relaxed);
+  if (t->state.load(std::memory_order_relaxed) == tasklet_state::created) {
+    if (f != nullptr) f->trace_seq = 1;
+    e.event(tf::event::run, {t->id, w->index, 0, 1});
+    return;
+  }
+  int prev_worker = f->last_worker.load(std::memory_order_relaxed);
   std::uint64_t seq = seq_of(++f->trace_seq);
   e.event(tf::event::run, {t->id, w->index, static_cast<std::uint64_t>(prev_worker + 1), seq});
 }
@@ -604,7 +614,7 @@ void park(worker* w, tasklet_core* t) noexcept {
                          std::memory_order_relaxed);
   auto reason = f->park_reason.load(std::memory_order_relaxed);
   const char* what = f->park_what.load(std::memory_order_relaxed);
-  if (what != nullptr && std::strcmp(what, tf::park_reason_name(reason)) != 0)
+  if (what != nullptr)  // a label of its own (prepare_wait stores null for the reason's name)
     e.event(tf::event::park_label, {t->id, e.str(what, [&] { return std::string_view(what); })});
   const detail::site_record* site = f->park_site.load(std::memory_order_relaxed);
   std::uint32_t site_id = site ? e.str(site, [&] { return site_text(site); }) : 0;
@@ -619,11 +629,23 @@ void yield(worker* w, tasklet_core* t) noexcept {
   if (e) e.event(tf::event::yield, {t->id, seq});
 }
 
-void exit(tasklet_core* t, tf::exit_how how, const std::type_info* exc) noexcept {
+void exit(tasklet_core* t) noexcept {
   emitter e(t->rt);
   tasklet_frame* f = t->frame.load(std::memory_order_relaxed);
   std::uint64_t seq = seq_of(++f->trace_seq);
   if (!e) return;
+  // run_tasklet's record: killed (a deadlock victim also keeps its
+  // deadlock_error), or an error, or neither.
+  tf::exit_how how = tf::exit_how::returned;
+  const std::type_info* exc = nullptr;
+  detail::tasklet_extra* x = detail::extra_if_any(t);  // written by this tasklet
+  std::exception_ptr err = x ? x->error : nullptr;
+  if (t->flags.load(std::memory_order_relaxed) & tasklet_core::flag_killed) {
+    how = err ? tf::exit_how::deadlock : tf::exit_how::killed;
+  } else if (err || (t->flags.load(std::memory_order_relaxed) & tasklet_core::flag_lost_error)) {
+    how = tf::exit_how::exception;
+    exc = err ? err.__cxa_exception_type() : nullptr;
+  }
   std::uint32_t type = exc ? e.str(exc, [&] { return type_text(exc); }) : 0;
   e.event(tf::event::exit, {t->id, static_cast<std::uint64_t>(how), type, seq});
 }

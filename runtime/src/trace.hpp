@@ -28,11 +28,11 @@ using detail::tasklet_core;
 void set_thread_kind(trace_format::thread_kind k) noexcept;
 
 // Events (trace_format.hpp has their arguments).
-void spawn(tasklet_core* t) noexcept;                            // t admitted and registered
-void run(worker* w, tasklet_core* t, int prev_worker) noexcept;  // in prepare()
-void park(worker* w, tasklet_core* t) noexcept;                  // before the park's switch
-void yield(worker* w, tasklet_core* t) noexcept;                 // before a yield's switch
-void exit(tasklet_core* t, trace_format::exit_how how, const std::type_info* exc) noexcept;
+void spawn(tasklet_core* t) noexcept;             // t admitted, registered (and perhaps queued)
+void run(worker* w, tasklet_core* t) noexcept;    // first in prepare()
+void park(worker* w, tasklet_core* t) noexcept;   // before the park's switch
+void yield(worker* w, tasklet_core* t) noexcept;  // before a yield's switch
+void exit(tasklet_core* t) noexcept;  // after the body: how it ended, from flags and error
 void steal(worker* w, unsigned victim, unsigned count) noexcept;
 void worker_spin(worker* w) noexcept;
 void worker_sleep(worker* w, std::int64_t deadline_ns) noexcept;

@@ -111,7 +111,7 @@ struct alignas(16) tasklet_frame {
   // is a stale one and means "unknown" (runtime_impl::info_of). All three in
   // what was padding: the frame stays 96 bytes.
   std::atomic<std::uint8_t> park_reason{0};
-  std::uint16_t trace_seq = 0;
+  std::uint16_t trace_seq = 1;  // a fresh frame's first run (trace::run)
   std::atomic<std::uint32_t> park_since_ms{0};
 };
 // worker::start_fresh places it right above the fresh context's 16-byte
