@@ -8,7 +8,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -745,4 +747,37 @@ TEST(trace, dump_summary_groups_by_site_state_and_reason) {
   for (auto& s : sleepers) s.kill();
   for (auto& s : sleepers) EXPECT_THROW(s.join(), taiga::tasklet_killed);
   taiga::trace::stop(rt);
+}
+
+// A fatal signal writes the flight recorder's generations from the signal
+// handler (open, write, close), then the signal takes its course.
+TEST(trace_death, a_fatal_signal_writes_the_flight_recorder) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  // The "threadsafe" child runs this test again from the start, in a new
+  // process: the path comes to it through the environment.
+  const char* inherited = std::getenv("TAIGA_TRACE_TEST_FATAL");
+  std::string path = inherited ? inherited : temp_path("fatal");
+  if (!inherited) {
+    std::remove(path.c_str());
+    ::setenv("TAIGA_TRACE_TEST_FATAL", path.c_str(), 1);
+  }
+  EXPECT_DEATH(
+      {
+        taiga::runtime rt(taiga::runtime_config{.workers = 2});
+        taiga::trace::start_flight_recorder(rt, {.max_bytes = 1 << 20, .path = path});
+        rt.run([] {
+          for (int i = 0; i < 100; ++i) taiga::spawn([] { taiga::this_tasklet::yield(); }).join();
+        });
+        // Cut what was recorded into a complete generation (kept in memory).
+        taiga::trace::write_flight_recorder(rt, "/dev/null");
+        std::raise(SIGSEGV);
+      },
+      "");
+  ::unsetenv("TAIGA_TRACE_TEST_FATAL");
+  trace_file f = decode(read_file(path));
+  std::remove(path.c_str());
+  ASSERT_TRUE(f.error.empty()) << f.error;
+  ASSERT_TRUE(f.header_ok);
+  EXPECT_GE(f.generations, 1u);
+  EXPECT_GE(f.of(tf::event::spawn).size(), 100u);
 }
