@@ -575,12 +575,23 @@ void set_thread_kind(tf::thread_kind k) noexcept {
 }
 
 void spawn(tasklet_core* t) noexcept {
+  // The name first, under the tasklet's lock (which guards it: the event
+  // comes after the placement, and the tasklet may already run and rename
+  // itself), and before this thread's buffer lock: finish() holds a
+  // tasklet's lock while its wake-up emits, so the buffer lock never comes
+  // first.
+  std::string name_text;
+  if (detail::tasklet_extra* x = detail::extra_if_any(t)) {
+    try {
+      std::lock_guard lk(t->lock);
+      name_text = x->name;
+    } catch (...) {  // no memory for the copy: the event goes without it
+    }
+  }
   emitter e(t->rt);
   if (!e) return;
   std::uint32_t site = t->site ? e.str(t->site, [&] { return site_text(t->site); }) : 0;
-  std::uint32_t name = 0;
-  if (detail::tasklet_extra* x = detail::extra_if_any(t); x && !x->name.empty())
-    name = e.text(x->name);  // set before the spawn publishes the tasklet
+  std::uint32_t name = name_text.empty() ? 0 : e.text(name_text);
   e.event(tf::event::spawn, {t->id, current_tid(), site, name, 0});
 }
 
