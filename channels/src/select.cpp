@@ -90,7 +90,7 @@ struct loaded_cases {
 std::size_t park_disabled(select_case** cases, std::size_t n,
                           const std::chrono::steady_clock::time_point* deadline) {
   wait_point wp;
-  chan_prepare_wait(wp, "select with no enabled case", cases,
+  chan_prepare_wait(wp, park_reason::select_no_case, cases,
                     n > 0 ? cases[0]->where() : op_site::current());
   wake_status ws = wait(wp, deadline);
   if (ws == wake_status::interrupted) throw_interrupt();
@@ -160,7 +160,7 @@ std::size_t run_select(select_case** cases, std::size_t n,
   }
   wait_point wp;
   try {
-    chan_prepare_wait(wp, "select", cases, cases[order.front()]->where());
+    chan_prepare_wait(wp, park_reason::select, cases, cases[order.front()]->where());
   } catch (...) {
     set.unlock();
     throw;  // `loaded` gives the values back

@@ -182,7 +182,7 @@ bool mutex::lock_impl(const time_point* deadline, detail::op_site at) {
     }
     if (owner_ == me) throw usage_error("taiga::mutex: locked again by its owner (deadlock)");
     if (expired(deadline)) return false;
-    prepare_wait(w, "mutex", this, detail::call_site(at));
+    prepare_wait(w, park_reason::mutex, this, detail::call_site(at));
     w.slot = &me;  // the unlocker makes this token the owner
     waiters_.push_back(w);
   }
@@ -251,7 +251,7 @@ bool recursive_mutex::lock_impl(const time_point* deadline, detail::op_site at) 
       return true;
     }
     if (expired(deadline)) return false;
-    prepare_wait(w, "recursive_mutex", this, detail::call_site(at));
+    prepare_wait(w, park_reason::recursive_mutex, this, detail::call_site(at));
     w.slot = &me;
     waiters_.push_back(w);
   }
@@ -352,7 +352,10 @@ bool shared_mutex::lock_impl(const time_point* deadline, bool shared, detail::op
       return true;
     }
     if (expired(deadline)) return false;
-    prepare_wait(w, shared ? "shared_mutex (shared)" : "shared_mutex", this, detail::call_site(at));
+    prepare_wait(w,
+                 shared ? detail::park_cause(park_reason::shared_mutex, "shared_mutex (shared)")
+                        : detail::park_cause(park_reason::shared_mutex),
+                 this, detail::call_site(at));
     w.tag = shared ? reader_tag : writer_tag;
     w.slot = &me;
     waiters_.push_back(w);
@@ -416,7 +419,8 @@ std::cv_status condition_variable::wait_impl(std::unique_lock<mutex>& lk,
     throw usage_error("taiga::condition_variable: wait without holding the mutex");
   if (expired(deadline)) return std::cv_status::timeout;
   wait_point w;
-  prepare_wait(w, "condition_variable", this, detail::call_site(at));  // a kill here leaves lk held
+  prepare_wait(w, park_reason::condition_variable, this,
+               detail::call_site(at));  // a kill here leaves lk held
   {
     guard g(lock_);
     waiters_.push_back(w);  // before the unlock: a notify after it finds us
@@ -494,7 +498,7 @@ bool event::wait_impl(const time_point* deadline, detail::op_site at) {
     guard g(lock_);
     if (set_.load(std::memory_order_relaxed)) return true;
     if (expired(deadline)) return false;
-    prepare_wait(w, "event", this, detail::call_site(at));
+    prepare_wait(w, park_reason::event, this, detail::call_site(at));
     waiters_.push_back(w);
   }
   const wake_status s = park(w, lock_, waiters_, deadline);
@@ -537,7 +541,7 @@ bool semaphore::acquire_impl(const time_point* deadline, detail::op_site at) {
       return true;
     }
     if (expired(deadline)) return false;
-    prepare_wait(w, "semaphore", this, detail::call_site(at));
+    prepare_wait(w, park_reason::semaphore, this, detail::call_site(at));
     waiters_.push_back(w);
   }
   const wake_status s = park(w, lock_, waiters_, deadline);
@@ -598,7 +602,7 @@ bool latch::wait_impl(const time_point* deadline, detail::op_site at) {
     guard g(lock_);
     if (count_ == 0) return true;
     if (expired(deadline)) return false;
-    prepare_wait(w, "latch", this, detail::call_site(at));
+    prepare_wait(w, park_reason::latch, this, detail::call_site(at));
     waiters_.push_back(w);
   }
   const wake_status s = park(w, lock_, waiters_, deadline);
@@ -648,7 +652,7 @@ std::size_t barrier::arrive_and_wait(detail::op_site at) {
     // counted, so leaving (a kill) changes nothing.
     wait_point w;
     barrier_slot slot;
-    prepare_wait(w, "barrier (completion running)", this,
+    prepare_wait(w, detail::park_cause(park_reason::barrier, "barrier (completion running)"), this,
                  detail::call_site(at));  // may throw: nothing counted
     w.slot = &slot;
     entering_.push_back(w);
@@ -662,7 +666,8 @@ std::size_t barrier::arrive_and_wait(detail::op_site at) {
   if (count_ + 1 < parties_) {
     wait_point w;
     barrier_slot slot;
-    prepare_wait(w, "barrier", this, detail::call_site(at));  // may throw: nothing counted yet
+    prepare_wait(w, park_reason::barrier, this,
+                 detail::call_site(at));  // may throw: nothing counted yet
     ++count_;
     slot.phase = phase_;
     w.slot = &slot;
@@ -773,7 +778,7 @@ bool wait_group::wait_impl(const time_point* deadline, detail::op_site at) {
     guard g(lock_);
     if (count_ == 0) return true;
     if (expired(deadline)) return false;
-    prepare_wait(w, "wait_group", this, detail::call_site(at));
+    prepare_wait(w, park_reason::wait_group, this, detail::call_site(at));
     waiters_.push_back(w);
   }
   const wake_status s = park(w, lock_, waiters_, deadline);

@@ -109,7 +109,7 @@ bool out_of_fds(const error_code& ec) {
 
 // Parks the accept loop until `wake` is signaled or `until` (when given)
 // passes.
-void park_loop(server_state& s, const char* what,
+void park_loop(server_state& s, park_cause what,
                const std::chrono::steady_clock::time_point* until) {
   wake_status w = until ? s.wake.wait_until(*until, what, &s) : s.wake.wait(what, &s);
   if (w == wake_status::interrupted) taiga::raise_interruption();
@@ -177,7 +177,7 @@ void accept_loop(const std::shared_ptr<server_state>& sp) {
         std::lock_guard g(s.m);
         if (s.stopping) return false;
       }
-      park_loop(s, "net serve: accept backoff", &until);
+      park_loop(s, park_cause(park_reason::sleep, "net serve: accept backoff"), &until);
     }
     return true;
   };
@@ -193,7 +193,7 @@ void accept_loop(const std::shared_ptr<server_state>& sp) {
         if (!counted) ++s.st.limit_waits;
         counted = true;
       }
-      park_loop(s, "net serve: at max_connections", nullptr);
+      park_loop(s, park_cause(park_reason::other, "net serve: at max_connections"), nullptr);
     }
 
     tcp::endpoint peer;

@@ -131,7 +131,7 @@ int signal_listener::wait(error_code& ec, call_site site) {
   state& s = *st_;
   std::unique_lock g(s.rd.gate);  // E2; an interruption point
   std::size_t n = detail::await_op(
-      s.rd, *s.home, "net signal wait", &s, nullptr, ec,
+      s.rd, *s.home, park_cause(park_reason::io_signal, "net signal wait"), &s, nullptr, ec,
       [&](auto&& h) { s.set.async_wait(std::move(h)); }, site);
   return ec ? 0 : static_cast<int>(n);
 }

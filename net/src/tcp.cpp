@@ -64,7 +64,8 @@ tcp_stream connect(const tcp::endpoint& ep, const connect_options& o, error_code
   // A kill raises out of await_op after the connect was cancelled: `sock`
   // dies with this frame and closes its fd.
   detail::await_op(
-      d, p, "net connect", taiga::fd_object(sock.native_handle()), dl ? &*dl : nullptr, ec,
+      d, p, park_cause(park_reason::io_connect, "net connect"),
+      taiga::fd_object(sock.native_handle()), dl ? &*dl : nullptr, ec,
       [&](auto&& h) { sock.async_connect(ep, std::move(h)); }, site);
   if (ec) return {};
   if (o.no_delay) sock.set_option(tcp::no_delay(true), ec);

@@ -153,7 +153,8 @@ udp_datagram udp_socket::receive_impl(detail::iov_list& v, error_code& ec, call_
     }
     // E3 found nothing: park until readable, then read again.
     detail::await_op(
-        s.rd, *s.home, "net udp receive", taiga::fd_object(s.sock.native_handle()), nullptr, ec,
+        s.rd, *s.home, park_cause(park_reason::io_read, "net udp receive"),
+        taiga::fd_object(s.sock.native_handle()), nullptr, ec,
         [&](auto&& h) { s.sock.async_wait(asio::socket_base::wait_read, std::move(h)); }, site);
     if (ec) return {};
   }
@@ -186,7 +187,8 @@ std::size_t udp_socket::send_impl(detail::iov_list& v, const udp::endpoint* to, 
       return 0;
     }
     detail::await_op(
-        s.wr, *s.home, "net udp send", taiga::fd_object(s.sock.native_handle()), nullptr, ec,
+        s.wr, *s.home, park_cause(park_reason::io_write, "net udp send"),
+        taiga::fd_object(s.sock.native_handle()), nullptr, ec,
         [&](auto&& h) { s.sock.async_wait(asio::socket_base::wait_write, std::move(h)); }, site);
     if (ec) return 0;
   }

@@ -53,7 +53,7 @@ std::string where_of(detail::stream_state<unix_protocol>& st) {
 
 /// Parks until the stream's direction `d` is ready (`w`).
 void await_ready(detail::stream_state<unix_protocol>& st, detail::direction& d,
-                 asio::socket_base::wait_type w, const char* what, error_code& ec,
+                 asio::socket_base::wait_type w, park_cause what, error_code& ec,
                  taiga::detail::call_site site) {
   detail::await_op(
       d, *st.home, what, taiga::fd_object(st.sock.native_handle()), nullptr, ec,
@@ -306,7 +306,8 @@ std::size_t send_fds(unix_stream& stream, std::span<const int> fds, asio::const_
       ec = errno_code(e);
       return done;
     }
-    await_ready(st, st.wr, asio::socket_base::wait_write, "net send_fds", ec, site);
+    await_ready(st, st.wr, asio::socket_base::wait_write,
+                park_cause(park_reason::io_write, "net send_fds"), ec, site);
     if (ec) return done;
   }
   return done;
@@ -348,7 +349,8 @@ received_fds receive_fds(unix_stream& stream, asio::mutable_buffer data, std::si
         return out;
       }
       st.rd.speculate = false;
-      await_ready(st, st.rd, asio::socket_base::wait_read, "net receive_fds", ec, site);
+      await_ready(st, st.rd, asio::socket_base::wait_read,
+                  park_cause(park_reason::io_read, "net receive_fds"), ec, site);
       if (ec) return out;
       continue;
     }

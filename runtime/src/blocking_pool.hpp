@@ -15,6 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include "trace.hpp"
+
 namespace taiga::detail {
 struct runtime_impl;
 }
@@ -24,16 +26,15 @@ namespace taiga::internal {
 class blocking_pool {
  public:
   blocking_pool(detail::runtime_impl* rt, unsigned max_threads)
-      : max_(max_threads ? max_threads : 1) {
-    (void)rt;
-  }
+      : rt_(rt), max_(max_threads ? max_threads : 1) {}
   ~blocking_pool() { stop(); }
 
-  void submit(std::function<void()> job) {
+  /// `tid`: the tasklet that waits for it (0: none), for the trace.
+  void submit(std::function<void()> job, std::uint64_t tid = 0) {
     std::unique_lock lk(mu_);
     if (stopping_) throw std::runtime_error("taiga: blocking() after runtime shutdown");
     in_flight_.fetch_add(1);
-    jobs_.push_back(std::move(job));
+    jobs_.push_back(entry{std::move(job), tid, ++job_ids_});
     if (idle_ == 0 && threads_.size() - exited_ < max_) {
       threads_.emplace_back([this] { loop(); });
     } else {
@@ -56,6 +57,7 @@ class blocking_pool {
 
  private:
   void loop() {
+    trace::set_thread_kind(trace_format::thread_kind::pool);
     std::unique_lock lk(mu_);
     for (;;) {
       if (jobs_.empty()) {
@@ -71,18 +73,29 @@ class blocking_pool {
         }
         continue;
       }
-      std::function<void()> job = std::move(jobs_.front());
+      entry job = std::move(jobs_.front());
       jobs_.pop_front();
       lk.unlock();
-      job();  // never throws: blocking() wraps the user's function
+      if (detail::trace_on()) [[unlikely]]
+        trace::blocking(rt_, true, job.tid, job.id);
+      job.fn();  // never throws: blocking() wraps the user's function
+      if (detail::trace_on()) [[unlikely]]
+        trace::blocking(rt_, false, job.tid, job.id);
       in_flight_.fetch_sub(1);
       lk.lock();
     }
   }
 
+  struct entry {
+    std::function<void()> fn;
+    std::uint64_t tid = 0;  // who waits (trace)
+    std::uint64_t id = 0;   // the job's number in this pool (trace)
+  };
+  detail::runtime_impl* rt_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::function<void()>> jobs_;
+  std::deque<entry> jobs_;
+  std::uint64_t job_ids_ = 0;
   std::vector<std::thread> threads_;
   std::size_t exited_ = 0;
   unsigned idle_ = 0;

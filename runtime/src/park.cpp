@@ -52,6 +52,7 @@
 #include "futex.hpp"
 #include "scheduler.hpp"
 #include "tasklet_internal.hpp"
+#include "trace.hpp"
 
 namespace taiga::detail {
 
@@ -96,8 +97,10 @@ void set_scope_deadline(tasklet_core* t, std::int64_t v) {
 
 // ---- parking API ---------------------------------------------------------
 
-bool prepare_wait_nothrow(wait_point& w, const char* what, const void* object,
-                          call_site site) noexcept {
+// Both prepare_waits' body, inline in each: prepare_wait (every channel and
+// sync park) then makes no second call.
+[[gnu::always_inline]] static inline bool arm_wait(wait_point& w, park_cause what,
+                                                   const void* object, call_site site) noexcept {
   tasklet_core* t = current_tasklet();
   const bool masked = t && (t->flags.load(std::memory_order_relaxed) & tasklet_core::flag_masked);
   std::int64_t scope = scope_deadline_of(t);
@@ -111,10 +114,19 @@ bool prepare_wait_nothrow(wait_point& w, const char* what, const void* object,
     return true;
   }
   tasklet_frame* frame = t->frame.load(std::memory_order_relaxed);
-  frame->park_what.store(what, std::memory_order_relaxed);
+  // The label only (null: the reason's own name): readers build the text
+  // (info_of), so a park pays no table lookup for it.
+  frame->park_what.store(what.label, std::memory_order_relaxed);
+  frame->park_reason.store(static_cast<std::uint8_t>(what.reason), std::memory_order_relaxed);
   frame->park_object.store(object, std::memory_order_relaxed);
   frame->park_site.store(site.record(), std::memory_order_relaxed);
-  t->wait_word.store(0, std::memory_order_seq_cst);  // P1: arm, then look for a kill
+  // P1: arm, then look for a kill. While a trace records, the armed word
+  // carries the park's sequence number to whoever wins the claim (T1 in
+  // trace.cpp); 0 otherwise, as before.
+  std::uint32_t armed = 0;
+  if (trace_on()) [[unlikely]]
+    armed = ((frame->trace_seq + 1u) & internal::ww_seq_mask) << internal::ww_seq_shift;
+  t->wait_word.store(armed, std::memory_order_seq_cst);
   std::uint8_t f = t->flags.load(std::memory_order_seq_cst);
   if ((f & (tasklet_core::flag_kill | tasklet_core::flag_throw)) &&
       !(f & tasklet_core::flag_masked)) [[unlikely]] {
@@ -124,8 +136,13 @@ bool prepare_wait_nothrow(wait_point& w, const char* what, const void* object,
   return true;
 }
 
-void prepare_wait(wait_point& w, const char* what, const void* object, call_site site) {
-  if (!prepare_wait_nothrow(w, what, object, site)) [[unlikely]]
+bool prepare_wait_nothrow(wait_point& w, park_cause what, const void* object,
+                          call_site site) noexcept {
+  return arm_wait(w, what, object, site);
+}
+
+void prepare_wait(wait_point& w, park_cause what, const void* object, call_site site) {
+  if (!arm_wait(w, what, object, site)) [[unlikely]]
     throw_interrupt();
 }
 
@@ -193,13 +210,18 @@ wake_status wait(wait_point& w, const std::chrono::steady_clock::time_point* dea
     tn.deadline =
         std::chrono::duration_cast<std::chrono::nanoseconds>(deadline->time_since_epoch()).count();
     tn.fire = [](internal::timer_node* n) {
-      internal::interrupt_park(static_cast<tasklet_core*>(n->arg), wake_status::timeout);
+      auto* tt = static_cast<tasklet_core*>(n->arg);
+      if (trace_on()) [[unlikely]]
+        internal::trace::timer_fire(tt->rt, tt->id);
+      internal::interrupt_park(tt, wake_status::timeout);
     };
     tn.arg = t;
     me->timers.add(&tn);
   }
-  t->state.store(tasklet_state::parked, std::memory_order_release);
+  internal::transition_to_parked(t);
   internal::bump(me->stats.parks);
+  if (trace_on()) [[unlikely]]
+    internal::trace::park(me, t);
   me->switch_out(t, internal::after::park);
   // Resumed (P5), perhaps on another worker.
   if (deadline != nullptr) internal::timer_heap::cancel(&tn);
@@ -267,6 +289,8 @@ void yield_keeping_interrupts() {
   internal::worker* w = this_worker();
   tasklet_core* t = w ? w->current : nullptr;
   if (t == nullptr) return;
+  if (trace_on()) [[unlikely]]
+    internal::trace::yield(w, t);
   w->switch_out(t, internal::after::requeue);
 }
 

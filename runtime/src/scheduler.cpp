@@ -426,6 +426,8 @@ tasklet_core* worker::steal_from_others() {
       if (tasklet_core* t = v->next_slot.exchange(nullptr, std::memory_order_acq_rel)) {
         bump(stats.steals);
         v->stats.stolen.fetch_add(1, std::memory_order_relaxed);
+        if (detail::trace_on()) [[unlikely]]
+          trace::steal(this, v->index, 1);
         return t;
       }
       continue;
@@ -433,6 +435,8 @@ tasklet_core* worker::steal_from_others() {
     for (std::uint32_t i = 1; i < got; ++i) push_local(batch[i], false);
     bump(stats.steals, got);
     v->stats.stolen.fetch_add(got, std::memory_order_relaxed);
+    if (detail::trace_on()) [[unlikely]]
+      trace::steal(this, v->index, got);
     return batch[0];
   }
   return nullptr;
@@ -504,6 +508,8 @@ tasklet_core* worker::find_work() {
       if (2 * rt->nspinning.load(std::memory_order_relaxed) < busy) {
         spinning = true;
         rt->nspinning.fetch_add(1, std::memory_order_seq_cst);
+        if (detail::trace_on()) [[unlikely]]
+          trace::worker_spin(this);
       }
     }
     if (spinning) {
@@ -549,6 +555,8 @@ tasklet_core* worker::find_work() {
       if (wake_spinning.exchange(false, std::memory_order_acq_rel)) spinning = true;
       continue;
     }
+    if (detail::trace_on()) [[unlikely]]
+      trace::worker_sleep(this, timers.next_deadline());
     sleep(timers.next_deadline());
     rt->idle_leave(this);
     if (wake_spinning.exchange(false, std::memory_order_acq_rel)) {
@@ -596,6 +604,8 @@ void worker::sleep(std::int64_t deadline_ns) {
 
 void worker::unpark() noexcept {
   std::uint32_t old = park_word.exchange(park_notified, std::memory_order_acq_rel);
+  if ((old == park_sleeping || old == park_polling) && detail::trace_on()) [[unlikely]]
+    trace::worker_wake(this);
   if (old == park_sleeping) {
     futex(&park_word, FUTEX_WAKE, 1);
   } else if (old == park_polling) {
@@ -691,7 +701,6 @@ void worker::after_switch_slow(switch_payload* p) {
     case after::none:
       break;
     case after::requeue:  // pinned (the common case is inline, in scheduler.hpp)
-      prev->state.store(tasklet_state::ready, std::memory_order_relaxed);
       make_ready(prev, false);
       break;
     case after::park:  // inline, in scheduler.hpp
@@ -720,35 +729,27 @@ void worker::after_switch_slow(switch_payload* p) {
 
 // ---- making tasklets ready ---------------------------------------------
 
-void make_ready(tasklet_core* t, bool next) noexcept {
+void place_at(tasklet_core* t, unsigned target) noexcept {
   runtime_impl* rt = t->rt;
-  if (t->state.load(std::memory_order_relaxed) != tasklet_state::created)
-    t->state.store(tasklet_state::ready, std::memory_order_relaxed);
   worker* w = this_worker();
-  bool pinned = (t->flags.load(std::memory_order_relaxed) & tasklet_core::flag_pinned) != 0;
-  if (w != nullptr && w->rt == rt) {
-    if (pinned && t->home >= 0) {
-      if (static_cast<unsigned>(t->home) == w->index) {
-        w->push_private(t);
-        return;
-      }
-      worker* h = rt->workers[static_cast<unsigned>(t->home)].get();
-      queued(h->remote.enqueue(t));
-      rt->unpark_worker(h);
-      return;
-    }
-    // N3: a tasklet that took a free next slot wakes no one; one that
-    // entered the ring (or pushed an older one into it) does once the ring
-    // is bigger than N5 protects (N6), and not while an I/O poll is making
-    // a batch ready (I6: one wake-up after it).
-    if (w->push_local(t, next) && !w->solo && !w->in_io_completions && w->rq.size() > small_ring)
-      rt->notify_work();
+  if (w != nullptr && w->rt == rt && w->index == target) {
+    w->push_private(t);
     return;
   }
-  if (pinned && t->home >= 0) {
-    worker* h = rt->workers[static_cast<unsigned>(t->home)].get();
-    queued(h->remote.enqueue(t));
-    rt->unpark_worker(h);
+  worker* h = rt->workers[target].get();
+  queued(h->remote.enqueue(t));
+  rt->unpark_worker(h);  // embedded: no idle list, so this is h->unpark()
+}
+
+void place_ready(tasklet_core* t, placement how) noexcept {
+  runtime_impl* rt = t->rt;
+  if ((t->flags.load(std::memory_order_relaxed) & tasklet_core::flag_pinned) && t->home >= 0) {
+    place_at(t, static_cast<unsigned>(t->home));
+    return;
+  }
+  worker* w = this_worker();
+  if (w != nullptr && w->rt == rt) {
+    place_local(w, t, how);
     return;
   }
   queued(rt->inject.enqueue(t));
@@ -767,6 +768,11 @@ bool interrupt_park(tasklet_core* t, wake_status reason) noexcept {
     std::uint32_t nv =
         v | ww_claimed | ww_released | (static_cast<std::uint32_t>(reason) << ww_reason_shift);
     if (t->wait_word.compare_exchange_weak(v, nv, std::memory_order_acq_rel)) {
+      // `t` is alive here: every caller holds a reference to it (kill,
+      // throw_into, the deadlock handler) or its timer node, which the
+      // tasklet cancels under the heap's lock that the firing holds.
+      if (detail::trace_on()) [[unlikely]]
+        detail::trace_unblock(t->id, t->rt, v, static_cast<std::uint8_t>(reason));
       if (v & ww_switched) make_ready(t, false);
       return true;
     }
@@ -802,7 +808,14 @@ bool runtime_impl::exists_locked(const runtime_impl* r) noexcept {
   return std::find(v.begin(), v.end(), r) != v.end();
 }
 
-runtime_impl::runtime_impl(runtime* o, runtime_config c) : owner(o), cfg(std::move(c)) {
+namespace {
+std::atomic<std::uint64_t> next_runtime_id{1};
+}
+
+runtime_impl::runtime_impl(runtime* o, runtime_config c)
+    : owner(o),
+      cfg(std::move(c)),
+      trace_id(next_runtime_id.fetch_add(1, std::memory_order_relaxed)) {
   if (cfg.workers == all_cores) {
     unsigned hc = std::thread::hardware_concurrency();
     cfg.workers = hc == 0 ? 1 : hc;
@@ -827,6 +840,7 @@ runtime_impl::~runtime_impl() {
 
 void runtime_impl::start() {
   internal::stack_pool::prepare_thread();
+  internal::trace::on_runtime_start(this);  // TAIGA_TRACE
   if (embedded) return;
   // A runtime with threads of its own: the slab may start its filler thread
   // (slab.cpp, "Populating ahead"). An embedded-only process starts none.
@@ -840,6 +854,7 @@ void runtime_impl::start() {
       ::prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
       internal::init_thread_context(w->main_ctx);
       internal::tls_worker = w;
+      w->os_tid.store(static_cast<int>(::gettid()), std::memory_order_relaxed);
       while (internal::tasklet_core* t = w->find_work()) w->run_in_main(t);
       internal::tls_worker = nullptr;
     });
@@ -961,17 +976,23 @@ tasklet_info runtime_impl::info_of(tasklet_core* t, bool shard_locked) {
   // stack is there. (Not "not done": an error handler that parks in
   // finish() overwrites `done`.)
   const char* what = nullptr;
+  bool parked = false;
+  std::uint8_t reason = 0;
   const void* object = nullptr;
   const site_record* site = nullptr;
+  std::uint32_t since = 0;
   auto read = [&] {
     registry_shard& sh = shards[t->registry_shard];
     if (t->reg_prev == nullptr && sh.head != t) return;  // unregistered
     if (tasklet_frame* f = t->frame.load(std::memory_order_acquire)) {
       i.worker = f->last_worker.load(std::memory_order_relaxed);
       if (s == tasklet_state::parked) {
+        parked = true;
         what = f->park_what.load(std::memory_order_relaxed);
+        reason = f->park_reason.load(std::memory_order_relaxed);
         object = f->park_object.load(std::memory_order_relaxed);
         site = f->park_site.load(std::memory_order_relaxed);
+        since = f->park_since_ms.load(std::memory_order_relaxed);
       }
     }
   };
@@ -981,14 +1002,20 @@ tasklet_info runtime_impl::info_of(tasklet_core* t, bool shard_locked) {
     std::lock_guard lk(shards[t->registry_shard].lock);
     read();
   }
-  if (what) {  // the string is built outside the lock
-    i.parked_on = what;
+  if (parked) {  // the string is built outside the lock
+    i.parked_on = park_cause(static_cast<park_reason>(reason), what).text();
     if (auto fd = detail::fd_of_object(object)) {
       i.parked_fd = *fd;
     } else {
       i.parked_object = object;
     }
     i.parked_at = to_location(site);
+    // Only a park that began while the running trace records has its
+    // time (32-bit milliseconds: differences survive the wrap).
+    std::uint32_t now = static_cast<std::uint32_t>(internal::now_ns() / 1'000'000);
+    std::uint32_t begun = internal::trace::recording_since_ms(this);
+    if (begun != 0 && now - since <= now - begun)
+      i.parked_for = std::chrono::milliseconds(now - since);
   }
   return i;
 }
@@ -1079,6 +1106,9 @@ void runtime_impl::shutdown(shutdown_mode mode) {
   // stopped runtime kept alive holds no stacks.
   for (auto& w : workers) w->release_spare();
   internal::stack_pool::instance().trim_idle();  // what this runtime no longer needs
+  // Every thread of the runtime is joined: the trace's last generation
+  // holds everything they emitted.
+  internal::trace::on_runtime_shutdown(this);
   stopped.store(true);
 }
 

@@ -23,10 +23,19 @@
 #include "run_queue.hpp"
 #include "stack_pool.hpp"
 #include "timer_heap.hpp"
+#include "trace.hpp"
 
 namespace taiga::detail {
 struct runtime_impl;
 }
+
+namespace taiga::internal::trace {
+struct recorder;
+void stop_recording(detail::runtime_impl* rt) noexcept;
+/// When the running trace of `rt` began (now_ns() / 1e6, low 32 bits, never
+/// 0), or 0 when it records nothing.
+std::uint32_t recording_since_ms(const detail::runtime_impl* rt) noexcept;
+}  // namespace taiga::internal::trace
 
 namespace taiga::internal {
 
@@ -48,6 +57,8 @@ inline void bump(std::atomic<T>& c, N n = 1) {
 using detail::ww_claimed;
 using detail::ww_idle;
 using detail::ww_released;
+using detail::ww_seq_mask;
+using detail::ww_seq_shift;
 using detail::ww_switched;
 inline constexpr std::uint32_t ww_reason_shift = 8;
 inline constexpr std::uint32_t fair_every = 61;  // worker::pick_fast
@@ -58,6 +69,34 @@ inline constexpr std::int64_t next_steal_after_ns = 20'000;
 // A busy worker's ring of at most this many is its own until it stops
 // popping from it for next_steal_after_ns (scheduler.cpp, N5).
 inline constexpr std::uint32_t small_ring = 16;
+
+// ---- tasklet states --------------------------------------------------------
+//
+// The state field's one home per transition (tasklet.cpp has the diagram):
+// every change of tasklet_core::state goes through one of these, so each
+// transition has one place to look at, and one place for its trace event
+// (which the caller emits beside it: the event needs what only the caller
+// knows, a park's reason, an exit's exception).
+//   S1 created -> ready never happens: a tasklet that has not run stays
+//      `created` in its queue (tasklet::state() tells "never ran").
+//   S2 only the worker running a tasklet moves it out of `running`
+//      (parked, ready on a yield, done); `done` is published with release,
+//      which join's acquire load pairs with.
+inline void transition_to_ready(tasklet_core* t) noexcept {
+  if (t->state.load(std::memory_order_relaxed) != tasklet_state::created)  // S1
+    t->state.store(tasklet_state::ready, std::memory_order_relaxed);
+}
+inline void transition_to_running(tasklet_core* t) noexcept {
+  t->state.store(tasklet_state::running, std::memory_order_relaxed);
+}
+inline void transition_to_parked(tasklet_core* t) noexcept {
+  // Release: a dump or a deadlock check that reads `parked` then reads the
+  // park's reason and object (info_of, under the registry lock).
+  t->state.store(tasklet_state::parked, std::memory_order_release);
+}
+inline void transition_to_done(tasklet_core* t) noexcept {
+  t->state.store(tasklet_state::done, std::memory_order_release);  // S2
+}
 
 struct worker;
 enum class after : std::uint8_t { none, requeue, park, exit };
@@ -161,6 +200,7 @@ struct alignas(64) worker {
   std::atomic<bool> in_idle{false};             // in rt->idle (written under idle_mu)
   std::atomic<bool> wake_spinning{false};       // woken by wake_one as the spinner
   std::atomic<tasklet_core*> running{nullptr};  // for the watchdog (relaxed)
+  std::atomic<int> os_tid{0};  // the thread's kernel id, for sysmon's trace samples (relaxed)
   // Tasklets run here: stats, watchdog, deadlock check, and the next-slot
   // steal rule (N2). Owner-written (bump), read relaxed by others.
   std::atomic<std::uint64_t> switches{0};
@@ -254,8 +294,30 @@ void set_this_worker(worker* w) noexcept;
 /// Entry function of every tasklet's root context (tasklet.cpp).
 void detail_tasklet_entry(void* payload);
 
+/// Where a runnable tasklet goes: the one placement function (tasklet.cpp's
+/// spawns, timers' calls and every wake-up come through it).
+///   spawn:    a fresh tasklet from a worker of its runtime runs next there
+///             (LIFO: spawn trees grow depth first), and an idle worker is
+///             told (the spawner runs on);
+///   wake:     a woken or requeued tasklet joins the ring (N3: no wake-up
+///             when it took a free next slot);
+///   hand_off: as wake, into the next slot (channel preference).
+/// Pinned tasklets (home >= 0) go to their worker's private or remote queue;
+/// from a thread that is not one of the runtime's workers, to the inject
+/// queue (or the home's remote queue).
+enum class placement : std::uint8_t { wake, hand_off, spawn };
+void place_ready(tasklet_core* t, placement how) noexcept;
+/// place_ready's case of a tasklet that is not pinned, from `w`, a worker
+/// of its runtime (inline: every spawn and wake-up on a worker runs it).
+inline void place_local(worker* w, tasklet_core* t, placement how) noexcept;
+/// Onto worker `target`'s own queues: its private queue from that worker
+/// itself (never stolen), else its remote queue, waking it.
+void place_at(tasklet_core* t, unsigned target) noexcept;
 /// Makes `t` runnable. `next`: run it next on this worker (hand-off).
-void make_ready(tasklet_core* t, bool next) noexcept;
+inline void make_ready(tasklet_core* t, bool next) noexcept {
+  transition_to_ready(t);
+  place_ready(t, next ? placement::hand_off : placement::wake);
+}
 /// Single-CAS claim and release of t's current park with `reason`.
 bool interrupt_park(tasklet_core* t, detail::wake_status reason) noexcept;
 
@@ -265,6 +327,10 @@ namespace taiga::detail {
 
 /// spawn_options::stack_size of a tasklet that has a side record, else 0.
 std::size_t requested_stack(const tasklet_core* t) noexcept;
+
+struct recorder_deleter {
+  void operator()(internal::trace::recorder* r) const noexcept;  // trace.cpp
+};
 
 // One shard per worker (+1 for other threads): a tasklet registers in the
 // shard of the worker that spawns it, so spawning takes an uncontended lock.
@@ -316,6 +382,15 @@ struct runtime_impl {
   bool sysmon_stop = false;
 
   std::unique_ptr<internal::blocking_pool> blocking;
+
+  // The trace (trace.cpp): the recorder that records this runtime now, or
+  // null (acquire/release: its fields were set before it was published);
+  // every recorder it ever had, freed with the runtime (T5); its id in
+  // trace headers, unique in the process.
+  std::atomic<internal::trace::recorder*> tracer{nullptr};
+  std::mutex trace_mu;  // start and stop
+  std::vector<std::unique_ptr<internal::trace::recorder, recorder_deleter>> trace_retired;
+  const std::uint64_t trace_id;
 
   // The I/O hook's pollers, one per worker (poller.hpp), installed once.
   std::mutex io_mu;
@@ -410,11 +485,31 @@ inline bool worker::push_local(tasklet_core* t, bool next) {
   return true;
 }
 
+inline void place_local(worker* w, tasklet_core* t, placement how) noexcept {
+  if (how == placement::spawn) {
+    w->push_local(t, true);
+    w->rt->notify_work();
+    return;
+  }
+  // N3: a tasklet that took a free next slot wakes no one; one that entered
+  // the ring (or pushed an older one into it) does once the ring is bigger
+  // than N5 protects (N6), and not while an I/O poll is making a batch
+  // ready (I6: one wake-up after it).
+  if (w->push_local(t, how == placement::hand_off) && !w->solo && !w->in_io_completions &&
+      w->rq.size() > small_ring)
+    w->rt->notify_work();
+}
+
 inline exec_context* worker::prepare(tasklet_core* t) {
+  // The run event, first: it reads the worker the tasklet last ran on (a
+  // migration when it differs) and whether it ever ran, and only `this` and
+  // `t` are live across the call.
+  if (detail::trace_on()) [[unlikely]]
+    trace::run(this, t);
   tasklet_frame* f = t->frame.load(std::memory_order_relaxed);
   if (f == nullptr) [[unlikely]]
     f = start_fresh(t);
-  t->state.store(tasklet_state::running, std::memory_order_relaxed);
+  transition_to_running(t);
   f->last_worker.store(static_cast<std::int16_t>(index), std::memory_order_relaxed);
   current = t;
   running.store(t, std::memory_order_relaxed);
@@ -443,7 +538,7 @@ inline void worker::after_switch(switch_payload* p) {
   if (prev == nullptr) return;
   if (p->what == after::requeue &&
       !(prev->flags.load(std::memory_order_relaxed) & tasklet_core::flag_pinned)) [[likely]] {
-    prev->state.store(tasklet_state::ready, std::memory_order_relaxed);
+    transition_to_ready(prev);
     push_local(prev, false);
     // N6: a ring of one (the tasklet that just yielded) is what this worker
     // runs at its next switch; N5 keeps thieves off it. Wake no one for it.

@@ -31,6 +31,7 @@ using internal::worker;
 // ---- sysmon ------------------------------------------------------------
 
 void runtime_impl::sysmon_loop() {
+  internal::trace::set_thread_kind(trace_format::thread_kind::sysmon);
   std::vector<std::uint64_t> last_switches(nworkers, 0);
   std::vector<std::int64_t> stuck_ns(nworkers, 0);
   std::vector<bool> reported(nworkers, false);
@@ -51,6 +52,11 @@ void runtime_impl::sysmon_loop() {
       last_trim_ns = now;
       internal::stack_pool::instance().trim_idle();
     }
+    // Every period while a trace records: live tasklets, queue lengths and
+    // each worker's OS run delay, which tells a host that deschedules the
+    // workers from latency the runtime adds.
+    if (detail::trace_on()) [[unlikely]]
+      internal::trace::sample(this);
     std::uint64_t signature = inject_count.load();
     bool overdue_busy = false;
     for (unsigned i = 0; i < nworkers; ++i) {
@@ -89,6 +95,10 @@ void runtime_impl::sysmon_loop() {
           reported[i] = true;
           auto ran = std::chrono::milliseconds(stuck_ns[i] / 1'000'000);
           info.worker = static_cast<int>(i);
+          if (detail::trace_on()) [[unlikely]] {
+            internal::trace::watchdog(this, info.id, stuck_ns[i]);
+            internal::trace::flight_trigger(this, "watchdog");
+          }
           if (cfg.watchdog_handler) {
             cfg.watchdog_handler(info, ran);
           } else {
@@ -166,6 +176,10 @@ void runtime_impl::handle_deadlock() {
   }
   if (!parked.empty()) {
     deadlock_reports.fetch_add(1, std::memory_order_acq_rel);  // before the throws (drop_handle)
+    if (detail::trace_on()) [[unlikely]] {
+      internal::trace::deadlock(this, parked.size());
+      internal::trace::flight_trigger(this, "deadlock");
+    }
     if (cfg.deadlock_handler) {
       cfg.deadlock_handler(rep);
     } else {

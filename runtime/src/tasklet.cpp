@@ -295,8 +295,12 @@ void submit(tasklet_core* t, runtime* rt, const spawn_options* o) {
       internal::bump(w->stats.spawns);
       // Run next (LIFO): spawn trees grow depth first (machine.md: keeps far
       // fewer stacks alive than breadth first).
-      w->push_local(t, true);
-      r->notify_work();
+      internal::place_local(w, t, internal::placement::spawn);
+      // Last, so that nothing is live across the call: `t` is queued, but
+      // the caller's handle keeps it alive, and its run event, should a
+      // thief run it first, is ordered after this by seq (0).
+      if (trace_on()) [[unlikely]]
+        internal::trace::spawn(t);
       return;
     }
   }
@@ -310,7 +314,7 @@ void submit(tasklet_core* t, runtime* rt, const spawn_options* o) {
     // Never started: destroy the callable and leave a killed, finished tasklet
     // so the caller's handle is well-formed; then report the misuse.
     t->vt->run(t, true);
-    t->state.store(tasklet_state::done, std::memory_order_release);
+    internal::transition_to_done(t);
     t->flags.fetch_or(tasklet_core::flag_killed, std::memory_order_relaxed);
     t->refs.fetch_sub(1, std::memory_order_relaxed);
     release(t);
@@ -335,31 +339,17 @@ void submit(tasklet_core* t, runtime* rt, const spawn_options* o) {
     place = local ? static_cast<int>(w->index) : 0;
   r->register_tasklet(t, local ? w->index + 1 : 0);
   if (local) internal::bump(w->stats.spawns);
+  if (trace_on()) [[unlikely]]
+    internal::trace::spawn(t);
   if (place >= 0) {
-    bool pinned = t->flags.load(std::memory_order_relaxed) & tasklet_core::flag_pinned;
-    t->home = static_cast<std::int16_t>(place);
-    if (local && static_cast<unsigned>(place) == w->index) {
-      // The private queue is never stolen from: the first run is here.
-      if (!pinned) t->home = -1;
-      w->push_private(t);
-      return;
-    }
-    worker* h = r->workers[static_cast<unsigned>(place)].get();
-    if (!pinned) t->home = -1;
-    internal::queued(h->remote.enqueue(t));
-    if (r->embedded) {
-      h->unpark();
-    } else {
-      r->unpark_worker(h);
-    }
+    // A pinned tasklet keeps its home; spawn_on's only fixes its first run
+    // (the private queue is never stolen from).
+    if (t->flags.load(std::memory_order_relaxed) & tasklet_core::flag_pinned)
+      t->home = static_cast<std::int16_t>(place);
+    internal::place_at(t, static_cast<unsigned>(place));
     return;
   }
-  if (local) {
-    w->push_local(t, true);  // run next, as in submit()
-    r->notify_work();
-    return;
-  }
-  internal::make_ready(t, false);
+  internal::place_ready(t, internal::placement::spawn);  // run next, as in submit()
 }
 
 // ---- running and finishing ------------------------------------------------
@@ -519,7 +509,7 @@ static void finish(tasklet_core* t) {
   bool detached;
   {
     std::lock_guard lk(t->lock);
-    t->state.store(tasklet_state::done, std::memory_order_release);
+    internal::transition_to_done(t);
     detached = t->flags.load(std::memory_order_acquire) & tasklet_core::flag_detached;
     if (auto* j = static_cast<wait_point*>(t->joiner)) {
       t->joiner = nullptr;
@@ -538,7 +528,7 @@ static void finish(tasklet_core* t) {
     // that this side, not detach(), drops them.
     drop_user_state(t, true);
     // A handler or destructor that parked left the state at `running`.
-    t->state.store(tasklet_state::done, std::memory_order_release);
+    internal::transition_to_done(t);
   }
   t->rt->unregister_tasklet(t);
 }
@@ -578,6 +568,12 @@ static void run_tasklet(tasklet_core* t) {
   } catch (...) {
     detail::record_error(t, std::current_exception());
   }
+  // Here, on the tasklet's own stack and thread, before finish() wakes its
+  // joiner: the exit comes before whatever the joiner does next. How it
+  // ended is read back from the flags and the error (trace::exit): no
+  // bookkeeping on the way for a trace that is off.
+  if (detail::trace_on()) [[unlikely]]
+    trace::exit(t);
 }
 
 // Runs tasklets on one root context until one leaves it by switching away:
@@ -609,7 +605,7 @@ namespace taiga::detail {
 // an interruption means (wait_done_slow raises it; a masked wait parks again).
 static wake_status join_wait(tasklet_core* t, call_site site = call_site()) {
   wait_point w;
-  prepare_wait(w, "join", t, site);
+  prepare_wait(w, park_reason::join, t, site);
   {
     std::lock_guard lk(t->lock);
     if (t->state.load(std::memory_order_acquire) == tasklet_state::done) {
@@ -830,7 +826,8 @@ void submit_blocking(std::function<void()> job) {
     job();
     return;
   }
-  r->blocking->submit(std::move(job));
+  tasklet_core* self = current_tasklet();
+  r->blocking->submit(std::move(job), self ? self->id : 0);
 }
 
 // ---- call_soon / call_later ------------------------------------------------
@@ -845,7 +842,11 @@ struct scheduled_call {
 static void fire_call(internal::timer_node* n) {
   auto* c = static_cast<scheduled_call*>(n->arg);
   int expect = 0;
-  if (c->state.compare_exchange_strong(expect, 1)) internal::make_ready(c->t, false);
+  if (c->state.compare_exchange_strong(expect, 1)) {
+    if (trace_on()) [[unlikely]]
+      internal::trace::timer_fire(c->t->rt, c->t->id);
+    internal::make_ready(c->t, false);
+  }
   std::shared_ptr<scheduled_call> keep = std::move(c->self);  // may free c when keep dies
 }
 
@@ -860,15 +861,12 @@ timer_handle schedule_call(std::function<void()> fn, std::chrono::steady_clock::
   worker* w = this_worker();
   bool local = w != nullptr && w->rt == r;
   r->register_tasklet(t, local ? w->index + 1 : 0);
+  if (trace_on()) [[unlikely]]
+    internal::trace::spawn(t);
   c->t = t;
   if (when == std::chrono::steady_clock::time_point::min()) {
     c->state.store(1);
-    if (local) {
-      w->push_local(t, false);
-      r->notify_work();
-    } else {
-      internal::make_ready(t, false);
-    }
+    internal::place_ready(t, internal::placement::wake);  // behind what is queued
     return timer_handle(c);
   }
   c->node.deadline =
@@ -934,6 +932,8 @@ void yield() {
   constexpr std::uint8_t interrupts =
       detail::tasklet_core::flag_kill | detail::tasklet_core::flag_throw;
   if (t->flags.load(std::memory_order_acquire) & interrupts) detail::throw_interrupt();
+  if (detail::trace_on()) [[unlikely]]
+    internal::trace::yield(w, t);
   w->switch_out(t, internal::after::requeue);
   if (t->flags.load(std::memory_order_acquire) & interrupts) detail::throw_interrupt();
 }
@@ -941,7 +941,7 @@ void yield() {
 void sleep_until(std::chrono::steady_clock::time_point tp, detail::call_site site) {
   require_tasklet("sleep_until");
   detail::wait_point w;
-  detail::prepare_wait(w, "sleep", nullptr, site);
+  detail::prepare_wait(w, park_reason::sleep, nullptr, site);
   detail::wake_status s = detail::wait(w, &tp);
   if (s == detail::wake_status::interrupted) detail::throw_interrupt();
 }
@@ -1106,9 +1106,76 @@ void runtime::dump(std::ostream& os) const {
     if (i.parked_object) os << " (" << i.parked_object << ')';
     if (i.parked_fd >= 0) os << " (fd " << i.parked_fd << ')';
     put_parked_at(os, i.parked_at);
+    if (i.parked_for.count() >= 0) os << ", for " << i.parked_for.count() << " ms";
     if (i.worker >= 0) os << " worker " << i.worker;
     os << '\n';
     detail::release(t);
+  }
+}
+
+// One line per (spawn site, state, what it waits on), largest groups first:
+// readable with a million tasklets. Walks the registry one shard lock at a
+// time and copies only pointers under it (the frame's fields are readable
+// under the lock: info_of); the text is built outside.
+void runtime::dump_summary(std::ostream& os) const {
+  struct key {
+    const detail::site_record* site;
+    tasklet_state state;
+    const char* what;  // the park's label, or null: `reason`'s name
+    std::uint8_t reason;
+    bool operator==(const key&) const = default;
+  };
+  struct key_hash {
+    std::size_t operator()(const key& k) const noexcept {
+      return std::hash<const void*>()(k.site) * 31 + std::hash<const void*>()(k.what) * 7 +
+             static_cast<std::size_t>(k.state) * 257 + k.reason;
+    }
+  };
+  struct group {
+    std::size_t count = 0;
+    std::uint32_t oldest_since = 0;  // park_since_ms of the longest wait, 0: unknown
+  };
+  std::unordered_map<key, group, key_hash> groups;
+  std::size_t total = 0;
+  detail::runtime_impl& r = *impl_;
+  // Wait times only of parks that began while the running trace records
+  // (runtime_impl::info_of).
+  const std::uint32_t begun = internal::trace::recording_since_ms(&r);
+  const std::uint32_t now = static_cast<std::uint32_t>(internal::now_ns() / 1'000'000);
+  for (unsigned s = 0; s < r.nshards; ++s) {
+    std::lock_guard lk(r.shards[s].lock);
+    for (detail::tasklet_core* t = r.shards[s].head; t; t = t->reg_next) {
+      key k{t->site, t->state.load(std::memory_order_acquire), nullptr, 0};
+      std::uint32_t since = 0;
+      if (k.state == tasklet_state::parked) {
+        if (detail::tasklet_frame* f = t->frame.load(std::memory_order_acquire)) {
+          k.what = f->park_what.load(std::memory_order_relaxed);
+          k.reason = f->park_reason.load(std::memory_order_relaxed);
+          since = f->park_since_ms.load(std::memory_order_relaxed);
+        }
+      }
+      group& g = groups[k];
+      ++g.count;
+      ++total;
+      if (begun != 0 && since != 0 && now - since <= now - begun) {
+        if (g.oldest_since == 0 || now - since > now - g.oldest_since) g.oldest_since = since;
+      }
+    }
+  }
+  std::vector<std::pair<key, group>> sorted(groups.begin(), groups.end());
+  std::sort(sorted.begin(), sorted.end(),
+            [](const auto& a, const auto& b) { return a.second.count > b.second.count; });
+  os << "runtime '" << r.cfg.name << "': " << total << " live tasklets in " << sorted.size()
+     << " groups (spawn site x state x reason)\n";
+  for (const auto& [k, g] : sorted) {
+    taiga::source_location l = detail::to_location(k.site);
+    os << "  " << g.count << ' ' << to_string(k.state);
+    if (k.state == tasklet_state::parked)
+      os << " on " << detail::park_cause(static_cast<park_reason>(k.reason), k.what).text();
+    if (g.oldest_since != 0) os << ", oldest for " << (now - g.oldest_since) << " ms";
+    os << ", spawned at " << (l.file_name() ? l.file_name() : "?") << ':' << l.line();
+    if (l.function_name() && *l.function_name()) os << " in " << l.function_name();
+    os << '\n';
   }
 }
 

@@ -14,3 +14,4 @@
 #include <taiga/runtime/this_tasklet.hpp>
 #include <taiga/runtime/timeout.hpp>
 #include <taiga/runtime/timer.hpp>
+#include <taiga/runtime/trace.hpp>

@@ -254,7 +254,7 @@ struct chan_wake_list {
 
 /// Arms a channel or select wait, recording the user's call site for the
 /// deadlock report.
-inline void chan_prepare_wait(wait_point& wp, const char* what, const void* object, op_site at) {
+inline void chan_prepare_wait(wait_point& wp, park_cause what, const void* object, op_site at) {
   prepare_wait(wp, what, object, call_site(at));
 }
 
@@ -626,7 +626,7 @@ class channel {
     }
     detail::wait_point wp;
     try {
-      detail::chan_prepare_wait(wp, "channel send", &s, at);
+      detail::chan_prepare_wait(wp, park_reason::channel_send, &s, at);
     } catch (...) {
       s.lock.unlock();
       throw;
@@ -714,7 +714,7 @@ class channel {
     }
     detail::wait_point wp;
     try {
-      detail::chan_prepare_wait(wp, "channel receive", &s, at);
+      detail::chan_prepare_wait(wp, park_reason::channel_receive, &s, at);
     } catch (...) {
       s.lock.unlock();
       throw;

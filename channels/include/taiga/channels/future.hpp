@@ -179,7 +179,7 @@ class state_base {
     if (ready()) return true;
     if (deadline != nullptr && *deadline <= std::chrono::steady_clock::now()) return false;
     wait_point w;
-    prepare_wait(w, "future", this, call_site(at));  // a kill point
+    prepare_wait(w, park_reason::future, this, call_site(at));  // a kill point
     {
       std::lock_guard lk(lock_);
       if (ready_.load(std::memory_order_relaxed)) {

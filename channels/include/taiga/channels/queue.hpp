@@ -620,7 +620,7 @@ class basic_queue {
     put_slot slot{&v, &raw, nullptr};
     detail::wait_point w;
     w.slot = &slot;
-    detail::prepare_wait(w, "queue put", this, detail::call_site(at));  // a kill point
+    detail::prepare_wait(w, park_reason::queue_put, this, detail::call_site(at));  // a kill point
     {
       detail::wake_batch wb;
       lock_type lk(lock_);
@@ -664,7 +664,7 @@ class basic_queue {
     node_type* slot = nullptr;
     detail::wait_point w;
     w.slot = &slot;
-    detail::prepare_wait(w, "queue get", this, detail::call_site(at));  // a kill point
+    detail::prepare_wait(w, park_reason::queue_get, this, detail::call_site(at));  // a kill point
     {
       detail::wake_batch wb;
       std::lock_guard lk(lock_);
@@ -702,7 +702,7 @@ class basic_queue {
     }
     if (deadline != nullptr && *deadline <= std::chrono::steady_clock::now()) return false;
     detail::wait_point w;
-    detail::prepare_wait(w, "queue join", this, detail::call_site(at));
+    detail::prepare_wait(w, park_reason::queue_join, this, detail::call_site(at));
     {
       std::lock_guard lk(lock_);
       if (unfinished_ == 0) {

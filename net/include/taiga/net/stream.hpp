@@ -171,7 +171,8 @@ class basic_stream {
     auto& s = state();
     std::unique_lock g(s.rd.gate);
     detail::await_op(
-        s.rd, *s.home, "net wait readable", taiga::fd_object(s.sock.native_handle()), nullptr, ec,
+        s.rd, *s.home, park_cause(park_reason::io_read, "net wait readable"),
+        taiga::fd_object(s.sock.native_handle()), nullptr, ec,
         [&](auto&& h) { s.sock.async_wait(socket_type::wait_read, std::move(h)); }, site);
     s.rd.speculate = true;
   }
@@ -231,7 +232,8 @@ class basic_stream {
     auto& s = state();
     std::unique_lock g(s.wr.gate);
     detail::await_op(
-        s.wr, *s.home, "net wait writable", taiga::fd_object(s.sock.native_handle()), nullptr, ec,
+        s.wr, *s.home, park_cause(park_reason::io_write, "net wait writable"),
+        taiga::fd_object(s.sock.native_handle()), nullptr, ec,
         [&](auto&& h) { s.sock.async_wait(socket_type::wait_write, std::move(h)); }, site);
     if (ec) fail(ec, "wait_writable on");
   }
@@ -289,9 +291,10 @@ class basic_stream {
     }
     auto start = [&](auto&& h) { s.sock.async_read_some(b, std::move(h)); };
     const void* fd = taiga::fd_object(s.sock.native_handle());  // dumps print "fd N"
+    constexpr park_cause read_cause(park_reason::io_read, "net read");
     std::size_t n = s.home->owned_by_caller()
-                        ? detail::await_deferred(s.rd, *s.home, "net read", fd, ec, start, site)
-                        : detail::await_op(s.rd, *s.home, "net read", fd, nullptr, ec, start, site);
+                        ? detail::await_deferred(s.rd, *s.home, read_cause, fd, ec, start, site)
+                        : detail::await_op(s.rd, *s.home, read_cause, fd, nullptr, ec, start, site);
     // A full buffer: maybe more. An error or end of stream: the next read
     // must see it again at once (the reactor's edge for it is spent, and
     // Asio skips its own speculative read after one that met end of stream).
@@ -309,7 +312,8 @@ class basic_stream {
     std::size_t n = s.sock.write_some(b, ec);  // E3: a write that fits never parks
     if (ec != asio::error::would_block && ec != asio::error::try_again) return n;
     return detail::await_op(
-        s.wr, *s.home, "net write", taiga::fd_object(s.sock.native_handle()), nullptr, ec,
+        s.wr, *s.home, park_cause(park_reason::io_write, "net write"),
+        taiga::fd_object(s.sock.native_handle()), nullptr, ec,
         [&](auto&& h) { s.sock.async_write_some(b, std::move(h)); }, site);
   }
 

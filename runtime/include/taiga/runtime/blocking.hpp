@@ -38,7 +38,7 @@ auto blocking(F&& fn) -> std::invoke_result_t<std::decay_t<F>> {
   };
   auto st = std::make_shared<state>();
   detail::wait_point w;
-  detail::prepare_wait(w, "blocking call", st.get());
+  detail::prepare_wait(w, park_reason::blocking_call, st.get());
   st->waiter = &w;
   auto job = [st, f = std::forward<F>(fn)]() mutable {
     try {

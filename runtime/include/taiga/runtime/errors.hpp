@@ -1,5 +1,7 @@
 #pragma once
 
+#include <chrono>
+
 #include <stdexcept>
 #include <string>
 #include <taiga/runtime/source_location.hpp>
@@ -63,6 +65,9 @@ class tasklet_info {
   // Where it parked, when parked and the primitive passed its caller's site
   // (join, sleep_for, ...): the user's blocking call. Empty (line 0) if not.
   taiga::source_location parked_at;
+  // How long it has been parked, for parks that began while a trace was
+  // recording (taiga/runtime/trace.hpp); -1 when not known.
+  std::chrono::milliseconds parked_for{-1};
   // The worker it runs or last ran on; -1 when it has not started, or has
   // ended and left the registry (the error handler's view of a detached
   // tasklet that threw: its stack, where the worker was kept, is gone).

@@ -39,6 +39,10 @@ namespace taiga {
 
 /// Why a wait ended.
 using wake_status = detail::wake_status;
+/// What a wait is for: a park_reason (`taiga::park_reason::io_read`), a
+/// reason with the text dumps print (`{park_reason::io_read, "net read"}`),
+/// or a string literal alone, the user's own reason (park_reason::user).
+using park_cause = detail::park_cause;
 
 /// A one-waiter, one-signal meeting point between a tasklet (or a plain
 /// thread) that waits and any thread that signals: an Asio completion
@@ -98,14 +102,15 @@ class wake_slot {
   /// enclosing timeout_scope: wake_status::interrupted, the interruption
   /// still pending for raise_interruption()). Never throws: an
   /// interruption already pending when it is called returns interrupted
-  /// at once. `what` (a string literal) and `object` name the wait
-  /// in dumps and deadlock reports; `site` is the user's call.
-  wake_status wait(const char* what, const void* object = nullptr,
+  /// at once. `what` (a park_reason, or a string literal: a user's reason)
+  /// and `object` name the wait in dumps, deadlock reports and traces;
+  /// `site` is the user's call.
+  wake_status wait(park_cause what, const void* object = nullptr,
                    detail::call_site site = detail::call_site::current()) {
     return wait_impl(nullptr, what, object, site);
   }
   /// As wait(), also ending with wake_status::timeout at `deadline`.
-  wake_status wait_until(std::chrono::steady_clock::time_point deadline, const char* what,
+  wake_status wait_until(std::chrono::steady_clock::time_point deadline, park_cause what,
                          const void* object = nullptr,
                          detail::call_site site = detail::call_site::current()) {
     return wait_impl(&deadline, what, object, site);
@@ -114,7 +119,7 @@ class wake_slot {
   /// operation that was asked to cancel and may still write into the
   /// caller's memory. Call it under an interruption_mask; a kill arriving
   /// meanwhile stays pending. The timeout_scope is suspended.
-  void wait_masked(const char* what, const void* object = nullptr,
+  void wait_masked(park_cause what, const void* object = nullptr,
                    detail::call_site site = detail::call_site::current()) {
     std::int64_t saved = detail::suspend_timeout_scope();
     while (wait_impl(nullptr, what, object, site) != wake_status::signaled) {
@@ -123,7 +128,7 @@ class wake_slot {
   }
 
  private:
-  wake_status wait_impl(const std::chrono::steady_clock::time_point* deadline, const char* what,
+  wake_status wait_impl(const std::chrono::steady_clock::time_point* deadline, park_cause what,
                         const void* object, detail::call_site site) {
     detail::wait_point w;
     // Never raises: an interruption already pending (or an expired scope)

@@ -91,6 +91,10 @@ class runtime {
   /// Writes one line per live tasklet: id, name, state, worker, spawn site
   /// and, when parked, what it waits on.
   void dump(std::ostream& os) const;
+  /// Writes one line per group of live tasklets with the same spawn site,
+  /// state and (when parked) reason, largest first: count, state, reason,
+  /// the oldest wait (for parks that began while a trace recorded), site.
+  void dump_summary(std::ostream& os) const;
 
   /// While a guard lives, deadlock detection assumes something outside the
   /// runtime (a plain thread) may still wake a tasklet.

@@ -45,7 +45,12 @@
 // describe; events about one tasklet that another thread emits (unblock from
 // a waker, spawn from the parent) carry the tasklet's sequence number, which
 // the recorder increments at each park, unblock and run of that tasklet, so
-// a reader sorts one tasklet's events by `seq`, not by time.
+// a reader sorts one tasklet's events by `seq`, not by time. The number is
+// 15 bits wide and wraps (the recorder carries it inside the park protocol's
+// 32-bit wait word): compare two of one tasklet's with serial-number
+// arithmetic, ((b - a) & seq_mask) < seq_mask / 2 meaning a before b. A
+// spawn is 0, the first run 1; a park counts 2 (the park, and the unblock
+// that ends it, which carries the park's seq + 1), a yield and a run 1 each.
 //
 // Varints are unsigned LEB128 (7 bits per byte, low first, at most 10
 // bytes). Signed values (none in version 1) would be zigzag-coded.
@@ -147,8 +152,14 @@ enum class event : std::uint8_t {
                         //   os run delay of that worker since last sample (ns)
   dropped = 21,         // events lost by this thread since its last batch
   io_wait = 22,         // tid, fd (waits in the reactor; net's E6 start)
+  // Appended after version 1's first draft (same version number: no file
+  // had been written yet).
+  park_label = 23,  // tid, label str: the text of the park that follows
+                    //   (a user's reason, or a primitive's more precise one:
+                    //   "shared_mutex (shared)"); emitted just before that park
 };
-inline constexpr std::uint8_t event_type_count = 23;
+inline constexpr std::uint8_t event_type_count = 24;
+inline constexpr std::uint32_t seq_mask = 0x7fff;  // seq arguments wrap at 15 bits
 
 // Arguments per event type (index = type); -1 for an unused type number.
 inline constexpr int event_arg_count[event_type_count] = {
@@ -175,6 +186,7 @@ inline constexpr int event_arg_count[event_type_count] = {
     5,   // sample
     1,   // dropped
     2,   // io_wait
+    2,   // park_label
 };
 inline constexpr int max_event_args = 5;
 
@@ -184,7 +196,7 @@ inline const char* event_name(std::uint8_t type) noexcept {
       "unblock",     "steal",          "exit",         "worker_spin", "worker_sleep",
       "worker_wake", "blocking_begin", "blocking_end", "timer_fire",  "watchdog",
       "deadlock",    "region_begin",   "region_end",   "log",         "counter",
-      "sample",      "dropped",        "io_wait"};
+      "sample",      "dropped",        "io_wait",      "park_label"};
   return type < event_type_count ? names[type] : "?";
 }
 

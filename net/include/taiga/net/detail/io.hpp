@@ -155,7 +155,7 @@ struct completion {
 /// when `deadline` passed first). Raises a kill, throw_into or
 /// timeout_scope expiry unless the operation completed anyway.
 template <class Start>
-std::size_t await_op(direction& d, io_poller& p, const char* what, const void* object,
+std::size_t await_op(direction& d, io_poller& p, park_cause what, const void* object,
                      const std::chrono::steady_clock::time_point* deadline, error_code& ec,
                      Start&& start, taiga::detail::call_site site) {
   d.done.reset();
@@ -200,7 +200,7 @@ std::size_t await_op(direction& d, io_poller& p, const char* what, const void* o
 /// completions in batches. Only from a tasklet on `p`'s own worker (the
 /// worker will poll before it sleeps); callers elsewhere use await_op.
 template <class Start>
-std::size_t await_deferred(direction& d, io_poller& p, const char* what, const void* object,
+std::size_t await_deferred(direction& d, io_poller& p, park_cause what, const void* object,
                            error_code& ec, Start& start, taiga::detail::call_site site) {
   d.done.reset();
   d.ec = {};

@@ -6,7 +6,7 @@
 //
 // Waiter side:
 //     wait_point w;
-//     prepare_wait(w, "channel receive", this, site);  // may throw (kill pending)
+//     prepare_wait(w, park_reason::channel_receive, this, site);  // may throw (kill pending)
 //     { lock list; publish &w; unlock; }
 //     wake_status s = wait(w, deadline);           // parks; the lock is NOT held
 //     if (s != wake_status::signaled) { lock list; remove &w if still there; unlock; }
@@ -25,8 +25,54 @@
 #include <cstdint>
 #include <optional>
 #include <taiga/runtime/detail/tasklet_core.hpp>
+#include <taiga/runtime/trace_format.hpp>
+
+// TAIGA_TRACE_POINTS (CMake option, default ON) compiles the trace emission
+// points in; the runtime target defines it for everything that links it, so
+// the inline wakers below agree with the library.
+#ifndef TAIGA_TRACE_POINTS
+#define TAIGA_TRACE_POINTS 1
+#endif
+
+namespace taiga {
+/// Why a tasklet parks (trace events, dumps): see trace_format.hpp.
+using park_reason = trace_format::park_reason;
+}  // namespace taiga
 
 namespace taiga::detail {
+
+/// What a park waits for: a typed reason, and the text dumps and deadlock
+/// reports print for it (by default the reason's name; a primitive may be
+/// more precise, "shared_mutex (shared)"). A bare string is a user's own
+/// reason (park_reason::user), as wake_slot's string form passes.
+struct park_cause {
+  park_reason reason = park_reason::other;
+  const char* label = nullptr;  // a string literal, or null: the reason's name
+  constexpr park_cause(park_reason r) noexcept : reason(r) {}  // NOLINT: implicit
+  constexpr park_cause(park_reason r, const char* l) noexcept : reason(r), label(l) {}
+  constexpr park_cause(const char* user) noexcept  // NOLINT: implicit
+      : reason(park_reason::user), label(user) {}
+  const char* text() const noexcept {
+    return label ? label : trace_format::park_reason_name(static_cast<std::uint8_t>(reason));
+  }
+};
+
+/// Non-zero while some runtime of the process records a trace
+/// (runtime/src/trace.cpp): the one load and test an emission point costs
+/// when nothing records. Written by trace start and stop only.
+extern std::atomic<std::uint32_t> trace_armed;
+inline bool trace_on() noexcept {
+#if TAIGA_TRACE_POINTS
+  return trace_armed.load(std::memory_order_relaxed) != 0;
+#else
+  return false;
+#endif
+}
+/// The unblock event of `t`'s current park, which the caller has just won
+/// (`word`: the wait word as the winning claim saw it, carrying the park's
+/// sequence number). Out of line: only called when trace_on().
+void trace_unblock(std::uint64_t tid, const runtime_impl* rt, std::uint32_t word,
+                   std::uint8_t how) noexcept;
 
 enum class wake_status : std::uint8_t {
   signaled,     // a waker claimed and completed this wait
@@ -60,19 +106,19 @@ inline std::optional<int> fd_of_object(const void* object) noexcept {
 
 /// Arms the caller's wait. Throws (tasklet_exit, or the pending exception) if
 /// a kill or throw_into is already pending for the calling tasklet.
-/// `what` (a string literal) and `object` say what it waits on, `site` where
+/// `what` (a park_reason, or a string literal: park_reason::user) and
+/// `object` say what it waits on, `site` where
 /// the user's blocking call is (a primitive's own `call_site` parameter,
 /// defaulted to call_site::current() in its public signature): reports and
 /// dumps print them ("parked on join (0x...), parked at f.cpp:12 in g").
 /// One pointer, stored as is: no cost beyond the store.
-void prepare_wait(wait_point& w, const char* what, const void* object,
-                  call_site site = call_site());
+void prepare_wait(wait_point& w, park_cause what, const void* object, call_site site = call_site());
 /// prepare_wait that reports instead of raising: false when a kill or
 /// throw_into is pending (not masked) or the timeout_scope has passed (not
 /// masked; throw_interrupt then raises timeout_error); the wait is not
 /// armed then. For waits whose caller must clean up first (an I/O
 /// operation already started: taiga::wake_slot).
-bool prepare_wait_nothrow(wait_point& w, const char* what, const void* object,
+bool prepare_wait_nothrow(wait_point& w, park_cause what, const void* object,
                           call_site site = call_site()) noexcept;
 /// Disarms a prepared wait that will not be waited on (the condition
 /// turned out to hold already).
@@ -85,6 +131,11 @@ inline constexpr std::uint32_t ww_claimed = 1;
 inline constexpr std::uint32_t ww_released = 2;
 inline constexpr std::uint32_t ww_switched = 4;
 inline constexpr std::uint32_t ww_idle = 0x80000000u;  // not parked: nothing to claim
+// Bits 16-30 of an armed word: the park's trace sequence number (15 bits,
+// wrapping), so that whoever wins the claim reads it in the same atomic step
+// (park.cpp, "Parking"; docs/design/trace-format.md, "Ordering").
+inline constexpr std::uint32_t ww_seq_shift = 16;
+inline constexpr std::uint32_t ww_seq_mask = 0x7fff;
 
 /// complete()'s out-of-line parts.
 void complete_thread(wait_point& w) noexcept;                   // release + futex wake
@@ -126,6 +177,16 @@ struct hand_off_ticket {
 /// On true, call finish_hand_off(ticket, next) after unlocking.
 inline bool hand_off(wait_point& w, hand_off_ticket& ticket) noexcept {
   tasklet_core* t = w.tasklet;  // read first: a released thread's frame may die at once
+  // The unblock event's fields, read before the claim: the caller holds
+  // the lock of the list `w` is in, which the waiter leaves only under that
+  // lock, so `t` is alive now; once released it may run and end at once.
+  const bool traced = t != nullptr && trace_on();
+  std::uint64_t tid = 0;
+  const runtime_impl* trt = nullptr;
+  if (traced) [[unlikely]] {
+    tid = t->id;
+    trt = t->rt;
+  }
   std::atomic<std::uint32_t>& word = t ? t->wait_word : w.word;
   std::uint32_t v = word.load(std::memory_order_acquire);
   for (;;) {
@@ -134,6 +195,8 @@ inline bool hand_off(wait_point& w, hand_off_ticket& ticket) noexcept {
     if (word.compare_exchange_weak(v, v | ww_claimed | ww_released, std::memory_order_acq_rel))
       break;
   }
+  if (traced) [[unlikely]]
+    trace_unblock(tid, trt, v, 0);
   if (t == nullptr) {
     ticket.futex_word = &word;
   } else if (v & ww_switched) {
@@ -181,6 +244,10 @@ inline void complete(wait_point& w, bool next) noexcept {
     complete_thread(w);
     return;
   }
+  // Claimed, not yet released: the tasklet cannot resume before the
+  // fetch_or below, so the unblock event may read it.
+  if (trace_on()) [[unlikely]]
+    trace_unblock(t->id, t->rt, t->wait_word.load(std::memory_order_relaxed), 0);
   std::uint32_t old = t->wait_word.fetch_or(ww_released, std::memory_order_acq_rel);
   if (old & ww_switched) make_ready_released(t, next);
 }

@@ -100,6 +100,19 @@ struct alignas(16) tasklet_frame {
   std::atomic<std::int16_t> last_worker{-1};  // diagnostics (relaxed)
   std::uint8_t stack_guard = 0;               // a stack_guard_mode
   bool scope_expired = false;                 // timeout_scope (the tasklet's own)
+  // The park_reason of the current park (beside park_what; relaxed, read
+  // like it), and the tasklet's trace sequence number (15 bits used,
+  // wrapping): written only by whoever runs the tasklet (its run, park,
+  // yield and exit events; a park also counts the unblock a waker will
+  // emit), read by nobody else (park.cpp carries it to wakers in the wait
+  // word). park_since_ms: when the current park began (now_ns() / 1e6,
+  // low 32 bits), set by the trace's park event only (a clock read per park
+  // costs too much otherwise); a value older than the running trace's start
+  // is a stale one and means "unknown" (runtime_impl::info_of). All three in
+  // what was padding: the frame stays 96 bytes.
+  std::atomic<std::uint8_t> park_reason{0};
+  std::uint16_t trace_seq = 1;  // a fresh frame's first run (trace::run)
+  std::atomic<std::uint32_t> park_since_ms{0};
 };
 // worker::start_fresh places it right above the fresh context's 16-byte
 // entry slot, whose alignment it keeps (hence alignas(16)), so it grows in
