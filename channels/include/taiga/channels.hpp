@@ -2,6 +2,7 @@
 // synchronization toolkit.
 #pragma once
 
+#include <taiga/channels/actor.hpp>
 #include <taiga/channels/channel.hpp>
 #include <taiga/channels/executor.hpp>
 #include <taiga/channels/future.hpp>
