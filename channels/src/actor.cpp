@@ -95,7 +95,7 @@ bool any_actor_ref::alive() const noexcept {
 }
 bool any_actor_ref::kill() const {
   if (!base_) throw usage_error("taiga::any_actor_ref::kill on an empty ref");
-  return base_->kill();
+  return base_->kill(exit_kind::killed);
 }
 exit_reason any_actor_ref::join() const {
   if (!base_) throw usage_error("taiga::any_actor_ref::join on an empty ref");
@@ -128,18 +128,6 @@ void registry_remove(const actor_base* b) {
     } else {
       ++it;
     }
-  }
-}
-
-// A linked actor `to` learns that `from` ended with `r`.
-void exit_signal(const std::shared_ptr<actor_base>& to, const any_actor_ref& from,
-                 const exit_reason& r) {
-  if (to->trap_exit()) {
-    (void)to->push_system(exit_msg{from, r});
-  } else if (r.abnormal()) {
-    std::string why = "linked actor #" + std::to_string(from.id());
-    if (!from.name().empty()) why += " (" + from.name() + ")";
-    (void)to->kill(why + " ended: " + r.describe());
   }
 }
 
@@ -202,15 +190,16 @@ bool actor_base::start() noexcept {
 
 exit_reason actor_base::kill_reason() const {
   std::lock_guard g(lock_);
-  if (kill_requested_) return exit_reason{exit_kind::killed, {}, kill_why_};
+  if (kill_requested_) return exit_reason{kill_kind_, {}, kill_why_};
   return exit_reason{exit_kind::shutdown, {}, {}};
 }
 
-bool actor_base::kill(std::string why) {
+bool actor_base::kill(exit_kind kind, std::string why) {
   std::lock_guard g(lock_);
   if (ended_) return false;
   if (!kill_requested_) {
     kill_requested_ = true;
+    kill_kind_ = kind;
     kill_why_ = std::move(why);
   }
   // The tasklet is alive from start() to finish(), both under this lock;
@@ -259,36 +248,48 @@ void actor_base::finish(exit_reason r) noexcept {
       auto& v = l->links_;
       v.erase(std::remove(v.begin(), v.end(), self.base()), v.end());
     }
-    exit_signal(l, self, r);
+    l->signal_exit(self, r);
   }
 }
 
-exit_reason actor_base::join(call_site site) {
+void actor_base::signal_exit(const any_actor_ref& from, const exit_reason& r) {
+  if (trap_exit()) {
+    (void)push_system(exit_msg{from, r});
+  } else if (r.abnormal()) {
+    std::string why = "actor #" + std::to_string(from.id());
+    if (!from.name().empty()) why += " (" + from.name() + ")";
+    (void)kill(r.kind == exit_kind::shutdown ? exit_kind::shutdown : exit_kind::killed,
+               why + " ended: " + r.describe());
+  }
+}
+
+std::optional<exit_reason> actor_base::join_until(const steady_time* dl, call_site site) {
   interruption_point();
   {
     std::lock_guard g(lock_);
-    if (ended_) return *reason_;
+    if (ended_) return reason_;
     if (core_ != nullptr && core_ == current_tasklet())
       throw usage_error("taiga::actor_ref::join: an actor cannot join itself");
   }
+  if (dl != nullptr && *dl <= sync_clock::now()) return std::nullopt;
   wait_point w;
   prepare_wait(w, "actor join", this, site);
   {
     std::lock_guard g(lock_);
     if (ended_) {
       cancel_wait(w);
-      return *reason_;
+      return reason_;
     }
     joiners_.push_back(w);
   }
-  const wake_status s = wait(w);
+  const wake_status s = wait(w, dl);
   if (s != wake_status::signaled) {
     std::lock_guard g(lock_);
     joiners_.remove_if_linked(w);
   }
   if (s == wake_status::interrupted) throw_interrupt();
   std::lock_guard g(lock_);
-  return *reason_;
+  return reason_;  // empty on a timeout
 }
 
 std::optional<exit_reason> actor_base::reason() const {
@@ -342,8 +343,8 @@ void actor_base::link(const std::shared_ptr<actor_base>& other) {
   }
   // Linking to an actor that has ended: its exit signal comes at once
   // (Erlang's noproc), so a link never misses an end that raced it.
-  if (theirs) exit_signal(shared_from_this(), any_actor_ref(other), *theirs);
-  if (mine) exit_signal(other, any_actor_ref(shared_from_this()), *mine);
+  if (theirs) signal_exit(any_actor_ref(other), *theirs);
+  if (mine) other->signal_exit(any_actor_ref(shared_from_this()), *mine);
 }
 
 void actor_base::unlink(const std::shared_ptr<actor_base>& other) {

@@ -164,6 +164,12 @@ struct resolve_msg<deduce, F> {
   using type = typename self_msg<typename first_param<std::remove_cvref_t<F>>::type>::type;
 };
 
+/// What actor_self::exit throws (not a std::exception: user code that
+/// catches std::exception lets it through).
+struct exit_request {
+  exit_reason reason;
+};
+
 /// The callable of an actor's tasklet.
 template <class Msg, class F, class... A>
 struct actor_body {
@@ -192,6 +198,8 @@ struct actor_body {
     try {
       actor_self<Msg> self(b);
       std::apply([&](A&... a) { std::invoke(fn, self, std::move(a)...); }, args);
+    } catch (const exit_request& e) {
+      r = e.reason;
     } catch (const tasklet_exit&) {
       // Swallowed: the actor's end is reported through its record (join,
       // monitors, links), not through a tasklet nobody joins.
@@ -299,7 +307,7 @@ class actor_ref {
   /// Ends the actor with exit_kind::killed (see any_actor_ref::kill).
   bool kill() const {
     require("kill");
-    return box_->kill();
+    return box_->kill(exit_kind::killed);
   }
   /// Waits for the actor's end and returns why. A kill point.
   exit_reason join(detail::call_site site = detail::call_site::current()) const {
@@ -463,6 +471,11 @@ class actor_self {
   /// killing this actor.
   void trap_exit(bool on) const noexcept { box_->set_trap_exit(on); }
   bool trapping_exit() const noexcept { return box_->trap_exit(); }
+  /// Ends this actor now with `r` (its destructors run as the exception
+  /// unwinds): monitors, links and joiners see `r`.
+  [[noreturn]] void exit(exit_reason r) const {
+    throw detail::actor_impl::exit_request{std::move(r)};
+  }
 
  private:
   static constexpr auto none = [](const detail::actor_impl::system_message&) { return false; };

@@ -152,10 +152,17 @@ class actor_base : public std::enable_shared_from_this<actor_base> {
   /// The reason for a tasklet_exit that reached the behaviour: killed (by
   /// whom) when kill() asked for it, else shutdown.
   exit_reason kill_reason() const;
-  /// Asks the actor to end with exit_kind::killed (`why` in the text).
-  bool kill(std::string why = {});
+  /// Asks the actor to end with `kind` (killed, or shutdown from a
+  /// supervisor; `why` in the text): a tasklet_exit at its next park point.
+  bool kill(exit_kind kind = exit_kind::killed, std::string why = {});
   /// Parks (blocks a plain thread) until finish() ran; returns the reason.
-  exit_reason join(call_site site = call_site());
+  exit_reason join(call_site site = call_site()) { return *join_until(nullptr, site); }
+  /// join with a deadline: std::nullopt if the actor is still alive at `dl`.
+  std::optional<exit_reason> join_until(const steady_time* dl, call_site site = call_site());
+  /// An exit signal from `from` (a link's, or a supervisor's shutdown):
+  /// an exit_msg if this actor traps exits, else for an abnormal `r` a kill
+  /// with r's kind.
+  void signal_exit(const any_actor_ref& from, const exit_reason& r);
   bool ended() const noexcept {
     std::lock_guard g(lock_);
     return ended_;
@@ -245,6 +252,7 @@ class actor_base : public std::enable_shared_from_this<actor_base> {
   std::atomic<bool> trap_exit_;
   tasklet_core* core_ = nullptr;  // the running tasklet, from start() to finish()
   std::string kill_why_;
+  exit_kind kill_kind_ = exit_kind::killed;
   std::optional<exit_reason> reason_;
   std::vector<std::shared_ptr<actor_base>> links_;
   std::vector<std::shared_ptr<actor_base>> monitors_;  // watchers, one entry per monitor()
