@@ -52,6 +52,11 @@ class supervisor_loop {
   void run() {
     for (std::size_t i = 0; i < children_.size(); ++i) start_or_fail(i);  // V4
     for (;;) {
+      // V1: an ended temporary child is forgotten (one per connection
+      // would otherwise pile up).
+      std::erase_if(children_, [](const child& c) {
+        return c.spec.restart == restart_type::temporary && !c.ref && !c.pending;
+      });
       start_due();
       std::optional<clock::time_point> next = next_due();
       bool stop = false;
@@ -69,6 +74,8 @@ class supervisor_loop {
           for (auto& c : children_)
             if (c.spec.id == m.value.id) r = c.ref;
           m.reply(std::move(r));
+        } else if constexpr (std::is_same_v<M, request<start_child, any_actor_ref>>) {
+          m.reply(add(std::move(m.value.spec)));
         } else if constexpr (std::is_same_v<M, stop_supervisor>) {
           stop = true;
         }
@@ -98,6 +105,15 @@ class supervisor_loop {
     std::uint64_t restarts = 0;
     std::deque<clock::time_point> recent;  // this child's restarts within period (backoff)
   };
+
+  any_actor_ref add(child_spec spec) {
+    if (!spec.start) return any_actor_ref();
+    for (const auto& c : children_)
+      if (c.spec.id == spec.id) return any_actor_ref();
+    children_.push_back(child{std::move(spec)});
+    start_or_fail(children_.size() - 1);
+    return children_.back().ref;
+  }
 
   // Starts child i; a failed start counts as an end with the exception.
   void start_or_fail(std::size_t i) {

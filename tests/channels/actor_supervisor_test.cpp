@@ -183,8 +183,8 @@ TEST_P(supervisors, restart_types_permanent_transient_temporary) {
     std::sort(got.begin(), got.end());
     EXPECT_EQ(got, (std::vector<std::string>{"end temp", "end trans"}));
     auto kids = children_of(sup);
-    EXPECT_FALSE(kids[1].ref);
-    EXPECT_FALSE(kids[2].ref);
+    ASSERT_EQ(kids.size(), 2u);  // the temporary one is forgotten
+    EXPECT_FALSE(kids[1].ref);   // the transient one stays, stopped
     sup.tell(taiga::stop_supervisor{});
     sup.join();
   });
@@ -325,6 +325,26 @@ TEST_P(supervisors, killing_a_supervisor_ends_its_children_through_the_links) {
     sup.kill();
     EXPECT_EQ(sup.join().kind, taiga::exit_kind::killed);
     EXPECT_EQ(a.join().kind, taiga::exit_kind::killed);
+  });
+}
+
+TEST_P(supervisors, start_child_adds_children_and_forgets_temporary_ones_that_end) {
+  rt().run([] {
+    auto log = std::make_shared<event_log>();
+    auto sup = taiga::spawn_supervisor({}, {child(log, "a")});
+    auto c = child(log, "conn", taiga::restart_type::temporary);
+    auto r = sup.ask(taiga::start_child{c}, 10s);
+    ASSERT_TRUE(r.ok());
+    ASSERT_TRUE(r->alive());
+    EXPECT_FALSE(sup.ask(taiga::start_child{c}, 10s)->alive());  // the id is taken
+    EXPECT_EQ(children_of(sup).size(), 2u);
+    taiga::actor_ref_cast<std::string>(*r).tell(std::string("quit"));
+    r->join();
+    for (int i = 0; i < 1000 && children_of(sup).size() != 1; ++i)
+      taiga::this_tasklet::sleep_for(1ms);
+    EXPECT_EQ(children_of(sup).size(), 1u);
+    sup.tell(taiga::stop_supervisor{});
+    sup.join();
   });
 }
 

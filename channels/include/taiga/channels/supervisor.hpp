@@ -104,10 +104,19 @@ struct which_children {};
 struct find_child {
   std::string id;
 };
+/// Adds a child at the end and starts it (Erlang's supervisor:start_child):
+/// the reply is its ref, or an empty ref if the id is taken or the start
+/// failed (a failed start counts as a restart, as for any child). For
+/// children that come and go (one per connection), use
+/// restart_type::temporary: an ended temporary child is forgotten.
+struct start_child {
+  child_spec spec;
+};
 /// Told to a supervisor: stop every child in reverse order, then end normally.
 struct stop_supervisor {};
 using supervisor_msg = std::variant<request<which_children, std::vector<child_info>>,
-                                    request<find_child, any_actor_ref>, stop_supervisor>;
+                                    request<find_child, any_actor_ref>,
+                                    request<start_child, any_actor_ref>, stop_supervisor>;
 using supervisor_ref = actor_ref<supervisor_msg>;
 
 /// Spawns a supervisor that starts `children` in order. It traps exits and
