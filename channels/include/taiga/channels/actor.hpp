@@ -234,10 +234,12 @@ class ask_result {
     if (!value_) throw ask_failure(error_, text_);
     return *value_;
   }
-  R&& value() && { return std::move(value()); }
+  /// On a temporary: the reply moved out (by value, so that
+  /// `for (auto& x : *ref.ask(q))` does not dangle).
+  R value() && { return std::move(value()); }
   R& operator*() & { return value(); }
   const R& operator*() const& { return value(); }
-  R&& operator*() && { return std::move(value()); }
+  R operator*() && { return std::move(value()); }
   R* operator->() { return &value(); }
   const R* operator->() const { return &value(); }
   /// Why there is no reply (meaningless when ok()).
