@@ -23,6 +23,14 @@
 
 #include "runtime_fixture.hpp"
 
+#if defined(__SANITIZE_THREAD__)
+#define ACTOR_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define ACTOR_TEST_TSAN 1
+#endif
+#endif
+
 using namespace std::chrono_literals;
 using taiga::test::scaled;
 using taiga::test::with_workers;
@@ -109,9 +117,11 @@ TEST_P(actors, ask_times_out_while_the_actor_is_slow_and_the_late_reply_is_dropp
         r.reply(r.value.v * 10);
       }
     });
+    // [doc:ask-timeout]
     auto first = slow.ask(echo_req{1}, 20ms);
     ASSERT_FALSE(first.ok());
     EXPECT_EQ(first.error(), taiga::ask_error::timeout);
+    // [/doc]
     release.set();
     // The late reply to the first ask must never answer the second.
     auto second = slow.ask(echo_req{2}, 10s);
@@ -224,11 +234,13 @@ TEST_P(actors, a_monitor_delivers_one_down_also_after_the_end) {
         self.monitor(std::get<0>(m));
       }
       for (int i = 0; i < 2; ++i) {
+        // [doc:visitor-down]
         self.receive(overloaded{[](taiga::any_actor_ref&) {},
                                 [&](taiga::down& d) {
                                   (void)out.send(std::to_string(d.actor.id()) + " " +
                                                  d.reason.describe());
                                 }});
+        // [/doc]
       }
       // Exactly once: nothing more comes.
       EXPECT_FALSE(self.receive_for(20ms, overloaded{[](auto&) {}}));
@@ -387,7 +399,9 @@ TEST_P(actors, overflow_drop_oldest_keeps_the_newest) {
                              (void)out.send(std::move(got));
                            });
     for (int i = 0; i < 100; ++i) EXPECT_EQ(a.tell(i), taiga::send_status::ok);
+    // [doc:stats]
     EXPECT_EQ(a.stats().dropped, 92u);
+    // [/doc]
     go.set();
     EXPECT_EQ(*out.receive(), (std::vector<int>{92, 93, 94, 95, 96, 97, 98, 99}));
     a.join();
@@ -437,12 +451,16 @@ TEST_P(actors, a_sender_parked_on_a_full_mailbox_gets_dead_when_the_actor_ends) 
 
 TEST_P(actors, registry_finds_by_name_checks_the_type_and_forgets_the_dead) {
   rt().run([] {
+    // [doc:registry]
     auto c = taiga::spawn_actor(counter, 5);
     ASSERT_TRUE(taiga::register_actor("counter", c));
+    // [/doc]
     auto other = taiga::spawn_actor(counter, 0);
     EXPECT_FALSE(taiga::register_actor("counter", other));  // taken by a live actor
+    // [doc:whereis]
     auto found = taiga::whereis<counter_msg>("counter");
     ASSERT_TRUE(found.has_value());
+    // [/doc]
     EXPECT_EQ(*found, c);
     EXPECT_EQ(*found->ask(get{}), 5);
     try {
@@ -467,7 +485,7 @@ TEST_P(actors, registry_finds_by_name_checks_the_type_and_forgets_the_dead) {
 // 1,000,000 actors (20,000 under sanitizers), each spawned, asked once and
 // stopped; the fixture then checks that no tasklet is left.
 TEST_P(actors, a_million_actors_spawned_asked_once_and_stopped) {
-#if defined(__SANITIZE_THREAD__)
+#if defined(ACTOR_TEST_TSAN)
   const long n = 5000;  // TSan: two kernel mappings per live tasklet
 #else
   const long n = scaled(1'000'000);

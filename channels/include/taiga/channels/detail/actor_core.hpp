@@ -400,16 +400,15 @@ class mailbox final : public actor_base {
       {
         wake_batch wb;
         std::lock_guard g(lock_);
-        if (sys != nullptr && (got_sys.reset(take_system_locked(accepts)), got_sys)) {
-          // moved out below, after the unlock
-        } else if (count_ > 0) {
+        if (sys != nullptr) got_sys.reset(take_system_locked(accepts));  // system first
+        if (!got_sys && count_ > 0) {
           user.emplace(pop_locked());
           refill_locked(wb);
           return true;
         }
       }
-      if (got_sys) {
-        sys->emplace(std::move(got_sys->msg));
+      if (sys != nullptr && got_sys) {
+        sys->emplace(std::move(got_sys->msg));  // moved out after the unlock
         return true;
       }
       if (dl != nullptr && *dl <= sync_clock::now()) return false;
