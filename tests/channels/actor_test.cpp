@@ -447,6 +447,20 @@ TEST_P(actors, a_sender_parked_on_a_full_mailbox_gets_dead_when_the_actor_ends) 
   });
 }
 
+TEST_P(actors, an_actor_telling_itself_into_a_full_mailbox_is_refused_not_parked) {
+  rt().run([] {
+    auto a = taiga::spawn_actor(taiga::actor_options{.mailbox_capacity = 2},
+                                [](taiga::actor_self<int>& self) {
+                                  EXPECT_EQ(self.ref().tell(1), taiga::send_status::ok);
+                                  EXPECT_EQ(self.ref().tell(2), taiga::send_status::ok);
+                                  EXPECT_EQ(self.ref().tell(3), taiga::send_status::full);
+                                  EXPECT_EQ(self.receive(), 1);
+                                  EXPECT_EQ(self.receive(), 2);
+                                });
+    EXPECT_EQ(a.join().kind, taiga::exit_kind::normal);
+  });
+}
+
 // ---- registry --------------------------------------------------------------
 
 TEST_P(actors, registry_finds_by_name_checks_the_type_and_forgets_the_dead) {

@@ -90,7 +90,8 @@ struct receive_timeout {};
 
 /// What a send into a full mailbox does (chosen at spawn).
 enum class overflow_policy : std::uint8_t {
-  park,         // the sender waits for room (ask: until its deadline)
+  park,         // the sender waits for room (ask: until its deadline); the actor
+                // itself never waits on its own mailbox: it gets send_status::full
   fail,         // the send returns send_status::full; the message is not sent
   drop_newest,  // the new message is dropped: send_status::dropped
   drop_oldest,  // the oldest queued message is dropped to make room

@@ -203,6 +203,11 @@ class actor_base : public std::enable_shared_from_this<actor_base> {
   std::atomic<bool> registered{false};
 
  protected:
+  /// True on the actor's own tasklet (a send to itself must never park).
+  bool is_self() const noexcept {
+    std::lock_guard g(lock_);
+    return core_ != nullptr && core_ == current_tasklet();
+  }
   /// Destroys the queued user messages (outside the lock; A1).
   virtual void drop_messages() noexcept = 0;
   /// Wakes the actor parked in a receive (A3).
@@ -362,6 +367,12 @@ class mailbox final : public actor_base {
       }
     }
     if (dl != nullptr && *dl <= sync_clock::now()) return send_status::timeout;
+    if (is_self()) {
+      // The actor itself would wait for room only it can make: refuse.
+      std::lock_guard g(lock_);
+      ++rejected_;
+      return send_status::full;
+    }
     put_slot slot{&m, send_status::ok};
     wait_point w;
     w.slot = &slot;
