@@ -8,8 +8,8 @@
 #include <taiga/channels/future.hpp>
 #include <taiga/channels/queue.hpp>
 #include <taiga/channels/select.hpp>
-#include <taiga/channels/supervisor.hpp>
 #include <taiga/channels/status.hpp>
+#include <taiga/channels/supervisor.hpp>
 #include <taiga/channels/sync.hpp>
 #include <taiga/channels/ticker.hpp>
 #include <taiga/runtime.hpp>
