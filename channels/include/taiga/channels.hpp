@@ -1,5 +1,5 @@
-// taiga channels: typed channels with Stackless semantics, select, and the
-// synchronization toolkit.
+// taiga channels: typed channels with Stackless semantics, select, the
+// synchronization toolkit, and actors with supervisors.
 #pragma once
 
 #include <taiga/channels/actor.hpp>
