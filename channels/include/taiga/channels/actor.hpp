@@ -136,33 +136,44 @@ template <class M>
 struct self_msg<actor_self<M>&> {
   using type = M;
 };
+// SFINAE-friendly all the way: for a first argument that is not a
+// behaviour (actor_options), the overload taking it drops out quietly also
+// where a compiler substitutes into the return type before it checks the
+// requires-clause (clang 14).
+template <class F, class = void>
+struct first_param {};
 template <class F>
-struct first_param : first_param<decltype(&F::operator())> {};
+struct first_param<F, std::void_t<decltype(&F::operator())>>
+    : first_param<decltype(&F::operator())> {};
 template <class C, class R, class P, class... A>
-struct first_param<R (C::*)(P, A...) const> {
+struct first_param<R (C::*)(P, A...) const, void> {
   using type = P;
 };
 template <class C, class R, class P, class... A>
-struct first_param<R (C::*)(P, A...)> {
+struct first_param<R (C::*)(P, A...), void> {
   using type = P;
 };
 template <class R, class P, class... A>
-struct first_param<R (*)(P, A...)> {
+struct first_param<R (*)(P, A...), void> {
   using type = P;
 };
 template <class R, class P, class... A>
-struct first_param<R(P, A...)> {
+struct first_param<R(P, A...), void> {
   using type = P;
 };
 struct deduce {};  // spawn_actor's default Msg: take it from the behaviour
+template <class F, class = void>
+struct deduced_msg {};
+template <class F>
+struct deduced_msg<F, std::void_t<typename self_msg<typename first_param<F>::type>::type>> {
+  using type = typename self_msg<typename first_param<F>::type>::type;
+};
 template <class Msg, class F>
 struct resolve_msg {
   using type = Msg;
 };
 template <class F>
-struct resolve_msg<deduce, F> {
-  using type = typename self_msg<typename first_param<std::remove_cvref_t<F>>::type>::type;
-};
+struct resolve_msg<deduce, F> : deduced_msg<std::remove_cvref_t<F>> {};
 
 /// What actor_self::exit throws (not a std::exception: user code that
 /// catches std::exception lets it through).
