@@ -509,7 +509,7 @@ TEST_P(actors, a_million_actors_spawned_asked_once_and_stopped) {
 #else
   const std::size_t stack = 16 * 1024;  // small stacks: a million of them
 #endif
-  rt().run([n, stack] {
+  rt().run([&] {
     std::vector<taiga::actor_ref<echo_msg>> refs;
     refs.reserve(static_cast<std::size_t>(n));
     for (long i = 0; i < n; ++i)
