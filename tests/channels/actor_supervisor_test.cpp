@@ -27,7 +27,10 @@ namespace {
 struct event_log {
   std::mutex m;
   std::vector<std::string> events;
+  std::atomic<int> starts{0};   // "start X" events so far
+  std::atomic<int> running{0};  // children whose behaviour has begun
   void add(std::string e) {
+    if (e.rfind("start ", 0) == 0) ++starts;
     std::lock_guard g(m);
     events.push_back(std::move(e));
   }
@@ -46,6 +49,7 @@ struct event_log {
 // supervisor's shutdown signal; `stubborn`: it traps and ignores it.
 void worker(taiga::actor_self<std::string>& self, std::shared_ptr<event_log> log, std::string name,
             bool trap, bool stubborn) {
+  ++log->running;
   struct on_end {
     event_log& log;
     std::string name;
@@ -91,10 +95,14 @@ taiga::actor_ref<std::string> ref_of(const taiga::supervisor_ref& s, const std::
   return taiga::actor_ref_cast<std::string>(*s.ask(taiga::find_child{id}, 10s));
 }
 
-// Waits until the log holds n events (children run on other tasklets).
+// Waits until the log holds n events (children run on other tasklets) and
+// every child started so far runs its behaviour: one stopped before its
+// first run never runs it, and would log no "end".
 void wait_events(event_log& log, std::size_t n) {
-  for (int i = 0; i < 20000 && log.size() < n; ++i) taiga::this_tasklet::sleep_for(1ms);
+  for (int i = 0; i < 20000 && (log.size() < n || log.running < log.starts); ++i)
+    taiga::this_tasklet::sleep_for(1ms);
   ASSERT_GE(log.size(), n);
+  ASSERT_GE(log.running, log.starts);
 }
 
 class supervisors : public with_workers {};
