@@ -1,7 +1,8 @@
 // actor_spawn: N actors (default 1,000,000) spawned on every core, each
 // then sent one message on which it ends, all joined. ns_per_actor = the
 // whole / N; rss_per_actor = resident memory added while all N are alive
-// (each parked in receive with an empty mailbox) / N. The CAF 0.17 peer
+// (each has begun its behaviour and parks in receive with an empty
+// mailbox) / N. The CAF 0.17 peer
 // runs in a child process of its own (a fresh RSS baseline) when CAF was
 // found: *_caf.
 //
@@ -9,6 +10,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <fstream>
 #include <string>
@@ -55,18 +58,23 @@ int main(int argc, char** argv) {
   {
     taiga::runtime rt(taiga::runtime_config{.workers = workers});
     rt.run([&] {
+      std::atomic<long> running{0};  // behaviours begun: each then parks in receive
       std::vector<taiga::actor_ref<int>> all;
       all.reserve(static_cast<std::size_t>(n));
       const long rss0 = rss_bytes();
       auto t0 = tb::clock_type::now();
       for (long i = 0; i < n; ++i) {
-        all.push_back(
-            taiga::spawn_actor(taiga::actor_options{.mailbox_capacity = 1},
-                               [](taiga::actor_self<int>& self) { (void)self.receive(); }));
+        all.push_back(taiga::spawn_actor(taiga::actor_options{.mailbox_capacity = 1},
+                                         [&running](taiga::actor_self<int>& self) {
+                                           running.fetch_add(1, std::memory_order_relaxed);
+                                           (void)self.receive();
+                                         }));
         if (i % 4096 == 0) taiga::this_tasklet::yield();
       }
       // Let every actor reach its receive, then count what they hold.
-      for (int i = 0; i < 50; ++i) taiga::this_tasklet::yield();
+      while (running.load(std::memory_order_relaxed) < n)
+        taiga::this_tasklet::sleep_for(std::chrono::milliseconds(1));
+      for (int i = 0; i < 16; ++i) taiga::this_tasklet::yield();  // the last ones park
       rss = static_cast<double>(rss_bytes() - rss0) / static_cast<double>(n);
       for (auto& a : all) (void)a.tell(1);
       for (auto& a : all)

@@ -4,11 +4,13 @@
 #include "caf_actors.hpp"
 
 #include <unistd.h>
+#include <atomic>
 #include <caf/all.hpp>
 #include <chrono>
 #include <cstdint>
 #include <fstream>
 #include <memory>
+#include <thread>
 #include <vector>
 
 namespace caf_peer {
@@ -73,7 +75,10 @@ caf::behavior ask_client(caf::event_based_actor* self, caf::actor server, std::i
   return {[](const std::string&) {}};  // stays alive while its requests run
 }
 
+std::atomic<long> running{0};  // behaviours made (CAF runs this on the actor's first turn)
+
 caf::behavior one_shot(caf::event_based_actor* self) {
+  running.fetch_add(1, std::memory_order_relaxed);
   return {[=](std::int64_t) { self->quit(); }};
 }
 
@@ -125,6 +130,7 @@ spawn_figures spawn(long n, unsigned threads) {
   const long rss0 = rss_bytes();
   auto t0 = clk::now();
   for (long i = 0; i < n; ++i) all.push_back(sys.spawn(one_shot));
+  while (running.load(std::memory_order_relaxed) < n) std::this_thread::yield();
   const long rss1 = rss_bytes();
   for (auto& a : all) caf::anon_send(a, std::int64_t{1});
   all.clear();
