@@ -163,6 +163,62 @@ TEST_P(actors, a_request_dropped_unanswered_answers_no_reply) {
   });
 }
 
+// The actor holds the request unanswered and is killed: the ask ends at
+// once with dead, not at its deadline (the request, destroyed while the
+// kill unwinds, leaves the answer to the actor's end).
+TEST_P(actors, an_ask_pending_when_the_actor_is_killed_ends_at_once_with_dead) {
+  rt().run([] {
+    auto hoarder = taiga::spawn_actor([](taiga::actor_self<echo_msg>& self) {
+      std::vector<echo_msg> held;
+      for (;;) held.push_back(self.receive());
+    });
+    auto asker = taiga::spawn([hoarder] { return hoarder.ask(echo_req{1}, 60s); });
+    while (hoarder.size() != 0 || hoarder.stats().high_water == 0)
+      taiga::this_tasklet::sleep_for(1ms);  // the request was taken
+    auto t0 = std::chrono::steady_clock::now();
+    hoarder.kill();
+    auto r = asker.join();
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error(), taiga::ask_error::dead);
+    EXPECT_NE(r.what().find("killed"), std::string::npos) << r.what();
+  });
+}
+
+TEST_P(actors, self_exit_ends_the_actor_with_the_given_reason) {
+  rt().run([] {
+    auto a = taiga::spawn_actor([](taiga::actor_self<int>& self) {
+      self.exit(taiga::exit_reason{taiga::exit_kind::shutdown, {}, "asked to"});
+    });
+    auto why = a.join();
+    EXPECT_EQ(why.kind, taiga::exit_kind::shutdown);
+    EXPECT_EQ(why.text, "asked to");
+  });
+}
+
+TEST_P(actors, a_plain_thread_parks_on_a_full_mailbox_until_there_is_room) {
+  auto guard = rt().keep_alive();  // only this thread wakes the actor: no deadlock
+  taiga::event go;
+  auto a = rt().run([&go] {
+    return taiga::spawn_actor(taiga::actor_options{.mailbox_capacity = 1},
+                              [&go](taiga::actor_self<int>& self) {
+                                go.wait();
+                                int sum = 0;
+                                for (int i = 0; i < 3; ++i) sum += self.receive();
+                                EXPECT_EQ(sum, 6);
+                              });
+  });
+  EXPECT_EQ(a.tell(1), taiga::send_status::ok);
+  std::thread t([&go] {
+    std::this_thread::sleep_for(20ms);
+    go.set();
+  });
+  EXPECT_EQ(a.tell(2), taiga::send_status::ok);  // blocks this thread until room
+  EXPECT_EQ(a.tell(3), taiga::send_status::ok);
+  t.join();
+  EXPECT_EQ(a.join().kind, taiga::exit_kind::normal);
+}
+
 TEST_P(actors, a_reply_sent_twice_is_a_usage_error) {
   rt().run([] {
     std::atomic<bool> threw{false};
@@ -183,6 +239,7 @@ TEST_P(actors, a_reply_sent_twice_is_a_usage_error) {
 }
 
 TEST_P(actors, ask_from_outside_a_tasklet_is_a_usage_error) {
+  auto guard = rt().keep_alive();  // only this thread wakes the actor: no deadlock
   taiga::actor_ref<counter_msg> c = rt().run([] { return taiga::spawn_actor(counter, 0); });
   EXPECT_THROW((void)c.ask(get{}, 1s), taiga::usage_error);
   // tell works from any thread.
