@@ -80,7 +80,7 @@ const char* to_string(ask_error e) noexcept {
 std::string exit_reason::describe() const {
   std::string s = to_string(kind);
   if (!type.empty()) s += " " + type;
-  if (!text.empty()) s += (type.empty() ? ": " : ": ") + text;
+  if (!text.empty()) s += ": " + text;
   return s;
 }
 
