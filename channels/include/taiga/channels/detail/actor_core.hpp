@@ -210,6 +210,11 @@ class actor_base : public std::enable_shared_from_this<actor_base> {
   }
   /// Destroys the queued user messages (outside the lock; A1).
   virtual void drop_messages() noexcept = 0;
+  /// The actor parked in a receive, claimed (A3); null if none.
+  wait_point* take_receiver_locked() noexcept {
+    wait_point* w = std::exchange(receiver_, nullptr);
+    return w != nullptr && claim(*w) ? w : nullptr;
+  }
   /// Wakes the actor parked in a receive (A3).
   void wake_receiver_locked(wake_batch& wb, bool system) noexcept {
     if (receiver_ != nullptr && (!system || receiver_wants_system_)) {
@@ -340,6 +345,26 @@ class mailbox final : public actor_base {
   send_status push(Msg& m, const steady_time* dl, op_site at) {
     interruption_point();        // before anything moves
     std::optional<Msg> evicted;  // destroyed after the unlock (drop_oldest)
+    {
+      wait_point* woken = nullptr;
+      bool queued = false;
+      {
+        std::lock_guard g(lock_);
+        if (ended_) return send_status::dead;  // A1
+        if (count_ < capacity_) {
+          push_locked(m);
+          queued = true;
+          woken = take_receiver_locked();
+        }
+      }
+      if (queued) {
+        // The receiver runs next on this worker (a hand-off, as a channel's):
+        // the message is hot in this core's cache, and a request/reply pair
+        // stays on one worker instead of waking another.
+        if (woken != nullptr) complete(*woken, true);
+        return send_status::ok;
+      }
+    }
     {
       wake_batch wb;
       std::lock_guard g(lock_);
