@@ -53,7 +53,8 @@ struct listener_core {
       if (ec != asio::error::would_block && ec != asio::error::try_again) return {};
       // Drained: park until the listener is readable again.
       await_op(
-          rd, *home, park_cause(park_reason::io_accept, "net accept"), taiga::fd_object(acc.native_handle()), nullptr, ec,
+          rd, *home, park_cause(park_reason::io_accept, "net accept"),
+          taiga::fd_object(acc.native_handle()), nullptr, ec,
           [&](auto&& h) {
             acc.async_wait(asio::socket_base::wait_read, std::move(h));
             std::atomic_thread_fence(std::memory_order_seq_cst);  // L1

@@ -504,7 +504,7 @@ class task_pool {
     auto& st = *state_;
     for (;;) {
       detail::wait_point w;
-      detail::prepare_wait(w, detail::park_reason::pool_shutdown, &st,
+      detail::prepare_wait(w, park_reason::pool_shutdown, &st,
                            detail::call_site(at));  // masked: no raise
       {
         std::lock_guard lk(st.lock);
