@@ -21,6 +21,7 @@
 #include <taiga/trace/model.hpp>
 
 #include <algorithm>
+#include <cstdint>
 #include <tuple>
 
 namespace taiga::trace {
@@ -329,6 +330,32 @@ model model_builder::state::finish(stop_reason stopped, const std::string& error
                       " events were dropped by the recorder: counts are low and a check may "
                       "report breaks that are only gaps");
 
+  // Sequence numbers wrap at seq_mask (15 bits: the recorder carries them in
+  // the wait word). Unwrap them per tasklet first: in time order, each event
+  // is near the one before it, so the shorter way round the circle (serial
+  // number arithmetic) says whether it comes before or after; clocks that
+  // disagree by a little swap neighbours, never half a circle.
+  std::sort(tev.begin(), tev.end(), [](const tasklet_event& a, const tasklet_event& b) {
+    return std::tie(a.tasklet, a.time, a.order) < std::tie(b.tasklet, b.time, b.order);
+  });
+  {
+    constexpr std::int64_t mask = ev::seq_mask;
+    std::size_t k = 0;
+    while (k < tev.size()) {
+      const std::uint64_t id = tev[k].tasklet;
+      std::int64_t prev_raw = static_cast<std::int64_t>(tev[k].seq) & mask;
+      std::int64_t prev = (std::int64_t{1} << 40) + prev_raw;  // room to go below the first
+      tev[k].seq = static_cast<std::uint64_t>(prev);
+      for (++k; k < tev.size() && tev[k].tasklet == id; ++k) {
+        std::int64_t raw = static_cast<std::int64_t>(tev[k].seq) & mask;
+        std::int64_t d = (raw - prev_raw) & mask;
+        if (d > mask / 2) d -= mask + 1;
+        prev += d;
+        prev_raw = raw;
+        tev[k].seq = static_cast<std::uint64_t>(prev);
+      }
+    }
+  }
   // Pass 2, per tasklet in sequence order: the state machine.
   std::sort(tev.begin(), tev.end(), [](const tasklet_event& a, const tasklet_event& b) {
     return std::tie(a.tasklet, a.seq, a.time, a.order) <
