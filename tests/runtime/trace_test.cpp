@@ -457,7 +457,11 @@ TEST_P(trace_events, steals_spins_and_samples) {
         }));
       for (auto& t : ts) t.join();
     }
-    taiga::this_tasklet::sleep_for(25ms);  // a sysmon period or two
+    // Sysmon samples every 10 ms while a worker runs, every 100 ms when all
+    // are idle: stay busy past the longer period, so that a loaded host
+    // (CI) that delays sysmon still leaves a sample in the trace.
+    auto until = std::chrono::steady_clock::now() + 120ms;
+    while (std::chrono::steady_clock::now() < until) taiga::this_tasklet::yield();
   });
   taiga::trace::stop(rt());
   trace_file f = decode(out.get());
